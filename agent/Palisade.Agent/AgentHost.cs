@@ -1,0 +1,114 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Palisade.Agent.Configuration;
+using Palisade.Bpf.Probe;
+using Serilog;
+using Serilog.Events;
+using Serilog.Formatting.Compact;
+
+namespace Palisade.Agent;
+
+/// <summary>Builds and runs the agent: the composition root.</summary>
+public static class AgentHost
+{
+    /// <summary>Runs until SIGTERM/SIGINT, then stops every service (detaching what they attached) and returns 0.</summary>
+    public static async Task<int> RunAsync(AgentOptions options, CancellationToken cancellationToken = default)
+    {
+        using var logger = CreateLogger(options);
+        Log.Logger = logger;
+        try
+        {
+            await using var app = Build(options, logger);
+            logger.Information("Palisade agent {Version} starting (pid {Pid}); settings: {Settings}",
+                typeof(AgentHost).Assembly.GetName().Version?.ToString(3), Environment.ProcessId,
+                string.Join(", ", options.Sources.Select(kv => $"{kv.Key} from {kv.Value}")));
+            await app.RunAsync(cancellationToken).ConfigureAwait(false);
+            logger.Information("Palisade agent stopped");
+            return 0;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.Fatal(e, "Palisade agent failed");
+            return 1;
+        }
+        finally
+        {
+            Log.Logger = Serilog.Core.Logger.None;
+        }
+    }
+
+    internal static WebApplication Build(AgentOptions options, Serilog.ILogger logger)
+    {
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = "palisade" });
+        builder.Services.AddSerilog(logger, dispose: false);
+        builder.Services.AddRoutingCore();
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
+        {
+            if (options.HealthServerEndpoint is { } endpoint)
+            {
+                k.Listen(endpoint);
+            }
+        });
+        builder.Services.AddSingleton<AgentState>();
+        // Start order is registration order; stop order is the reverse.
+        builder.Services.AddHostedService<KernelSetupService>();
+        builder.Services.AddHostedService<ReadinessService>();
+
+        var app = builder.Build();
+        if (options.HealthServerEndpoint is not null)
+        {
+            MapHealth(app);
+        }
+        return app;
+    }
+
+    private static void MapHealth(WebApplication app)
+    {
+        app.UseRouting();
+        var state = app.Services.GetRequiredService<AgentState>();
+        app.MapGet("/healthz", (HttpContext ctx) => ctx.Response.WriteAsync("ok\n"));
+        app.MapGet("/readyz", (HttpContext ctx) =>
+        {
+            ctx.Response.StatusCode = state.Ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
+            return ctx.Response.WriteAsync(state.Ready ? "ready\n" : "starting\n");
+        });
+        app.MapGet("/v1/probe", async (HttpContext ctx) =>
+        {
+            if (state.Probe is not { } report)
+            {
+                ctx.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+                return;
+            }
+            ctx.Response.ContentType = "application/json";
+            await JsonSerializer.SerializeAsync(ctx.Response.Body, report, ProbeReportJsonContext.Default.ProbeReport).ConfigureAwait(false);
+        });
+    }
+
+    internal static Serilog.Core.Logger CreateLogger(AgentOptions options)
+    {
+        var level = options.LogLevel switch
+        {
+            "trace" => LogEventLevel.Verbose,
+            "debug" => LogEventLevel.Debug,
+            "warn" => LogEventLevel.Warning,
+            "error" => LogEventLevel.Error,
+            _ => LogEventLevel.Information,
+        };
+        var config = new LoggerConfiguration()
+            .MinimumLevel.Is(level)
+            // ASP.NET's own chatter is only interesting when debugging the agent.
+            .MinimumLevel.Override("Microsoft", level > LogEventLevel.Warning ? level : LogEventLevel.Warning)
+            .Enrich.FromLogContext();
+        // Logs go to stderr: stdout is reserved for events.
+        config = options.LogFormat == "json"
+            ? config.WriteTo.Console(new CompactJsonFormatter(), standardErrorFromLevel: LogEventLevel.Verbose)
+            : config.WriteTo.Console(outputTemplate: "{Timestamp:HH:mm:ss.fff} {Level:u4} {SourceContext:l}: {Message:lj}{NewLine}{Exception}",
+                standardErrorFromLevel: LogEventLevel.Verbose, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
+        return config.CreateLogger();
+    }
+}

@@ -1,0 +1,20 @@
+using Palisade.Bpf.Probe;
+
+namespace Palisade.Agent;
+
+/// <summary>What the running agent knows about itself, for the health endpoints and, later, the API and metrics.</summary>
+public sealed class AgentState
+{
+    private volatile ProbeReport? _probe;
+    private volatile bool _ready;
+
+    /// <summary>The start-up kernel probe; null until it has run.</summary>
+    public ProbeReport? Probe => _probe;
+
+    /// <summary>True once start-up finished and every sensor is attached.</summary>
+    public bool Ready => _ready;
+
+    internal void SetProbe(ProbeReport report) => _probe = report;
+
+    internal void SetReady(bool ready) => _ready = ready;
+}

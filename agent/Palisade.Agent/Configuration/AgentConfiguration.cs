@@ -1,0 +1,248 @@
+using System.Globalization;
+using System.Net;
+using YamlDotNet.RepresentationModel;
+
+namespace Palisade.Agent.Configuration;
+
+/// <summary>One layer of settings: its name (for messages) and key -> value.</summary>
+public sealed record SettingsLayer(string Source, IReadOnlyDictionary<string, string> Values);
+
+/// <summary>
+/// Resolves settings from layers in increasing precedence: defaults, the YAML file,
+/// --config-dir, PALISADE_* environment variables, flags. Pure: file reading is done by
+/// <see cref="Load"/>, everything else is testable without a file system.
+/// </summary>
+public static class AgentConfiguration
+{
+    /// <summary>Reads the file-based layers named by the flags/environment and resolves everything.</summary>
+    public static AgentOptions Load(IReadOnlyDictionary<string, string> flags, IReadOnlyDictionary<string, string> environment)
+    {
+        var env = FromEnvironment(environment);
+        var errors = new List<string>();
+        var layers = new List<SettingsLayer>();
+
+        var configFile = Pick(AgentSettings.ConfigFile, flags, env.Values, out var fileExplicit);
+        if (File.Exists(configFile))
+        {
+            layers.Add(ParseYaml(File.ReadAllText(configFile), configFile, errors));
+        }
+        else if (fileExplicit)
+        {
+            errors.Add($"config-file: \"{configFile}\" does not exist. Fix: give the path of a YAML settings file, or drop the setting.");
+        }
+
+        var configDir = Pick(AgentSettings.ConfigDir, flags, env.Values, out _);
+        if (configDir.Length > 0)
+        {
+            if (Directory.Exists(configDir))
+            {
+                layers.Add(ReadConfigDir(configDir));
+            }
+            else
+            {
+                errors.Add($"config-dir: \"{configDir}\" is not a directory. Fix: point it at a directory of one-file-per-setting, or drop the setting.");
+            }
+        }
+
+        layers.Add(env);
+        layers.Add(new SettingsLayer("command line", flags));
+        if (errors.Count > 0)
+        {
+            throw new AgentConfigurationException(errors);
+        }
+        return Resolve(layers);
+    }
+
+    /// <summary>Merges <paramref name="layers"/> (later wins) over the defaults and validates every value.</summary>
+    public static AgentOptions Resolve(IEnumerable<SettingsLayer> layers)
+    {
+        var values = AgentSettings.All.ToDictionary(s => s.Key, s => (Value: s.Default, Source: "default"));
+        var errors = new List<string>();
+        foreach (var layer in layers)
+        {
+            foreach (var (key, value) in layer.Values)
+            {
+                if (AgentSettings.Find(key) is null)
+                {
+                    errors.Add($"{key}: unknown setting in {layer.Source}. {Suggest(key)}");
+                    continue;
+                }
+                values[key] = (value.Trim(), layer.Source);
+            }
+        }
+
+        string Checked(AgentSetting setting)
+        {
+            var (value, source) = values[setting.Key];
+            if (setting.Allowed is { } allowed && !allowed.Contains(value, StringComparer.Ordinal))
+            {
+                var lower = value.ToLowerInvariant();
+                if (allowed.Contains(lower, StringComparer.Ordinal))
+                {
+                    return lower;
+                }
+                errors.Add($"{setting.Key}: \"{value}\" (from {source}) is not one of {string.Join(", ", allowed)}.");
+                return setting.Default;
+            }
+            return value;
+        }
+
+        var logLevel = Checked(AgentSettings.LogLevel);
+        var logFormat = Checked(AgentSettings.LogFormat);
+        var health = ParseEndpoint(AgentSettings.HealthServerAddress, values[AgentSettings.HealthServerAddress.Key], errors);
+        if (errors.Count > 0)
+        {
+            throw new AgentConfigurationException(errors);
+        }
+        return new AgentOptions
+        {
+            LogLevel = logLevel,
+            LogFormat = logFormat,
+            HealthServerEndpoint = health,
+            Sources = values.ToDictionary(kv => kv.Key, kv => kv.Value.Source),
+        };
+    }
+
+    /// <summary>Parses the YAML settings file: a flat mapping of setting keys to scalar values.</summary>
+    public static SettingsLayer ParseYaml(string yaml, string source, List<string> errors)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(yaml));
+        }
+        catch (YamlDotNet.Core.YamlException e)
+        {
+            errors.Add($"{source}: not valid YAML at line {e.Start.Line}, column {e.Start.Column}: {e.InnerException?.Message ?? e.Message}");
+            return new SettingsLayer(source, values);
+        }
+        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is YamlScalarNode { Value: null or "" })
+        {
+            return new SettingsLayer(source, values);
+        }
+        if (stream.Documents[0].RootNode is not YamlMappingNode mapping)
+        {
+            errors.Add($"{source}: the file must be a mapping of setting keys to values, like \"log-level: debug\".");
+            return new SettingsLayer(source, values);
+        }
+        foreach (var (keyNode, valueNode) in mapping.Children)
+        {
+            var key = ((YamlScalarNode)keyNode).Value ?? string.Empty;
+            if (valueNode is YamlScalarNode scalar)
+            {
+                values[key] = scalar.Value ?? string.Empty;
+            }
+            else
+            {
+                errors.Add($"{source}: {key} (line {keyNode.Start.Line}) must be a single value, not a list or mapping.");
+            }
+        }
+        return new SettingsLayer(source, values);
+    }
+
+    /// <summary>Reads PALISADE_* variables; unknown ones are reported like unknown keys.</summary>
+    public static SettingsLayer FromEnvironment(IReadOnlyDictionary<string, string> environment)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (name, value) in environment)
+        {
+            if (name.StartsWith("PALISADE_", StringComparison.Ordinal))
+            {
+                values[name["PALISADE_".Length..].ToLowerInvariant().Replace('_', '-')] = value;
+            }
+        }
+        return new SettingsLayer("environment (PALISADE_*)", values);
+    }
+
+    private static SettingsLayer ReadConfigDir(string directory)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var file in Directory.EnumerateFiles(directory))
+        {
+            var name = Path.GetFileName(file);
+            // Kubernetes projects ConfigMaps through ..data symlinks and dot-files; only plain keys count.
+            if (!name.StartsWith('.'))
+            {
+                values[name] = File.ReadAllText(file).Trim();
+            }
+        }
+        return new SettingsLayer($"config-dir {directory}", values);
+    }
+
+    private static string Pick(AgentSetting setting, IReadOnlyDictionary<string, string> flags, IReadOnlyDictionary<string, string> env, out bool isExplicit)
+    {
+        if (flags.TryGetValue(setting.Key, out var flag))
+        {
+            isExplicit = true;
+            return flag;
+        }
+        if (env.TryGetValue(setting.Key, out var fromEnv))
+        {
+            isExplicit = true;
+            return fromEnv;
+        }
+        isExplicit = false;
+        return setting.Default;
+    }
+
+    private static IPEndPoint? ParseEndpoint(AgentSetting setting, (string Value, string Source) entry, List<string> errors)
+    {
+        var (value, source) = entry;
+        if (value.Length == 0)
+        {
+            return null;
+        }
+        var colon = value.LastIndexOf(':');
+        var hostPart = colon >= 0 ? value[..colon].Trim('[', ']') : string.Empty;
+        var portPart = colon >= 0 ? value[(colon + 1)..] : value;
+        if (!int.TryParse(portPart, NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+        {
+            errors.Add($"{setting.Key}: \"{value}\" (from {source}) has no valid port. Fix: use host:port such as 127.0.0.1:6789, or :6789 for every address.");
+            return null;
+        }
+        if (hostPart.Length == 0)
+        {
+            return new IPEndPoint(IPAddress.IPv6Any, port);
+        }
+        if (hostPart == "localhost")
+        {
+            return new IPEndPoint(IPAddress.Loopback, port);
+        }
+        if (!IPAddress.TryParse(hostPart, out var address))
+        {
+            errors.Add($"{setting.Key}: \"{value}\" (from {source}): \"{hostPart}\" is not an IP address. Fix: use an address such as 127.0.0.1 or ::1, or localhost.");
+            return null;
+        }
+        return new IPEndPoint(address, port);
+    }
+
+    private static string Suggest(string key)
+    {
+        var best = AgentSettings.All.MinBy(s => EditDistance(s.Key, key))!;
+        return EditDistance(best.Key, key) <= 3
+            ? $"Did you mean \"{best.Key}\"?"
+            : $"Known settings: {string.Join(", ", AgentSettings.All.Select(s => s.Key))}.";
+    }
+
+    internal static int EditDistance(string a, string b)
+    {
+        var previous = new int[b.Length + 1];
+        var current = new int[b.Length + 1];
+        for (var j = 0; j <= b.Length; j++)
+        {
+            previous[j] = j;
+        }
+        for (var i = 1; i <= a.Length; i++)
+        {
+            current[0] = i;
+            for (var j = 1; j <= b.Length; j++)
+            {
+                var cost = a[i - 1] == b[j - 1] ? 0 : 1;
+                current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + cost);
+            }
+            (previous, current) = (current, previous);
+        }
+        return previous[b.Length];
+    }
+}

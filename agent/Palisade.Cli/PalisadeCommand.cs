@@ -1,0 +1,107 @@
+using System.CommandLine;
+using System.Text.Json;
+using Palisade.Agent;
+using Palisade.Agent.Configuration;
+using Palisade.Bpf;
+using Palisade.Bpf.Probe;
+
+namespace Palisade.Cli;
+
+/// <summary>The verbs of the `palisade` command.</summary>
+internal static class PalisadeCommand
+{
+    public static RootCommand Create()
+    {
+        var root = new RootCommand("Palisade: eBPF runtime security and network datapath agent.");
+        root.Subcommands.Add(AgentCommand());
+        root.Subcommands.Add(ProbeCommand());
+        root.Subcommands.Add(VersionCommand());
+        return root;
+    }
+
+    private static Command AgentCommand()
+    {
+        var command = new Command("agent", "Run the agent in the foreground until SIGTERM or Ctrl-C. Every setting can also come from the YAML config file, --config-dir or PALISADE_* variables; see docs/configuration.md.");
+        var options = AgentSettings.All.ToDictionary(s => s.Key, s =>
+        {
+            var allowed = s.Allowed is null ? string.Empty : $" One of: {string.Join(", ", s.Allowed)}.";
+            var option = new Option<string?>(s.Flag)
+            {
+                Description = $"{s.Description}{allowed} Default: \"{s.Default}\". Env: {s.EnvironmentVariable}.",
+            };
+            command.Options.Add(option);
+            return option;
+        });
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var flags = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var (key, option) in options)
+            {
+                if (parse.GetValue(option) is { } value)
+                {
+                    flags[key] = value;
+                }
+            }
+            AgentOptions agentOptions;
+            try
+            {
+                agentOptions = AgentConfiguration.Load(flags, EnvironmentVariables());
+            }
+            catch (AgentConfigurationException e)
+            {
+                await Console.Error.WriteLineAsync(e.Message).ConfigureAwait(false);
+                return 2;
+            }
+            return await AgentHost.RunAsync(agentOptions, cancellationToken).ConfigureAwait(false);
+        });
+        return command;
+    }
+
+    private static Command ProbeCommand()
+    {
+        var command = new Command("probe", "Show which eBPF program types, attach points and helpers work on this kernel, found by loading and attaching tiny programs. Needs root.");
+        var output = new Option<string>("--output", "-o")
+        {
+            Description = "Output format.",
+            DefaultValueFactory = _ => "table",
+        };
+        output.AcceptOnlyFromAmong("table", "json");
+        command.Options.Add(output);
+        command.SetAction(parse =>
+        {
+            if (!KernelEnvironment.IsRoot)
+            {
+                Console.Error.WriteLine("palisade probe: not running as root; every BPF load will fail with EPERM. Run it as root.");
+            }
+            KernelEnvironment.EnsureMounts();
+            KernelEnvironment.RaiseMemlockLimit();
+            var report = KernelProbe.Run();
+            Console.WriteLine(parse.GetValue(output) == "json"
+                ? JsonSerializer.Serialize(report, ProbeReportJsonContext.Default.ProbeReport)
+                : report.ToTable());
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command VersionCommand()
+    {
+        var command = new Command("version", "Print the version of this build.");
+        command.SetAction(_ =>
+        {
+            Console.WriteLine($"palisade {typeof(PalisadeCommand).Assembly.GetName().Version?.ToString(3)}");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Dictionary<string, string> EnvironmentVariables()
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (System.Collections.DictionaryEntry entry in Environment.GetEnvironmentVariables())
+        {
+            result[(string)entry.Key] = entry.Value as string ?? string.Empty;
+        }
+        return result;
+    }
+}

@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0)
+/*
+ * Not loaded into the kernel. One global of every shared struct, so that each appears in
+ * this object's BTF with its compiled layout; the layout test reads the `layout__*`
+ * variables and compares each struct with its C# twin (cf. Cilium's bpf_alignchecker.c).
+ * Add a line here for every struct added to bpf/include.
+ */
+#include "vmlinux.h"
+#include "palisade.h"
+
+#define PAL_LAYOUT(name) struct name layout__##name
+
+PAL_LAYOUT(pal_event_header);
+PAL_LAYOUT(pal_test_event);
+
+char LICENSE[] __attribute__((section("license"), used)) = "Dual BSD/GPL";
