@@ -63,7 +63,7 @@ public sealed unsafe class BpfMap
         }
     }
 
-    /// <summary>The map's fd once loaded; -1 before.</summary>
+    /// <summary>The map's fd once loaded; negative before.</summary>
     public int Fd
     {
         get

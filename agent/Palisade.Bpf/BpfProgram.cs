@@ -44,7 +44,7 @@ public sealed unsafe class BpfProgram
 
     public BpfProgramType Type => (BpfProgramType)Interop.Libbpf.ProgramType(Pointer);
 
-    /// <summary>The program's fd once loaded; -1 before.</summary>
+    /// <summary>The program's fd once loaded; negative before.</summary>
     public int Fd
     {
         get

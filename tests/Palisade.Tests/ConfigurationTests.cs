@@ -1,0 +1,171 @@
+using System.Net;
+using Palisade.Agent.Configuration;
+
+namespace Palisade.Tests;
+
+public sealed class ConfigurationTests
+{
+    private static SettingsLayer Layer(string source, params (string Key, string Value)[] values) =>
+        new(source, values.ToDictionary(v => v.Key, v => v.Value));
+
+    [Fact]
+    public void DefaultsApplyWhenNothingIsSet()
+    {
+        var options = AgentConfiguration.Resolve([]);
+
+        Assert.Equal("info", options.LogLevel);
+        Assert.Equal("text", options.LogFormat);
+        Assert.Equal(new IPEndPoint(IPAddress.Loopback, 6789), options.HealthServerEndpoint);
+        Assert.All(options.Sources.Values, s => Assert.Equal("default", s));
+    }
+
+    [Fact]
+    public void LaterLayersWinAndTheSourceIsRecorded()
+    {
+        var options = AgentConfiguration.Resolve(
+        [
+            Layer("file", ("log-level", "debug"), ("log-format", "json")),
+            Layer("environment", ("log-level", "warn")),
+            Layer("command line", ("log-level", "error")),
+        ]);
+
+        Assert.Equal("error", options.LogLevel);
+        Assert.Equal("command line", options.Sources["log-level"]);
+        Assert.Equal("json", options.LogFormat);
+        Assert.Equal("file", options.Sources["log-format"]);
+    }
+
+    [Fact]
+    public void AnUnknownKeyIsRejectedWithASuggestion()
+    {
+        var e = Assert.Throws<AgentConfigurationException>(() => AgentConfiguration.Resolve([Layer("/etc/palisade/palisade.yaml", ("log-levl", "debug"))]));
+
+        Assert.Equal("log-levl: unknown setting in /etc/palisade/palisade.yaml. Did you mean \"log-level\"?", Assert.Single(e.Errors));
+    }
+
+    [Fact]
+    public void AValueOutsideTheAllowedSetNamesFieldValueSourceAndChoices()
+    {
+        var e = Assert.Throws<AgentConfigurationException>(() => AgentConfiguration.Resolve([Layer("command line", ("log-level", "verbose"))]));
+
+        Assert.Equal("log-level: \"verbose\" (from command line) is not one of trace, debug, info, warn, error.", Assert.Single(e.Errors));
+    }
+
+    [Fact]
+    public void ValuesAreCaseInsensitiveForChoices()
+    {
+        Assert.Equal("debug", AgentConfiguration.Resolve([Layer("env", ("log-level", "DEBUG"))]).LogLevel);
+    }
+
+    [Theory]
+    [InlineData(":6789", "[::]:6789")]
+    [InlineData("localhost:7000", "127.0.0.1:7000")]
+    [InlineData("[::1]:6789", "[::1]:6789")]
+    [InlineData("0.0.0.0:80", "0.0.0.0:80")]
+    public void HealthAddressesParse(string value, string expected)
+    {
+        var options = AgentConfiguration.Resolve([Layer("flags", ("health-server-address", value))]);
+
+        Assert.Equal(expected, options.HealthServerEndpoint!.ToString());
+    }
+
+    [Fact]
+    public void AnEmptyHealthAddressTurnsTheServerOff()
+    {
+        Assert.Null(AgentConfiguration.Resolve([Layer("flags", ("health-server-address", ""))]).HealthServerEndpoint);
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1", "has no valid port")]
+    [InlineData("127.0.0.1:99999", "has no valid port")]
+    [InlineData("myhost:80", "\"myhost\" is not an IP address")]
+    public void BadHealthAddressesAreExplained(string value, string expected)
+    {
+        var e = Assert.Throws<AgentConfigurationException>(() => AgentConfiguration.Resolve([Layer("flags", ("health-server-address", value))]));
+
+        Assert.Contains(expected, Assert.Single(e.Errors), StringComparison.Ordinal);
+        Assert.StartsWith("health-server-address: ", e.Errors[0], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void YamlFileIsAFlatMapping()
+    {
+        var errors = new List<string>();
+        var layer = AgentConfiguration.ParseYaml("log-level: debug\nlog-format: json\n", "f.yaml", errors);
+
+        Assert.Empty(errors);
+        Assert.Equal("debug", layer.Values["log-level"]);
+        Assert.Equal("json", layer.Values["log-format"]);
+    }
+
+    [Fact]
+    public void YamlSyntaxErrorsNameTheLine()
+    {
+        var errors = new List<string>();
+        AgentConfiguration.ParseYaml("log-level: debug\n  bad: [\n", "f.yaml", errors);
+
+        Assert.StartsWith("f.yaml: not valid YAML at line", Assert.Single(errors), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void YamlNestedValuesAreRejected()
+    {
+        var errors = new List<string>();
+        AgentConfiguration.ParseYaml("log-level:\n  - debug\n", "f.yaml", errors);
+
+        Assert.Equal("f.yaml: log-level (line 1) must be a single value, not a list or mapping.", Assert.Single(errors));
+    }
+
+    [Fact]
+    public void EnvironmentVariablesMapToKeys()
+    {
+        var layer = AgentConfiguration.FromEnvironment(new Dictionary<string, string>
+        {
+            ["PALISADE_LOG_FORMAT"] = "json",
+            ["HOME"] = "/root",
+        });
+
+        Assert.Equal(new Dictionary<string, string> { ["log-format"] = "json" }, layer.Values);
+    }
+
+    [Fact]
+    public void AnExplicitMissingConfigFileIsAnError()
+    {
+        var e = Assert.Throws<AgentConfigurationException>(() =>
+            AgentConfiguration.Load(new Dictionary<string, string> { ["config-file"] = "/nonexistent/palisade.yaml" }, new Dictionary<string, string>()));
+
+        Assert.Contains("config-file: \"/nonexistent/palisade.yaml\" does not exist", e.Errors[0], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ConfigDirFilesAreSettings()
+    {
+        var dir = Directory.CreateTempSubdirectory("palisade-config-");
+        try
+        {
+            File.WriteAllText(Path.Combine(dir.FullName, "log-level"), "debug\n");
+            File.WriteAllText(Path.Combine(dir.FullName, "..data"), "ignored");
+
+            var options = AgentConfiguration.Load(new Dictionary<string, string> { ["config-dir"] = dir.FullName }, new Dictionary<string, string>());
+
+            Assert.Equal("debug", options.LogLevel);
+            Assert.Equal($"config-dir {dir.FullName}", options.Sources["log-level"]);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public void EverySettingIsDocumented()
+    {
+        var doc = File.ReadAllText(RepoPaths.File("docs", "configuration.md"));
+
+        Assert.All(AgentSettings.All, s =>
+        {
+            Assert.Contains($"`{s.Flag}`", doc, StringComparison.Ordinal);
+            Assert.Contains($"`{s.EnvironmentVariable}`", doc, StringComparison.Ordinal);
+        });
+    }
+}
