@@ -40,9 +40,17 @@ internal sealed partial class KernelSetupService(AgentState state, ILogger<Kerne
                 LogMounted(logger, mount.FsType, mount.Path);
             }
         }
-        if (KernelEnvironment.RaiseMemlockLimit() is { } memlockError)
+        var memlock = KernelEnvironment.RaiseMemlockLimit();
+        if (!memlock.Unlimited)
         {
-            LogMemlockFailed(logger, memlockError);
+            if (KernelEnvironment.BpfMemoryIsMemcgAccounted)
+            {
+                LogMemlockIrrelevant(logger, memlock.LimitBytes / 1024, memlock.Error ?? "");
+            }
+            else
+            {
+                LogMemlockFailed(logger, memlock.LimitBytes / 1024, memlock.Error ?? "");
+            }
         }
 
         var report = KernelProbe.Run();
@@ -77,8 +85,11 @@ internal sealed partial class KernelSetupService(AgentState state, ILogger<Kerne
     [LoggerMessage(Level = LogLevel.Information, Message = "Mounted {FsType} at {Path}")]
     private static partial void LogMounted(ILogger logger, string fsType, string path);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not raise RLIMIT_MEMLOCK: {Error}")]
-    private static partial void LogMemlockFailed(ILogger logger, string error);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "RLIMIT_MEMLOCK stays at {LimitKiB} KiB ({Error}); this kernel charges BPF maps to it, so large maps may fail to load. Give the agent CAP_SYS_RESOURCE or raise the limit.")]
+    private static partial void LogMemlockFailed(ILogger logger, ulong limitKiB, string error);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "RLIMIT_MEMLOCK stays at {LimitKiB} KiB ({Error}); harmless, this kernel charges BPF memory to the memory cgroup")]
+    private static partial void LogMemlockIrrelevant(ILogger logger, ulong limitKiB, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Kernel probe: {Available} of {Total} features available on kernel {Kernel} (lockdown {Lockdown}) in {DurationMs} ms{Table}")]
     private static partial void LogProbeSummary(ILogger logger, int available, int total, string kernel, string lockdown, long durationMs, string table);

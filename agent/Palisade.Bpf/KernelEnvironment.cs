@@ -1,5 +1,8 @@
 namespace Palisade.Bpf;
 
+/// <summary>What raising RLIMIT_MEMLOCK achieved: the soft limit now in force, and why it is not unlimited.</summary>
+public sealed record MemlockResult(bool Unlimited, ulong LimitBytes, string? Error);
+
 /// <summary>One filesystem the agent needs mounted.</summary>
 public sealed record KernelMount(string Path, string FsType, bool WasMounted, bool MountedNow, string? Error);
 
@@ -44,11 +47,39 @@ public static class KernelEnvironment
         return result;
     }
 
-    /// <summary>Raises RLIMIT_MEMLOCK to infinity (kernels before 5.11 charge BPF memory to it). Returns an error text or null.</summary>
-    public static unsafe string? RaiseMemlockLimit()
+    /// <summary>
+    /// Raises RLIMIT_MEMLOCK, which kernels before 5.11 charge BPF memory to: to infinity
+    /// when allowed (CAP_SYS_RESOURCE), else the soft limit to the hard limit.
+    /// </summary>
+    public static unsafe MemlockResult RaiseMemlockLimit()
     {
         var limit = new Interop.Libc.RLimit { Current = Interop.Libc.RLIM_INFINITY, Max = Interop.Libc.RLIM_INFINITY };
-        return Interop.Libc.SetRlimit(Interop.Libc.RLIMIT_MEMLOCK, &limit) == 0 ? null : Errnos.Describe(BpfException.LastErrno());
+        if (Interop.Libc.SetRlimit(Interop.Libc.RLIMIT_MEMLOCK, &limit) == 0)
+        {
+            return new MemlockResult(Unlimited: true, Interop.Libc.RLIM_INFINITY, null);
+        }
+        var error = Errnos.Describe(BpfException.LastErrno());
+        Interop.Libc.RLimit current;
+        if (Interop.Libc.GetRlimit(Interop.Libc.RLIMIT_MEMLOCK, &current) == 0 && current.Current < current.Max)
+        {
+            current.Current = current.Max;
+            Interop.Libc.SetRlimit(Interop.Libc.RLIMIT_MEMLOCK, &current);
+        }
+        Interop.Libc.GetRlimit(Interop.Libc.RLIMIT_MEMLOCK, &current);
+        return new MemlockResult(Unlimited: current.Current == Interop.Libc.RLIM_INFINITY, current.Current, error);
+    }
+
+    /// <summary>True when the kernel charges BPF memory to the memory cgroup rather than to RLIMIT_MEMLOCK (5.11 and later).</summary>
+    public static bool BpfMemoryIsMemcgAccounted
+    {
+        get
+        {
+            var parts = KernelRelease.Split('.', '-');
+            return parts.Length >= 2
+                && int.TryParse(parts[0], System.Globalization.CultureInfo.InvariantCulture, out var major)
+                && int.TryParse(parts[1], System.Globalization.CultureInfo.InvariantCulture, out var minor)
+                && (major > 5 || (major == 5 && minor >= 11));
+        }
     }
 
     /// <summary>True when running as root (euid 0).</summary>

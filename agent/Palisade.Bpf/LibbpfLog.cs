@@ -22,12 +22,16 @@ public static unsafe class LibbpfLog
     private static Action<LibbpfLogLevel, string>? s_sink;
 
     [ThreadStatic] private static StringBuilder? t_capture;
+    [ThreadStatic] private static int t_expectFailures;
     [ThreadStatic] private static byte[]? t_format;
 
     // A libbpf line is short; the verifier log goes to our own buffer, never through here.
     private const int FormatBufferSize = 16 * 1024;
 
-    /// <summary>Sends libbpf messages at or above Info to <paramref name="sink"/> (Debug is dropped: it is per-relocation noise).</summary>
+    /// <summary>
+    /// Sends libbpf's Warning and Info messages to <paramref name="sink"/>; libbpf's own Debug
+    /// level is dropped (per-relocation noise). Warnings expected during probing arrive as Debug.
+    /// </summary>
     public static void SetSink(Action<LibbpfLogLevel, string>? sink)
     {
         EnsureInstalled();
@@ -61,6 +65,22 @@ public static unsafe class LibbpfLog
         return new CaptureScope(previous);
     }
 
+    /// <summary>
+    /// While disposed-not-yet, libbpf warnings on this thread are sent to the sink as Debug:
+    /// for work such as feature probing, where failures are the expected answer and libbpf's
+    /// advice ("try raising ulimit -l") would mislead.
+    /// </summary>
+    public static ExpectFailuresScope ExpectFailures()
+    {
+        t_expectFailures++;
+        return default;
+    }
+
+    public readonly struct ExpectFailuresScope : IDisposable
+    {
+        public void Dispose() => t_expectFailures--;
+    }
+
     internal readonly struct CaptureScope(StringBuilder? previous) : IDisposable
     {
         public string Text => t_capture?.ToString() ?? string.Empty;
@@ -91,7 +111,8 @@ public static unsafe class LibbpfLog
             {
                 t_capture?.AppendLine(text);
             }
-            s_sink?.Invoke((LibbpfLogLevel)level, text);
+            var reported = level == Interop.Libbpf.LibbpfWarn && t_expectFailures > 0 ? LibbpfLogLevel.Debug : (LibbpfLogLevel)level;
+            s_sink?.Invoke(reported, text);
         }
         catch (Exception)
         {

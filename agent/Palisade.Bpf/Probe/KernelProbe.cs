@@ -23,6 +23,7 @@ public static class KernelProbe
     /// <summary>Runs every probe. Needs root; without it every feature reports why.</summary>
     public static ProbeReport Run()
     {
+        using var quiet = LibbpfLog.ExpectFailures();
         var clock = Stopwatch.StartNew();
         var elf = BpfObject.ReadEmbedded(typeof(KernelProbe).Assembly, ObjectFile);
         var results = new List<ProbeResult>();

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The README's two commands, runnable as root on a fresh clone:
+#   ./build.sh run   build, then run the agent standalone in the foreground (Ctrl-C stops it)
+#   ./build.sh test  build, then run every test (unit and privileged kernel tests)
+# Both install what is missing first (Debian packages, NuGet restore); running again is cheap.
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")"
+
+# Build: clang/llvm/libbpf-dev/bpftool compile the BPF objects and generate vmlinux.h.
+# Run: libbpf1 (loaded by the agent), iproute2. Tests: iputils-ping for traffic between test namespaces.
+APT_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool libelf-dev zlib1g-dev iproute2 iputils-ping)
+CONFIGURATION=${CONFIGURATION:-Release}
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+install_prerequisites() {
+    local missing=() pkg
+    for pkg in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        if [[ $(id -u) -ne 0 ]]; then
+            log "missing Debian packages: ${missing[*]}; run as root (or apt-get install them) and try again"
+            exit 1
+        fi
+        log "installing Debian packages: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    if ! command -v dotnet >/dev/null; then
+        log "the .NET 10 SDK is missing: install it (https://dot.net) and try again"
+        exit 1
+    fi
+}
+
+build() {
+    log "building ($CONFIGURATION)"
+    # Build output goes to stderr: the agent's stdout is reserved for events.
+    dotnet build Palisade.sln -c "$CONFIGURATION" -nologo -v quiet -clp:NoSummary 1>&2
+}
+
+run_tests() {
+    local results=artifacts/test-results
+    rm -rf "$results"
+    log "running tests"
+    local rc=0
+    dotnet test Palisade.sln -c "$CONFIGURATION" --no-build -nologo \
+        --logger "trx" --logger "console;verbosity=normal" --results-directory "$results" || rc=$?
+    summarize "$results"
+    return "$rc"
+}
+
+# Adds up the TRX counters of every test assembly and names each skipped test with its reason.
+summarize() {
+    local dir=$1 passed=0 failed=0 skipped=0 trx counters
+    shopt -s nullglob
+    for trx in "$dir"/*.trx; do
+        counters=$(grep -o '<Counters [^>]*>' "$trx")
+        passed=$((passed + $(sed -E 's/.* passed="([0-9]+)".*/\1/' <<<"$counters")))
+        failed=$((failed + $(sed -E 's/.* failed="([0-9]+)".*/\1/' <<<"$counters")))
+        skipped=$((skipped + $(sed -E 's/.* notExecuted="([0-9]+)".*/\1/' <<<"$counters")))
+    done
+    if ((skipped)); then
+        echo "Skipped tests (reason):"
+        for trx in "$dir"/*.trx; do
+            python3 - "$trx" <<'PY' 2>/dev/null || true
+import sys, xml.etree.ElementTree as ET
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+for r in ET.parse(sys.argv[1]).getroot().iterfind(".//t:UnitTestResult", ns):
+    if r.get("outcome") == "NotExecuted":
+        msg = r.find(".//t:Output/t:ErrorInfo/t:Message", ns)
+        text = r.find(".//t:Output/t:StdOut", ns)
+        reason = (msg.text if msg is not None else (text.text if text is not None else "")) or ""
+        print(f"  {r.get('testName')}: {reason.strip()}")
+PY
+        done
+    fi
+    echo "tests: $passed passed, $failed failed, $skipped skipped"
+}
+
+case "${1:-}" in
+    run)
+        shift
+        install_prerequisites
+        build
+        log "starting the agent: ./artifacts/palisade agent $* (Ctrl-C to stop)"
+        exec ./artifacts/palisade agent "$@"
+        ;;
+    test)
+        install_prerequisites
+        build
+        run_tests
+        ;;
+    *)
+        echo "usage: $0 run [agent flags...] | test" >&2
+        exit 2
+        ;;
+esac
