@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Palisade.Agent.Configuration;
 using Palisade.Bpf.Probe;
+using Palisade.Events;
 using Serilog;
 using Serilog.Events;
 using Serilog.Formatting.Compact;
@@ -54,9 +55,15 @@ public static class AgentHost
                 k.Listen(endpoint);
             }
         });
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<AgentState>();
-        // Start order is registration order; stop order is the reverse.
+        builder.Services.AddSingleton<EventHub>();
+        // Start order is registration order; stop order is the reverse: sensors stop (and
+        // detach) before exporters drain what they produced.
         builder.Services.AddHostedService<KernelSetupService>();
+        builder.Services.AddHostedService<ExportService>();
+        builder.Services.AddHostedService<ProcessSensorService>();
         builder.Services.AddHostedService<ReadinessService>();
 
         var app = builder.Build();

@@ -14,6 +14,11 @@ public sealed class AgentState
     /// <summary>True once start-up finished and every sensor is attached.</summary>
     public bool Ready => _ready;
 
+    /// <summary>The running process sensor, when it started.</summary>
+    public Palisade.Runtime.ProcessSensor? ProcessSensor { get; private set; }
+
+    internal void SetProcessSensor(Palisade.Runtime.ProcessSensor? sensor) => ProcessSensor = sensor;
+
     internal void SetProbe(ProbeReport report) => _probe = report;
 
     internal void SetReady(bool ready) => _ready = ready;

@@ -15,6 +15,10 @@
 enum pal_event_type {
 	PAL_EVENT_INVALID = 0,
 	PAL_EVENT_TEST = 1, /* emitted only by test programs */
+	PAL_EVENT_EXEC = 2,
+	PAL_EVENT_EXIT = 3,
+	PAL_EVENT_FORK = 4,
+	PAL_EVENT_TYPE_MAX = 8,
 };
 
 /* Header at the start of every ring-buffer record. */
@@ -34,6 +38,98 @@ struct pal_test_event {
 	__u64 cookie;                       /* value the test wrote to a map beforehand */
 	char comm[16];                      /* task comm */
 	char payload[PAL_TEST_PAYLOAD_LEN]; /* bytes read from user memory */
+};
+
+/* ---- process lifecycle (bpf/runtime/process.bpf.c) ---- */
+
+/* pal_exec_event.flags and pal_proc.flags */
+#define PAL_EXEC_F_EXEC          (1 << 0)  /* identity comes from an exec we saw */
+#define PAL_EXEC_F_CLONE         (1 << 1)  /* identity comes from a fork we saw */
+#define PAL_EXEC_F_PROCFS        (1 << 2)  /* identity read from /proc at start-up */
+#define PAL_EXEC_F_TRUNC_ARGS    (1 << 3)  /* arguments longer than the configured maximum */
+#define PAL_EXEC_F_TRUNC_PATH    (1 << 4)  /* a path had more components or bytes than we walk */
+#define PAL_EXEC_F_SCRIPT        (1 << 5)  /* binfmt handler changed the interpreter (#! script) */
+#define PAL_EXEC_F_SETUID        (1 << 6)  /* executed file has the set-user-ID bit */
+#define PAL_EXEC_F_SETGID        (1 << 7)  /* executed file has the set-group-ID bit */
+#define PAL_EXEC_F_DELETED       (1 << 8)  /* executed file had no links left */
+#define PAL_EXEC_F_ERROR_ARGS    (1 << 9)  /* arguments could not be read */
+#define PAL_EXEC_F_PARENT_MISS   (1 << 10) /* parent identity was not in the process map */
+#define PAL_EXEC_F_REPLACED      (1 << 11) /* exec replaced an exec'd image in the same process */
+
+/* Namespace slots of pal_exec_event.ns */
+enum pal_ns {
+	PAL_NS_UTS, PAL_NS_IPC, PAL_NS_MNT, PAL_NS_PID, PAL_NS_PID_FOR_CHILDREN, PAL_NS_NET,
+	PAL_NS_TIME, PAL_NS_TIME_FOR_CHILDREN, PAL_NS_CGROUP, PAL_NS_USER, PAL_NS_COUNT,
+};
+
+/*
+ * The in-kernel process map value, keyed by tgid: the exec identity every later event of
+ * the process carries. exec_id = base64("node:ktime:pid").
+ */
+struct pal_proc {
+	__u64 ktime;         /* identity start: boot-time ns of the exec (or fork) */
+	__u64 parent_ktime;  /* identity of the parent */
+	__u32 parent_pid;
+	__u32 flags;         /* PAL_EXEC_F_EXEC | _CLONE | _PROCFS */
+};
+
+/* Size of the variable data area; a power of two so offsets can be masked for the verifier. */
+#define PAL_EXEC_DATA 16384
+#define PAL_EXEC_DATA_SLACK 4352
+#define PAL_CGROUP_NAME 128
+
+/*
+ * One exec. Strings live in data[]: exe path, cwd path, then the script filename (if
+ * any), then the arguments. Paths are written leaf-first as NUL-terminated components
+ * ("echo\0bin\0usr\0"); user space reverses them. Arguments are NUL-separated as in
+ * the process's argv memory. The record is sent with its used size only.
+ */
+struct pal_exec_event {
+	struct pal_event_header hdr;  /* hdr.tid: the thread that called execve (old_pid) */
+	__u64 parent_ktime;
+	__u64 exe_inode;
+	__u64 cap_permitted;
+	__u64 cap_effective;
+	__u64 cap_inheritable;
+	__u32 parent_pid;
+	__u32 flags;
+	__u32 uid, gid, euid, egid, suid, sgid, fsuid, fsgid;
+	__u32 auid;
+	__u32 nspid;                  /* pid in the process's own pid namespace */
+	__u32 exe_uid;                /* owner of the executed file (setuid target) */
+	__u32 exe_gid;
+	__u32 ns[PAL_NS_COUNT];
+	__u16 exe_len;                /* bytes of data[] per part */
+	__u16 cwd_len;
+	__u16 filename_len;
+	__u16 args_len;
+	__u16 exe_depth;              /* components written */
+	__u16 cwd_depth;
+	char cgroup_name[PAL_CGROUP_NAME];
+	char cgroup_parent_name[PAL_CGROUP_NAME];
+	char data[PAL_EXEC_DATA + PAL_EXEC_DATA_SLACK];
+};
+
+/* A new process (not a thread): it carries its parent's image until it execs. */
+struct pal_fork_event {
+	struct pal_event_header hdr;  /* hdr.pid: the child; ktime_ns: its identity */
+	__u64 parent_ktime;
+	__u32 parent_pid;
+	__u32 pad;
+};
+
+/* The last thread of a process left. */
+struct pal_exit_event {
+	struct pal_event_header hdr;  /* hdr.tid: the last thread to exit */
+	__u64 ktime;                  /* identity of the exiting process */
+	__u32 exit_code;              /* status << 8 | signal, as wait(2) encodes it */
+	__u32 flags;                  /* PAL_EXEC_F_DELETED if the image lost its last link */
+};
+
+/* Per-CPU counters, indexed by enum pal_stat. */
+enum pal_stat {
+	PAL_STAT_LOST_EXEC, PAL_STAT_LOST_EXIT, PAL_STAT_LOST_FORK,
+	PAL_STAT_PROC_MAP_FULL, PAL_STAT_EXEC, PAL_STAT_EXIT, PAL_STAT_FORK, PAL_STAT_COUNT,
 };
 
 #endif /* PALISADE_H */

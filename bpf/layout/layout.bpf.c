@@ -12,5 +12,9 @@
 
 PAL_LAYOUT(pal_event_header);
 PAL_LAYOUT(pal_test_event);
+PAL_LAYOUT(pal_proc);
+PAL_LAYOUT(pal_exec_event);
+PAL_LAYOUT(pal_fork_event);
+PAL_LAYOUT(pal_exit_event);
 
 char LICENSE[] __attribute__((section("license"), used)) = "Dual BSD/GPL";

@@ -90,6 +90,19 @@ public static class AgentConfiguration
         var logLevel = Checked(AgentSettings.LogLevel);
         var logFormat = Checked(AgentSettings.LogFormat);
         var health = ParseEndpoint(AgentSettings.HealthServerAddress, values[AgentSettings.HealthServerAddress.Key], errors);
+        var exportStdout = Checked(AgentSettings.ExportStdout);
+        var ancestors = Checked(AgentSettings.EnableAncestors) == "true";
+        var processCred = Checked(AgentSettings.EnableProcessCred) == "true";
+        var processNs = Checked(AgentSettings.EnableProcessNs) == "true";
+        int Integer(AgentSetting setting, int min, int max) => ParseInteger(setting, values[setting.Key], min, max, errors);
+        var queue = Integer(AgentSettings.EventQueueSize, 1, 10_000_000);
+        var cacheSize = Integer(AgentSettings.ProcessCacheSize, 1024, 16_777_216);
+        var argsMax = Integer(AgentSettings.ProcessArgsMax, 256, 8191);
+        var grace = ParseDuration(AgentSettings.ProcessCacheGrace, values[AgentSettings.ProcessCacheGrace.Key], errors);
+        var rbSize = ParseSize(AgentSettings.RingBufferSize, values[AgentSettings.RingBufferSize.Key], errors);
+        var nodeName = values[AgentSettings.NodeName.Key].Value is { Length: > 0 } configured
+            ? configured
+            : Environment.GetEnvironmentVariable("NODE_NAME") is { Length: > 0 } fromEnv ? fromEnv : Environment.MachineName;
         if (errors.Count > 0)
         {
             throw new AgentConfigurationException(errors);
@@ -99,6 +112,18 @@ public static class AgentConfiguration
             LogLevel = logLevel,
             LogFormat = logFormat,
             HealthServerEndpoint = health,
+            NodeName = nodeName,
+            ExportFilename = values[AgentSettings.ExportFilename.Key].Value is { Length: > 0 } file ? file : null,
+            ExportStdout = exportStdout,
+            EventQueueSize = queue,
+            EnableAncestors = ancestors,
+            EnableProcessCred = processCred,
+            EnableProcessNs = processNs,
+            ProcessCacheSize = cacheSize,
+            ProcessCacheGrace = grace,
+            ProcessArgsMax = argsMax,
+            RingBufferSize = rbSize,
+            ProcFs = values[AgentSettings.ProcFs.Key].Value,
             Sources = values.ToDictionary(kv => kv.Key, kv => kv.Value.Source),
         };
     }
@@ -215,6 +240,58 @@ public static class AgentConfiguration
             return null;
         }
         return new IPEndPoint(address, port);
+    }
+
+    private static int ParseInteger(AgentSetting setting, (string Value, string Source) entry, int min, int max, List<string> errors)
+    {
+        if (int.TryParse(entry.Value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max)
+        {
+            return n;
+        }
+        errors.Add($"{setting.Key}: \"{entry.Value}\" (from {entry.Source}) must be a whole number from {min} to {max}.");
+        return min;
+    }
+
+    /// <summary>Durations as "500ms", "10s", "2m", "1h" (Go's style, as Tetragon's flags take them).</summary>
+    internal static TimeSpan ParseDuration(AgentSetting setting, (string Value, string Source) entry, List<string> errors)
+    {
+        var v = entry.Value;
+        var unitStart = v.AsSpan().IndexOfAnyExcept("0123456789.");
+        if (unitStart > 0 && double.TryParse(v.AsSpan(0, unitStart), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var amount))
+        {
+            TimeSpan? result = v[unitStart..] switch
+            {
+                "ms" => TimeSpan.FromMilliseconds(amount),
+                "s" => TimeSpan.FromSeconds(amount),
+                "m" => TimeSpan.FromMinutes(amount),
+                "h" => TimeSpan.FromHours(amount),
+                _ => null,
+            };
+            if (result is { } r)
+            {
+                return r;
+            }
+        }
+        errors.Add($"{setting.Key}: \"{v}\" (from {entry.Source}) is not a duration. Fix: a number and a unit, e.g. 500ms, 10s, 2m or 1h.");
+        return TimeSpan.FromSeconds(10);
+    }
+
+    /// <summary>A power-of-two byte size, e.g. "8M", "512K", "4096".</summary>
+    internal static int ParseSize(AgentSetting setting, (string Value, string Source) entry, List<string> errors)
+    {
+        var v = entry.Value.ToUpperInvariant();
+        long multiplier = v.EndsWith('K') ? 1024 : v.EndsWith('M') ? 1024 * 1024 : 1;
+        var digits = multiplier == 1 ? v : v[..^1];
+        if (long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+        {
+            var bytes = n * multiplier;
+            if (bytes >= 4096 && bytes <= 1L << 30 && (bytes & (bytes - 1)) == 0)
+            {
+                return (int)bytes;
+            }
+        }
+        errors.Add($"{setting.Key}: \"{entry.Value}\" (from {entry.Source}) must be a power of two from 4K to 1024M, e.g. 8M.");
+        return 8 * 1024 * 1024;
     }
 
     private static string Suggest(string key)

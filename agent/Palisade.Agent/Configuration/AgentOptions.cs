@@ -12,6 +12,31 @@ public sealed record AgentOptions
     /// <summary>Where the health endpoints listen; null when turned off.</summary>
     public required IPEndPoint? HealthServerEndpoint { get; init; }
 
+    public required string NodeName { get; init; }
+
+    /// <summary>Null when no file export is configured.</summary>
+    public required string? ExportFilename { get; init; }
+
+    public required string ExportStdout { get; init; }
+
+    public required int EventQueueSize { get; init; }
+
+    public required bool EnableAncestors { get; init; }
+
+    public required bool EnableProcessCred { get; init; }
+
+    public required bool EnableProcessNs { get; init; }
+
+    public required int ProcessCacheSize { get; init; }
+
+    public required TimeSpan ProcessCacheGrace { get; init; }
+
+    public required int ProcessArgsMax { get; init; }
+
+    public required int RingBufferSize { get; init; }
+
+    public required string ProcFs { get; init; }
+
     /// <summary>Setting key -> where its value came from (default, file, env, flag), for the start-up log.</summary>
     public required IReadOnlyDictionary<string, string> Sources { get; init; }
 }

@@ -29,6 +29,43 @@ public static class AgentSettings
         "health-server-address", "127.0.0.1:6789",
         "host:port of the HTTP endpoints /healthz, /readyz and /v1/probe. ':PORT' listens on every address; an empty value turns the server off.");
 
+    public static readonly AgentSetting NodeName = new(
+        "node-name", "", "Name of this node in events (node_name, exec_id). Empty: the NODE_NAME environment variable (set by the Helm chart), else the host name.");
+
+    public static readonly AgentSetting ExportFilename = new(
+        "export-filename", "", "File that receives every event as Tetragon-compatible JSON lines (mode 0600). Empty: no file.");
+
+    public static readonly AgentSetting ExportStdout = new(
+        "export-stdout", "none", "Events on stdout: none, compact (one readable line each, like `tetra getevents -o compact`) or json.",
+        ["none", "compact", "json"]);
+
+    public static readonly AgentSetting EventQueueSize = new(
+        "event-queue-size", "10000", "Events each exporter may have waiting; past that its new events are dropped and counted, the others go on.");
+
+    public static readonly AgentSetting EnableAncestors = new(
+        "enable-ancestors", "false", "Add every ancestor beyond the parent to process_exec and process_exit events.", ["true", "false"]);
+
+    public static readonly AgentSetting EnableProcessCred = new(
+        "enable-process-cred", "false", "Add capabilities (cap) and all user and group ids (process_credentials) to process objects in events.", ["true", "false"]);
+
+    public static readonly AgentSetting EnableProcessNs = new(
+        "enable-process-ns", "false", "Add namespace inode numbers (ns) to process objects in events.", ["true", "false"]);
+
+    public static readonly AgentSetting ProcessCacheSize = new(
+        "process-cache-size", "65536", "Most process records kept for enrichment; past it the oldest go first, finished ones before running ones.");
+
+    public static readonly AgentSetting ProcessCacheGrace = new(
+        "process-cache-grace", "10s", "How long a process record stays after the process and all its children are gone, for late events (e.g. 500ms, 10s, 2m).");
+
+    public static readonly AgentSetting ProcessArgsMax = new(
+        "process-args-max", "4096", "Bytes of the argument list captured per exec (256 to 8191); longer lists are cut and flagged truncArgs.");
+
+    public static readonly AgentSetting RingBufferSize = new(
+        "rb-size", "8M", "Size of the process sensor's ring buffer: a power of two, at least 4K (suffixes K, M).");
+
+    public static readonly AgentSetting ProcFs = new(
+        "procfs", "/proc", "Where the host's /proc is mounted (in a container: the host's /proc mounted elsewhere).");
+
     /// <summary>Settings that select where other settings come from; read before everything else.</summary>
     public static readonly AgentSetting ConfigFile = new(
         "config-file", "/etc/palisade/palisade.yaml", "YAML file of settings (keys as in this table). Missing is fine for the default path, an error for a path given explicitly.");
@@ -36,7 +73,11 @@ public static class AgentSettings
     public static readonly AgentSetting ConfigDir = new(
         "config-dir", "", "Directory where each file is one setting: the file name is the key, the content the value (a Kubernetes ConfigMap mounted as a volume).");
 
-    public static readonly IReadOnlyList<AgentSetting> All = [LogLevel, LogFormat, HealthServerAddress, ConfigFile, ConfigDir];
+    public static readonly IReadOnlyList<AgentSetting> All =
+    [
+        LogLevel, LogFormat, HealthServerAddress, NodeName, ExportFilename, ExportStdout, EventQueueSize, EnableAncestors, EnableProcessCred, EnableProcessNs,
+        ProcessCacheSize, ProcessCacheGrace, ProcessArgsMax, RingBufferSize, ProcFs, ConfigFile, ConfigDir,
+    ];
 
     public static AgentSetting? Find(string key) => All.FirstOrDefault(s => s.Key == key);
 }

@@ -1,0 +1,104 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Palisade.Agent.Configuration;
+using Palisade.Bpf;
+using Palisade.Bpf.Probe;
+using Palisade.Events;
+using Palisade.Runtime;
+
+namespace Palisade.Agent;
+
+/// <summary>Runs the process lifecycle sensor for the agent's lifetime and logs its loss counters.</summary>
+internal sealed partial class ProcessSensorService(AgentOptions options, AgentState state, EventHub hub, TimeProvider time, ILogger<ProcessSensorService> logger)
+    : IHostedService, IDisposable
+{
+    private ProcessSensor? _sensor;
+    private ITimer? _report;
+    private ulong _lastLost;
+
+    public ProcessSensor? Sensor => _sensor;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        var probe = state.Probe;
+        if (probe is not null && (!probe.IsAvailable(KernelFeature.RawTracepoint) || !probe.IsAvailable(KernelFeature.Ringbuf)))
+        {
+            LogUnavailable(logger, probe.Find(KernelFeature.RawTracepoint)?.Detail ?? "", probe.Find(KernelFeature.Ringbuf)?.Detail ?? "");
+            return Task.CompletedTask;
+        }
+        var sensor = new ProcessSensor(new ProcessSensorOptions
+        {
+            NodeName = options.NodeName,
+            ArgsMax = options.ProcessArgsMax,
+            RingBufferBytes = options.RingBufferSize,
+            ProcRoot = options.ProcFs,
+            CacheCapacity = options.ProcessCacheSize,
+            CacheGrace = options.ProcessCacheGrace,
+            Ancestors = options.EnableAncestors,
+        }, hub, time);
+        try
+        {
+            sensor.Start();
+        }
+        catch (BpfException e)
+        {
+            sensor.Dispose();
+            LogStartFailed(logger, e, e.Message);
+            throw;
+        }
+        _sensor = sensor;
+        state.SetProcessSensor(sensor);
+        LogStarted(logger, sensor.SeededFromProcFs);
+        _report = time.CreateTimer(_ => ReportLosses(), null, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10));
+        return Task.CompletedTask;
+    }
+
+    private void ReportLosses()
+    {
+        if (_sensor is null)
+        {
+            return;
+        }
+        var stats = _sensor.Stats();
+        if (stats.KernelLost > _lastLost)
+        {
+            LogLost(logger, stats.KernelLost - _lastLost, stats.LostExec, stats.LostExit, stats.LostFork);
+            _lastLost = stats.KernelLost;
+        }
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        _report?.Dispose();
+        if (_sensor is { } sensor)
+        {
+            var stats = sensor.Stats();
+            LogStopped(logger, stats.Decoder.Exec, stats.Decoder.Exit, stats.KernelLost, stats.Cache.Count);
+            state.SetProcessSensor(null);
+            sensor.Dispose();
+            _sensor = null;
+        }
+        return Task.CompletedTask;
+    }
+
+    public void Dispose()
+    {
+        _report?.Dispose();
+        _sensor?.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Process sensor not started: it needs raw tracepoints ({RawTp}) and ring buffers ({Ringbuf})")]
+    private static partial void LogUnavailable(ILogger logger, string rawTp, string ringbuf);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Process sensor failed to start: {Reason}")]
+    private static partial void LogStartFailed(ILogger logger, Exception e, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Process sensor running: {Seeded} processes read from /proc")]
+    private static partial void LogStarted(ILogger logger, int seeded);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Process sensor lost {Lost} events in the kernel (ring buffer full): exec {Exec}, exit {Exit}, fork {Fork} in total. Raise --rb-size.")]
+    private static partial void LogLost(ILogger logger, ulong lost, ulong exec, ulong exit, ulong fork);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Process sensor stopped after {Execs} execs and {Exits} exits; {Lost} lost in the kernel; {Cached} records cached")]
+    private static partial void LogStopped(ILogger logger, long execs, long exits, ulong lost, int cached);
+}

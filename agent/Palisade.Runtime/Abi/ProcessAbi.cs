@@ -1,0 +1,95 @@
+using System.Runtime.InteropServices;
+using Palisade.Bpf.Abi;
+
+namespace Palisade.Runtime.Abi;
+
+
+/// <summary>Event types (enum pal_event_type).</summary>
+public enum ProcessEventType : uint
+{
+    Exec = 2,
+    Exit = 3,
+    Fork = 4,
+}
+
+/// <summary>Per-CPU counters of the process sensor (enum pal_stat).</summary>
+public enum ProcessStat
+{
+    LostExec, LostExit, LostFork, ProcMapFull, Exec, Exit, Fork, Count,
+}
+
+/// <summary>Namespace slots (enum pal_ns).</summary>
+public enum NamespaceSlot
+{
+    Uts, Ipc, Mnt, Pid, PidForChildren, Net, Time, TimeForChildren, Cgroup, User, Count,
+}
+
+/// <summary>Value of the in-kernel process map, keyed by tgid (struct pal_proc).</summary>
+[BpfStruct("pal_proc")]
+[StructLayout(LayoutKind.Sequential)]
+public struct PalProc
+{
+    public ulong Ktime;
+    public ulong ParentKtime;
+    public uint ParentPid;
+    public uint Flags;
+}
+
+/// <summary>One exec as the kernel reports it (struct pal_exec_event); strings live in Data.</summary>
+[BpfStruct("pal_exec_event")]
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct PalExecEvent
+{
+    public const int DataSize = 16384 + 4352;
+    public const int CgroupNameSize = 128;
+    public const int NamespaceCount = 10;
+
+    public PalEventHeader Hdr;
+    public ulong ParentKtime;
+    public ulong ExeInode;
+    public ulong CapPermitted;
+    public ulong CapEffective;
+    public ulong CapInheritable;
+    public uint ParentPid;
+    public uint Flags;
+    public uint Uid, Gid, Euid, Egid, Suid, Sgid, Fsuid, Fsgid;
+    public uint Auid;
+    public uint Nspid;
+    public uint ExeUid;
+    public uint ExeGid;
+    public fixed uint Ns[NamespaceCount];
+    public ushort ExeLen;
+    public ushort CwdLen;
+    public ushort FilenameLen;
+    public ushort ArgsLen;
+    public ushort ExeDepth;
+    public ushort CwdDepth;
+    public fixed byte CgroupName[CgroupNameSize];
+    public fixed byte CgroupParentName[CgroupNameSize];
+    public fixed byte Data[DataSize];
+
+    /// <summary>Bytes before Data: the smallest valid record.</summary>
+    public static int FixedSize => (int)Marshal.OffsetOf<PalExecEvent>(nameof(Data));
+}
+
+/// <summary>A new process (struct pal_fork_event).</summary>
+[BpfStruct("pal_fork_event")]
+[StructLayout(LayoutKind.Sequential)]
+public struct PalForkEvent
+{
+    public PalEventHeader Hdr;
+    public ulong ParentKtime;
+    public uint ParentPid;
+    public uint Pad;
+}
+
+/// <summary>A process's last thread left (struct pal_exit_event).</summary>
+[BpfStruct("pal_exit_event")]
+[StructLayout(LayoutKind.Sequential)]
+public struct PalExitEvent
+{
+    public PalEventHeader Hdr;
+    public ulong Ktime;
+    public uint ExitCode;
+    public uint Flags;
+}

@@ -1,0 +1,172 @@
+using Palisade.Bpf;
+using Palisade.Events;
+using Palisade.Runtime.Abi;
+using Palisade.Runtime.Processes;
+
+namespace Palisade.Runtime;
+
+/// <summary>Settings of the process lifecycle sensor.</summary>
+public sealed record ProcessSensorOptions
+{
+    public required string NodeName { get; init; }
+    /// <summary>Bytes of argv captured per exec (256 to 8191).</summary>
+    public int ArgsMax { get; init; } = 4096;
+    /// <summary>Ring buffer size in bytes: a power of two, at least one page.</summary>
+    public int RingBufferBytes { get; init; } = 8 * 1024 * 1024;
+    /// <summary>Capacity of the in-kernel process map (live processes on the node).</summary>
+    public int ProcessMapEntries { get; init; } = 65536;
+    public string ProcRoot { get; init; } = "/proc";
+    public int CacheCapacity { get; init; } = 65536;
+    public TimeSpan CacheGrace { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Include ancestors beyond the parent in exec and exit events.</summary>
+    public bool Ancestors { get; init; }
+}
+
+/// <summary>Kernel and user-space counters of the process sensor; every loss is somewhere in here.</summary>
+public sealed record ProcessSensorStats(
+    ulong KernelExecs, ulong KernelExits, ulong KernelForks,
+    ulong LostExec, ulong LostExit, ulong LostFork, ulong ProcessMapFull,
+    long RingBufferRecords, long ConsumerErrors, DecoderStats Decoder, ProcessCacheStats Cache)
+{
+    public ulong KernelLost => LostExec + LostExit + LostFork;
+}
+
+/// <summary>
+/// The process lifecycle sensor: loads bpf/runtime/process.bpf.c, seeds the cache and the
+/// kernel process map from /proc, and turns exec/fork/exit records into events.
+/// </summary>
+public sealed class ProcessSensor : IDisposable
+{
+    private readonly ProcessSensorOptions _options;
+    private readonly EventHub _hub;
+    private readonly TimeProvider _time;
+    private BpfObject? _object;
+    private RingBufferReader? _reader;
+    private ITimer? _collector;
+
+    public ProcessSensor(ProcessSensorOptions options, EventHub hub, TimeProvider time)
+    {
+        ValidateOptions(options);
+        _options = options;
+        _hub = hub;
+        _time = time;
+        Cache = new ProcessCache(options.CacheCapacity, options.CacheGrace, time);
+    }
+
+    public ProcessCache Cache { get; }
+
+    public ProcessEventDecoder? Decoder { get; private set; }
+
+    /// <summary>Processes read from /proc at start.</summary>
+    public int SeededFromProcFs { get; private set; }
+
+    /// <summary>The in-kernel process map (tgid -> exec identity), for other sensors to share.</summary>
+    public BpfMap ProcessMap => (_object ?? throw new InvalidOperationException("The sensor is not started.")).Map("pal_procs");
+
+    public static void ValidateOptions(ProcessSensorOptions o)
+    {
+        if (o.ArgsMax is < 256 or > 8191)
+        {
+            throw new ArgumentException($"process-args-max: {o.ArgsMax} is outside 256..8191 bytes.");
+        }
+        if (o.RingBufferBytes < 4096 || (o.RingBufferBytes & (o.RingBufferBytes - 1)) != 0)
+        {
+            throw new ArgumentException($"rb-size: {o.RingBufferBytes} must be a power of two of at least 4096 bytes.");
+        }
+    }
+
+    /// <summary>Loads and attaches the programs, reads /proc, then starts consuming events.</summary>
+    public void Start()
+    {
+        var obj = BpfObject.OpenEmbedded(typeof(ProcessSensor).Assembly, "process.bpf.o");
+        try
+        {
+            obj.SetConstant("args_max", (uint)_options.ArgsMax);
+            obj.Map("pal_process_events").MaxEntries = _options.RingBufferBytes;
+            obj.Map("pal_procs").MaxEntries = _options.ProcessMapEntries;
+            obj.Load();
+            var clock = new BootClock(_time);
+            var hostNamespaces = ProcFs.ReadNamespaces(Path.Combine(_options.ProcRoot, "1"));
+            Decoder = new ProcessEventDecoder(_options.NodeName, Cache, clock, hostNamespaces, _options.Ancestors, _hub.Publish);
+            // Attach before reading /proc, so no process can slip between the two.
+            obj.Program("pal_fork").Attach();
+            obj.Program("pal_exit").Attach();
+            obj.Program("pal_exec").Attach();
+            SeededFromProcFs = Seed(obj, clock, hostNamespaces);
+            _reader = new RingBufferReader(Decoder, obj.Map("pal_process_events"));
+            _reader.Start("palisade-process");
+            _collector = _time.CreateTimer(_ => Cache.Collect(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+            _object = obj;
+        }
+        catch
+        {
+            obj.Dispose();
+            throw;
+        }
+    }
+
+    public ProcessSensorStats Stats()
+    {
+        var obj = _object ?? throw new InvalidOperationException("The sensor is not started.");
+        var stats = obj.Map("pal_process_stats").PerCpu<uint, ulong>();
+        ulong Sum(ProcessStat s) => stats.TryLookup((uint)s, out var v) ? v.Aggregate(0UL, (a, b) => a + b) : 0;
+        return new ProcessSensorStats(Sum(ProcessStat.Exec), Sum(ProcessStat.Exit), Sum(ProcessStat.Fork),
+            Sum(ProcessStat.LostExec), Sum(ProcessStat.LostExit), Sum(ProcessStat.LostFork), Sum(ProcessStat.ProcMapFull),
+            _reader?.Records ?? 0, _reader?.ConsumerErrors ?? 0, Decoder!.Stats, Cache.Stats);
+    }
+
+    private int Seed(BpfObject obj, BootClock clock, uint[] hostNamespaces)
+    {
+        var map = obj.Map("pal_procs").Typed<uint, PalProc>();
+        var cgroupRoot = KernelEnvironment.Cgroup2Root();
+        var byPid = new Dictionary<uint, ProcessRecord>();
+        var count = 0;
+        foreach (var p in ProcFs.Scan(_options.ProcRoot, cgroupRoot))
+        {
+            byPid.TryGetValue(p.ParentPid, out var parent);
+            var container = ContainerIds.FromCgroup(p.CgroupLeaf, p.CgroupParent);
+            var record = new ProcessRecord
+            {
+                ExecId = ExecId.Create(_options.NodeName, p.StartBootNs, p.Pid),
+                Pid = p.Pid,
+                Tid = p.Pid,
+                Ktime = p.StartBootNs,
+                StartTime = clock.ToWallClock(p.StartBootNs),
+                Binary = p.Binary,
+                Arguments = ProcessEventDecoder.Arguments(p.Argv),
+                Cwd = p.Cwd,
+                Flags = ProcessFlags.ProcFs,
+                Credentials = new Credentials(p.Uids[0], p.Gids[0], p.Uids[1], p.Gids[1], p.Uids[2], p.Gids[2], p.Uids[3], p.Gids[3]),
+                Auid = p.Auid,
+                Capabilities = new CapabilitySets(p.CapPermitted, p.CapEffective, p.CapInheritable),
+                Namespaces = new Namespaces([.. p.Namespaces.Select((inum, i) => new NamespaceId(inum, inum != 0 && inum == hostNamespaces[i]))]),
+                NamespacePid = p.NamespacePid,
+                CgroupId = p.CgroupId,
+                ContainerId = container?.ContainerId,
+                ParentExecId = parent?.ExecId,
+                Parent = parent,
+            };
+            Cache.Add(new ProcessKey(p.Pid, p.StartBootNs), record);
+            byPid[p.Pid] = record;
+            var entry = new PalProc { Ktime = p.StartBootNs, ParentKtime = parent?.Ktime ?? 0, ParentPid = p.ParentPid, Flags = (uint)ProcessFlags.ProcFs };
+            try
+            {
+                // Never overwrite what the kernel already learnt from a real exec or fork.
+                map.Update(p.Pid, entry, MapUpdateFlags.NoExist);
+            }
+            catch (BpfException e) when (e.Errno == Errnos.EEXIST)
+            {
+            }
+            count++;
+        }
+        return count;
+    }
+
+    public void Dispose()
+    {
+        _collector?.Dispose();
+        _reader?.Dispose();
+        _object?.Dispose();
+        _object = null;
+    }
+}

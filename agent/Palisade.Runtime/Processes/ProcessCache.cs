@@ -1,0 +1,171 @@
+using Palisade.Events;
+
+namespace Palisade.Runtime.Processes;
+
+/// <summary>Counters of the process cache.</summary>
+public readonly record struct ProcessCacheStats(int Count, long Hits, long Misses, long EvictedAfterGrace, long EvictedForCapacity);
+
+/// <summary>
+/// exec identity -> process record, for enriching events with process, parent and ancestry.
+/// A record counts references (its own while the image runs, one per live child); once
+/// the count is zero it is evicted after a grace period, so memory follows the number of
+/// live processes, not the number ever seen. Bounded: past the capacity the oldest
+/// records go first, finished ones before running ones. Thread-safe.
+/// </summary>
+public sealed class ProcessCache
+{
+    private readonly Lock _gate = new();
+    private readonly Dictionary<ProcessKey, ProcessRecord> _records;
+    private readonly Dictionary<ProcessRecord, ProcessKey> _keys = new(ReferenceEqualityComparer.Instance);
+    private readonly Queue<(ProcessKey Key, long DueTicks)> _evictable = new();
+    private readonly Queue<ProcessKey> _insertionOrder = new();
+    private readonly TimeProvider _time;
+    private long _hits, _misses, _evictedGrace, _evictedCapacity;
+
+    public ProcessCache(int capacity, TimeSpan grace, TimeProvider time)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 16);
+        Capacity = capacity;
+        Grace = grace;
+        _time = time;
+        _records = new Dictionary<ProcessKey, ProcessRecord>(Math.Min(capacity, 4096));
+    }
+
+    public int Capacity { get; }
+
+    public TimeSpan Grace { get; }
+
+    public ProcessCacheStats Stats
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return new ProcessCacheStats(_records.Count, _hits, _misses, _evictedGrace, _evictedCapacity);
+            }
+        }
+    }
+
+    /// <summary>Adds a running process image; its parent (if any) gains a reference.</summary>
+    public void Add(ProcessKey key, ProcessRecord record)
+    {
+        lock (_gate)
+        {
+            if (_records.Remove(key, out var previous))
+            {
+                _keys.Remove(previous);
+            }
+            record.RefCount = 1;
+            _records[key] = record;
+            _keys[record] = key;
+            _insertionOrder.Enqueue(key);
+            if (record.Parent is { } parent)
+            {
+                parent.RefCount++;
+            }
+            EnforceCapacity();
+        }
+    }
+
+    public bool TryGet(ProcessKey key, out ProcessRecord record)
+    {
+        lock (_gate)
+        {
+            if (_records.TryGetValue(key, out record!))
+            {
+                _hits++;
+                return true;
+            }
+            _misses++;
+            return false;
+        }
+    }
+
+    /// <summary>The process image ended (exit, or replaced by a new exec): drops its own reference.</summary>
+    public void End(ProcessRecord record, DateTimeOffset when)
+    {
+        lock (_gate)
+        {
+            record.ExitTime ??= when;
+            Release(record);
+        }
+    }
+
+    /// <summary>Evicts records whose grace period has passed. Call periodically.</summary>
+    public void Collect()
+    {
+        lock (_gate)
+        {
+            var now = _time.GetTimestamp();
+            while (_evictable.TryPeek(out var next) && next.DueTicks <= now)
+            {
+                _evictable.Dequeue();
+                if (_records.TryGetValue(next.Key, out var record) && record.RefCount <= 0)
+                {
+                    Remove(next.Key, record);
+                    _evictedGrace++;
+                }
+            }
+        }
+    }
+
+    private void Release(ProcessRecord record)
+    {
+        if (--record.RefCount > 0)
+        {
+            return;
+        }
+        if (_keys.TryGetValue(record, out var key))
+        {
+            var due = _time.GetTimestamp() + (long)(Grace.TotalSeconds * _time.TimestampFrequency);
+            _evictable.Enqueue((key, due));
+        }
+        else if (record.Parent is { } parent)
+        {
+            // Already gone from the cache (capacity): pass the release up now.
+            Release(parent);
+        }
+    }
+
+    private void Remove(ProcessKey key, ProcessRecord record)
+    {
+        _records.Remove(key);
+        _keys.Remove(record);
+        if (record.Parent is { } parent)
+        {
+            Release(parent);
+        }
+    }
+
+    private void EnforceCapacity()
+    {
+        // Finished records first, even before their grace period ends...
+        while (_records.Count > Capacity && _evictable.TryDequeue(out var next))
+        {
+            if (_records.TryGetValue(next.Key, out var record) && record.RefCount <= 0)
+            {
+                Remove(next.Key, record);
+                _evictedCapacity++;
+            }
+        }
+        // ...then the oldest, running or not.
+        while (_records.Count > Capacity && _insertionOrder.TryDequeue(out var oldest))
+        {
+            if (_records.TryGetValue(oldest, out var record))
+            {
+                Remove(oldest, record);
+                _evictedCapacity++;
+            }
+        }
+        // The insertion queue holds keys removed by other paths; keep it from growing without bound.
+        if (_insertionOrder.Count > 2 * Capacity + 1024)
+        {
+            var live = _insertionOrder.Where(_records.ContainsKey).ToList();
+            _insertionOrder.Clear();
+            foreach (var k in live)
+            {
+                _insertionOrder.Enqueue(k);
+            }
+        }
+    }
+}

@@ -1,0 +1,30 @@
+using Palisade.Events;
+
+namespace Palisade.Exporters;
+
+/// <summary>One line per event in the style of `tetra getevents -o compact`.</summary>
+public static class CompactFormat
+{
+    private const string Blue = "\u001b[34m", Cyan = "\u001b[36m", Red = "\u001b[31m", Magenta = "\u001b[35m", Reset = "\u001b[0m";
+
+    public static string Format(PalisadeEvent e, string nodeName, bool color)
+    {
+        string Paint(string code, string text) => color ? code + text + Reset : text;
+        var p = e.Process;
+        var where = Paint(Magenta, p.Pod is { } pod ? $"{pod.Namespace}/{pod.Name}" : nodeName);
+        var binary = Paint(Magenta, p.Binary);
+        var args = Paint(Cyan, MaybeQuote(p.Arguments));
+        return e switch
+        {
+            ProcessExecEvent => Trim($"{Paint(Blue, "🚀 process")} {where} {binary} {args}"),
+            ProcessExitEvent exit => $"{Paint(Blue, "💥 exit   ")} {where} {binary} {args} {Paint(Red, exit.Signal ?? exit.Status.ToString(System.Globalization.CultureInfo.InvariantCulture))}",
+            _ => $"{e.Kind} {where} {binary}",
+        };
+    }
+
+    // tetra prints the arguments as they are unless they contain a line break.
+    private static string MaybeQuote(string args) =>
+        args.Contains('\n', StringComparison.Ordinal) ? System.Text.Json.JsonSerializer.Serialize(args) : args;
+
+    private static string Trim(string line) => line.TrimEnd();
+}

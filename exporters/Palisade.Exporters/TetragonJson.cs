@@ -1,0 +1,327 @@
+using System.Globalization;
+using System.Text.Json;
+using Palisade.Events;
+
+namespace Palisade.Exporters;
+
+/// <summary>Which optional process fields to write (Tetragon's --enable-process-cred / --enable-process-ns).</summary>
+public sealed record TetragonJsonOptions(bool ProcessCredentials = false, bool ProcessNamespaces = false)
+{
+    public static readonly TetragonJsonOptions Default = new();
+}
+
+/// <summary>
+/// Writes events in Tetragon's JSON export shape (protojson of GetEventsResponse): one
+/// object per event, snake_case names, zero values and empty strings omitted, wrapper
+/// integers (pid, uid, ...) always present, 64-bit integers as strings, RFC 3339 times.
+/// </summary>
+public static class TetragonJson
+{
+    private static readonly string[] CapabilityNames =
+    [
+        "CAP_CHOWN", "DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
+        "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    ];
+
+    /// <summary>Writes one event as a JSON object.</summary>
+    public static void Write(Utf8JsonWriter w, PalisadeEvent e, string nodeName, TetragonJsonOptions? options = null)
+    {
+        options ??= TetragonJsonOptions.Default;
+        w.WriteStartObject();
+        switch (e)
+        {
+            case ProcessExecEvent exec:
+                w.WriteStartObject("process_exec");
+                WriteProcess(w, "process", exec.Process, options);
+                WriteOptionalProcess(w, "parent", exec.Parent, options);
+                WriteAncestors(w, exec.Ancestors, options);
+                w.WriteEndObject();
+                break;
+            case ProcessExitEvent exit:
+                w.WriteStartObject("process_exit");
+                WriteProcess(w, "process", exit.Process, options);
+                WriteOptionalProcess(w, "parent", exit.Parent, options);
+                if (!string.IsNullOrEmpty(exit.Signal))
+                {
+                    w.WriteString("signal", exit.Signal);
+                }
+                if (exit.Status != 0)
+                {
+                    w.WriteNumber("status", exit.Status);
+                }
+                WriteTime(w, "time", exit.Time);
+                WriteAncestors(w, exit.Ancestors, options);
+                w.WriteEndObject();
+                break;
+            default:
+                throw new NotSupportedException($"No Tetragon encoding for {e.GetType().Name}.");
+        }
+        w.WriteString("node_name", nodeName);
+        WriteTime(w, "time", e.Time);
+        w.WriteEndObject();
+    }
+
+    private static void WriteOptionalProcess(Utf8JsonWriter w, string name, ProcessRecord? p, TetragonJsonOptions o)
+    {
+        if (p is not null)
+        {
+            WriteProcess(w, name, p, o);
+        }
+    }
+
+    private static void WriteAncestors(Utf8JsonWriter w, IReadOnlyList<ProcessRecord>? ancestors, TetragonJsonOptions o)
+    {
+        if (ancestors is not { Count: > 0 })
+        {
+            return;
+        }
+        w.WriteStartArray("ancestors");
+        foreach (var a in ancestors)
+        {
+            WriteProcessBody(w, a, o);
+        }
+        w.WriteEndArray();
+    }
+
+    private static void WriteProcess(Utf8JsonWriter w, string name, ProcessRecord p, TetragonJsonOptions o)
+    {
+        w.WritePropertyName(name);
+        WriteProcessBody(w, p, o);
+    }
+
+    private static void WriteProcessBody(Utf8JsonWriter w, ProcessRecord p, TetragonJsonOptions o)
+    {
+        w.WriteStartObject();
+        w.WriteString("exec_id", p.ExecId);
+        w.WriteNumber("pid", p.Pid);
+        w.WriteNumber("uid", p.Credentials.Uid);
+        WriteNonEmpty(w, "cwd", p.Cwd);
+        WriteNonEmpty(w, "binary", p.Binary);
+        WriteNonEmpty(w, "arguments", p.Arguments);
+        WriteNonEmpty(w, "flags", p.FlagsText);
+        WriteTime(w, "start_time", p.StartTime);
+        w.WriteNumber("auid", p.Auid);
+        if (p.Pod is { } pod)
+        {
+            WritePod(w, pod);
+        }
+        if (p.ContainerId is { } container)
+        {
+            w.WriteString("docker", container.Length > 31 ? container[..31] : container);
+        }
+        WriteNonEmpty(w, "parent_exec_id", p.ParentExecId);
+        var refs = Volatile.Read(ref p.RefCount);
+        if (refs > 0)
+        {
+            w.WriteNumber("refcnt", refs);
+        }
+        if (o.ProcessCredentials)
+        {
+            WriteCapabilities(w, "cap", p.Capabilities);
+        }
+        if (o.ProcessNamespaces)
+        {
+            WriteNamespaces(w, p.Namespaces);
+        }
+        w.WriteNumber("tid", p.Tid != 0 ? p.Tid : p.Pid);
+        if (o.ProcessCredentials)
+        {
+            WriteCredentials(w, p.Credentials);
+        }
+        var deleted = (p.Flags & ProcessFlags.Deleted) != 0 || p.DeletedAtExit;
+        if (p.SetuidUid is not null || p.SetgidGid is not null || deleted)
+        {
+            w.WriteStartObject("binary_properties");
+            if (p.SetuidUid is { } su)
+            {
+                w.WriteNumber("setuid", su);
+            }
+            if (p.SetgidGid is { } sg)
+            {
+                w.WriteNumber("setgid", sg);
+            }
+            if (deleted)
+            {
+                // Tetragon's way to say "the file had no link": inode.links = 0.
+                w.WriteStartObject("file");
+                w.WriteStartObject("inode");
+                w.WriteString("number", p.ExeInode.ToString(CultureInfo.InvariantCulture));
+                w.WriteNumber("links", 0);
+                w.WriteEndObject();
+                w.WriteString("path", p.Binary);
+                w.WriteEndObject();
+            }
+            w.WriteEndObject();
+        }
+        // Palisade extension: the program that runs a #! script named in "binary".
+        WriteNonEmpty(w, "interpreter", p.Interpreter);
+        w.WriteEndObject();
+    }
+
+    private static void WriteCredentials(Utf8JsonWriter w, Credentials c)
+    {
+        w.WriteStartObject("process_credentials");
+        w.WriteNumber("uid", c.Uid);
+        w.WriteNumber("gid", c.Gid);
+        w.WriteNumber("euid", c.Euid);
+        w.WriteNumber("egid", c.Egid);
+        w.WriteNumber("suid", c.Suid);
+        w.WriteNumber("sgid", c.Sgid);
+        w.WriteNumber("fsuid", c.Fsuid);
+        w.WriteNumber("fsgid", c.Fsgid);
+        w.WriteEndObject();
+    }
+
+    private static void WritePod(Utf8JsonWriter w, PodInfo pod)
+    {
+        w.WriteStartObject("pod");
+        WriteNonEmpty(w, "namespace", pod.Namespace);
+        WriteNonEmpty(w, "name", pod.Name);
+        WriteNonEmpty(w, "uid", pod.Uid);
+        if (pod.Container is { } c)
+        {
+            w.WriteStartObject("container");
+            WriteNonEmpty(w, "id", c.Id);
+            WriteNonEmpty(w, "name", c.Name);
+            if (c.ImageId is not null || c.ImageName is not null)
+            {
+                w.WriteStartObject("image");
+                WriteNonEmpty(w, "id", c.ImageId);
+                WriteNonEmpty(w, "name", c.ImageName);
+                w.WriteEndObject();
+            }
+            if (c.StartTime is { } start)
+            {
+                WriteTime(w, "start_time", start);
+            }
+            if (c.Pid is { } pid)
+            {
+                w.WriteNumber("pid", pid);
+            }
+            w.WriteEndObject();
+        }
+        if (pod.Labels is { Count: > 0 } labels)
+        {
+            w.WriteStartObject("pod_labels");
+            foreach (var (k, v) in labels)
+            {
+                w.WriteString(k, v);
+            }
+            w.WriteEndObject();
+        }
+        WriteNonEmpty(w, "workload", pod.Workload);
+        WriteNonEmpty(w, "workload_kind", pod.WorkloadKind);
+        w.WriteEndObject();
+    }
+
+    private static void WriteCapabilities(Utf8JsonWriter w, string name, CapabilitySets caps)
+    {
+        if (caps.Permitted == 0 && caps.Effective == 0 && caps.Inheritable == 0)
+        {
+            return;
+        }
+        w.WriteStartObject(name);
+        WriteCapabilitySet(w, "permitted", caps.Permitted);
+        WriteCapabilitySet(w, "effective", caps.Effective);
+        WriteCapabilitySet(w, "inheritable", caps.Inheritable);
+        w.WriteEndObject();
+    }
+
+    private static void WriteCapabilitySet(Utf8JsonWriter w, string name, ulong mask)
+    {
+        if (mask == 0)
+        {
+            return;
+        }
+        w.WriteStartArray(name);
+        for (var bit = 0; bit < 64; bit++)
+        {
+            if ((mask & (1UL << bit)) != 0)
+            {
+                w.WriteStringValue(CapabilityName(bit));
+            }
+        }
+        w.WriteEndArray();
+    }
+
+    /// <summary>Tetragon's CapabilitiesType names (which spell bit 1 "DAC_OVERRIDE").</summary>
+    public static string CapabilityName(int bit) =>
+        bit < CapabilityNames.Length ? CapabilityNames[bit] : "CAP_" + bit.ToString(CultureInfo.InvariantCulture);
+
+    private static void WriteNamespaces(Utf8JsonWriter w, Namespaces? ns)
+    {
+        if (ns is null)
+        {
+            return;
+        }
+        w.WriteStartObject("ns");
+        for (var i = 0; i < ns.Ids.Length && i < NamespaceKinds.Names.Length; i++)
+        {
+            var id = ns.Ids[i];
+            if (id.Inum == 0)
+            {
+                continue;
+            }
+            w.WriteStartObject(NamespaceKinds.Names[i]);
+            w.WriteNumber("inum", id.Inum);
+            if (id.IsHost)
+            {
+                w.WriteBoolean("is_host", true);
+            }
+            w.WriteEndObject();
+        }
+        w.WriteEndObject();
+    }
+
+    private static void WriteNonEmpty(Utf8JsonWriter w, string name, string? value)
+    {
+        if (!string.IsNullOrEmpty(value))
+        {
+            w.WriteString(name, value);
+        }
+    }
+
+    /// <summary>protojson's Timestamp form: UTC, "Z", and 0, 3, 6 or 9 fractional digits.</summary>
+    public static void WriteTime(Utf8JsonWriter w, string name, DateTimeOffset time)
+    {
+        Span<byte> buffer = stackalloc byte[40];
+        w.WriteString(name, buffer[..FormatTime(time, buffer)]);
+    }
+
+    public static int FormatTime(DateTimeOffset time, Span<byte> buffer)
+    {
+        var utc = time.UtcDateTime;
+        utc.TryFormat(buffer, out var n, "yyyy-MM-dd'T'HH:mm:ss", CultureInfo.InvariantCulture);
+        var nanos = (utc.Ticks % TimeSpan.TicksPerSecond) * 100;
+        if (nanos != 0)
+        {
+            int digits;
+            long value;
+            if (nanos % 1_000_000 == 0)
+            {
+                digits = 3;
+                value = nanos / 1_000_000;
+            }
+            else if (nanos % 1000 == 0)
+            {
+                digits = 6;
+                value = nanos / 1000;
+            }
+            else
+            {
+                digits = 9;
+                value = nanos;
+            }
+            buffer[n++] = (byte)'.';
+            value.TryFormat(buffer.Slice(n, digits), out _, digits == 3 ? "D3" : digits == 6 ? "D6" : "D9", CultureInfo.InvariantCulture);
+            n += digits;
+        }
+        buffer[n++] = (byte)'Z';
+        return n;
+    }
+}
