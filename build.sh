@@ -8,7 +8,7 @@ cd "$(dirname "$(readlink -f "$0")")"
 
 # Build: clang/llvm/libbpf-dev/bpftool compile the BPF objects and generate vmlinux.h.
 # Run: libbpf1 (loaded by the agent), iproute2. Tests: iputils-ping for traffic between test namespaces.
-APT_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool libelf-dev zlib1g-dev iproute2 iputils-ping)
+APT_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool libelf-dev zlib1g-dev iproute2 iputils-ping gcc libc6-dev)
 CONFIGURATION=${CONFIGURATION:-Release}
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -83,6 +83,8 @@ case "${1:-}" in
         shift
         install_prerequisites
         build
+        # Standalone defaults: events on stdout (compact) and as JSON lines in a file.
+        set -- --export-stdout compact --export-filename /var/log/palisade/events.json "$@"
         log "starting the agent: ./artifacts/palisade agent $* (Ctrl-C to stop)"
         exec ./artifacts/palisade agent "$@"
         ;;

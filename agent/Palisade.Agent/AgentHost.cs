@@ -84,6 +84,12 @@ public static class AgentHost
             ctx.Response.StatusCode = state.Ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
             return ctx.Response.WriteAsync(state.Ready ? "ready\n" : "starting\n");
         });
+        app.MapGet("/v1/status", async (HttpContext ctx) =>
+        {
+            ctx.Response.ContentType = "application/json";
+            var exports = app.Services.GetServices<IHostedService>().OfType<ExportService>().SingleOrDefault();
+            await ctx.Response.WriteAsync(AgentStatus.Json(state, app.Services.GetRequiredService<EventHub>(), exports)).ConfigureAwait(false);
+        });
         app.MapGet("/v1/probe", async (HttpContext ctx) =>
         {
             if (state.Probe is not { } report)

@@ -76,7 +76,10 @@ public sealed class ProcessSensor : IDisposable
     }
 
     /// <summary>Loads and attaches the programs, reads /proc, then starts consuming events.</summary>
-    public void Start()
+    public void Start() => Start(startReader: true);
+
+    /// <summary>Starts without consuming when <paramref name="startReader"/> is false (tests fill the ring buffer this way).</summary>
+    internal void Start(bool startReader)
     {
         var obj = BpfObject.OpenEmbedded(typeof(ProcessSensor).Assembly, "process.bpf.o");
         try
@@ -94,7 +97,10 @@ public sealed class ProcessSensor : IDisposable
             obj.Program("pal_exec").Attach();
             SeededFromProcFs = Seed(obj, clock, hostNamespaces);
             _reader = new RingBufferReader(Decoder, obj.Map("pal_process_events"));
-            _reader.Start("palisade-process");
+            if (startReader)
+            {
+                _reader.Start("palisade-process");
+            }
             _collector = _time.CreateTimer(_ => Cache.Collect(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
             _object = obj;
         }
@@ -104,6 +110,9 @@ public sealed class ProcessSensor : IDisposable
             throw;
         }
     }
+
+    /// <summary>Starts consuming after Start(startReader: false).</summary>
+    internal void StartReader() => _reader!.Start("palisade-process");
 
     public ProcessSensorStats Stats()
     {

@@ -87,6 +87,7 @@ struct pal_proc {
 struct pal_exec_event {
 	struct pal_event_header hdr;  /* hdr.tid: the thread that called execve (old_pid) */
 	__u64 parent_ktime;
+	__u64 prev_ktime;             /* identity this exec replaces (a fork or an earlier exec), 0 if none */
 	__u64 exe_inode;
 	__u64 cap_permitted;
 	__u64 cap_effective;

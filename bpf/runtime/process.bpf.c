@@ -237,6 +237,7 @@ int BPF_PROG(pal_exec, struct task_struct *task, pid_t old_pid, struct linux_bin
 	/* Parent: a process that execs again keeps its pid, and its previous image is the
 	 * parent; a fresh child's parent is the process that forked it. */
 	struct pal_proc *prev = bpf_map_lookup_elem(&pal_procs, &tgid);
+	e->prev_ktime = prev ? prev->ktime : 0;
 	if (prev && (prev->flags & (PAL_EXEC_F_EXEC | PAL_EXEC_F_PROCFS))) {
 		e->parent_pid = tgid;
 		e->parent_ktime = prev->ktime;

@@ -11,7 +11,7 @@ namespace Palisade.IntegrationTests;
 /// <summary>Runs the real `./artifacts/palisade agent` as the README does.</summary>
 public sealed class AgentLifecycleTests
 {
-    private static string Launcher()
+    internal static string Launcher()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {

@@ -46,6 +46,7 @@ public unsafe struct PalExecEvent
 
     public PalEventHeader Hdr;
     public ulong ParentKtime;
+    public ulong PrevKtime;
     public ulong ExeInode;
     public ulong CapPermitted;
     public ulong CapEffective;

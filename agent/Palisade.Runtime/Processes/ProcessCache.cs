@@ -3,7 +3,10 @@ using Palisade.Events;
 namespace Palisade.Runtime.Processes;
 
 /// <summary>Counters of the process cache.</summary>
-public readonly record struct ProcessCacheStats(int Count, long Hits, long Misses, long EvictedAfterGrace, long EvictedForCapacity);
+public readonly record struct ProcessCacheStats(int Count, long Hits, long Misses, long EvictedAfterGrace, long EvictedForCapacity, int PendingForks);
+
+/// <summary>A forked child that has not exec'd yet: just enough to build its record if anything asks.</summary>
+public readonly record struct PendingFork(ProcessRecord Parent, uint Tid, ulong CgroupId);
 
 /// <summary>
 /// exec identity -> process record, for enriching events with process, parent and ancestry.
@@ -19,6 +22,7 @@ public sealed class ProcessCache
     private readonly Dictionary<ProcessRecord, ProcessKey> _keys = new(ReferenceEqualityComparer.Instance);
     private readonly Queue<(ProcessKey Key, long DueTicks)> _evictable = new();
     private readonly Queue<ProcessKey> _insertionOrder = new();
+    private readonly Dictionary<ProcessKey, PendingFork> _forks = new();
     private readonly TimeProvider _time;
     private long _hits, _misses, _evictedGrace, _evictedCapacity;
 
@@ -41,7 +45,7 @@ public sealed class ProcessCache
         {
             lock (_gate)
             {
-                return new ProcessCacheStats(_records.Count, _hits, _misses, _evictedGrace, _evictedCapacity);
+                return new ProcessCacheStats(_records.Count, _hits, _misses, _evictedGrace, _evictedCapacity, _forks.Count);
             }
         }
     }
@@ -78,6 +82,50 @@ public sealed class ProcessCache
             }
             _misses++;
             return false;
+        }
+    }
+
+    /// <summary>
+    /// Remembers a forked child cheaply: most children exec at once, and then no record of
+    /// the fork is ever needed. The parent stays referenced while the child lives.
+    /// </summary>
+    public void AddFork(ProcessKey child, PendingFork fork)
+    {
+        lock (_gate)
+        {
+            if (_forks.Remove(child, out var previous))
+            {
+                Release(previous.Parent);
+            }
+            _forks[child] = fork;
+            fork.Parent.RefCount++;
+            // A runaway number of children that never exec nor exit cannot happen (pids are
+            // finite), but stale entries can (a lost exit): bound them like records.
+            if (_forks.Count > Capacity)
+            {
+                var victim = _forks.First();
+                _forks.Remove(victim.Key);
+                Release(victim.Value.Parent);
+                _evictedCapacity++;
+            }
+        }
+    }
+
+    /// <summary>Takes the pending fork of <paramref name="key"/> out of the cache.</summary>
+    public bool TryTakeFork(ProcessKey key, out PendingFork fork)
+    {
+        lock (_gate)
+        {
+            return _forks.Remove(key, out fork);
+        }
+    }
+
+    /// <summary>A pending fork ended (it exec'd, or its record was built): its hold on the parent goes.</summary>
+    public void ReleaseFork(PendingFork fork)
+    {
+        lock (_gate)
+        {
+            Release(fork.Parent);
         }
     }
 

@@ -23,6 +23,8 @@ public sealed unsafe class ProcessEventDecoder : IRingBufferConsumer
     private readonly BootClock _clock;
     private readonly uint[] _hostNamespaces;
     private readonly bool _ancestors;
+    private readonly StringPool _strings = new();
+    private Namespaces? _lastNamespaces;
     private long _exec, _fork, _exit, _malformed, _exitUnknown;
 
     public ProcessEventDecoder(string nodeName, ProcessCache cache, BootClock clock, uint[] hostNamespaces, bool ancestors, Action<PalisadeEvent> publish)
@@ -79,8 +81,8 @@ public sealed unsafe class ProcessEventDecoder : IRingBufferConsumer
         }
         var data = new ReadOnlySpan<byte>(e->Data, dataLength);
         var flags = (ProcessFlags)e->Flags;
-        var exe = PathFromComponents(data.Slice(0, e->ExeLen));
-        var cwd = PathFromComponents(data.Slice(e->ExeLen, e->CwdLen));
+        var exe = PathFromComponents(data.Slice(0, e->ExeLen), _strings);
+        var cwd = PathFromComponents(data.Slice(e->ExeLen, e->CwdLen), _strings);
         var offset = e->ExeLen + e->CwdLen;
         string binary = exe;
         string? interpreter = null;
@@ -98,7 +100,7 @@ public sealed unsafe class ProcessEventDecoder : IRingBufferConsumer
         ProcessRecord? parent = null;
         if (e->ParentKtime != 0)
         {
-            _cache.TryGet(parentKey, out parent);
+            TryResolve(parentKey, out parent);
         }
         var container = ContainerIds.FromCgroup(CString(e->CgroupName, PalExecEvent.CgroupNameSize), CString(e->CgroupParentName, PalExecEvent.CgroupNameSize));
         var time = _clock.ToWallClock(e->Hdr.KtimeNs);
@@ -128,10 +130,19 @@ public sealed unsafe class ProcessEventDecoder : IRingBufferConsumer
             Parent = parent,
         };
         _cache.Add(key, record);
-        if ((flags & ProcessFlags.Replaced) != 0 && parent is not null && parent.Pid == pid)
+        // The identity this exec replaces (the forked child's, or the previous image's) ends
+        // here without an exit event of its own.
+        if (e->PrevKtime != 0 && e->PrevKtime != key.Ktime)
         {
-            // The previous image of this process is gone without an exit.
-            _cache.End(parent, time);
+            var prevKey = new ProcessKey(pid, e->PrevKtime);
+            if (_cache.TryTakeFork(prevKey, out var fork))
+            {
+                _cache.ReleaseFork(fork);
+            }
+            else if (_cache.TryGet(prevKey, out var replaced))
+            {
+                _cache.End(replaced, time);
+            }
         }
         Interlocked.Increment(ref _exec);
         _publish(new ProcessExecEvent
@@ -146,17 +157,32 @@ public sealed unsafe class ProcessEventDecoder : IRingBufferConsumer
     private void OnFork(in PalForkEvent e)
     {
         Interlocked.Increment(ref _fork);
-        if (!_cache.TryGet(new ProcessKey(e.ParentPid, e.ParentKtime), out var parent))
+        if (_cache.TryGet(new ProcessKey(e.ParentPid, e.ParentKtime), out var parent))
         {
-            return; // the parent is unknown: the child's exec (or exit) says what little we know
+            _cache.AddFork(new ProcessKey(e.Hdr.Pid, e.Hdr.KtimeNs), new PendingFork(parent, e.Hdr.Tid, e.Hdr.CgroupId));
         }
-        var child = new ProcessRecord
+        // An unknown parent: the child's exec (or exit) says what little we know.
+    }
+
+    /// <summary>The record of <paramref name="key"/>: cached, or built from its pending fork (the child carries its parent's image until it execs).</summary>
+    public bool TryResolve(ProcessKey key, out ProcessRecord record)
+    {
+        if (_cache.TryGet(key, out record))
         {
-            ExecId = ExecId.Create(NodeName, e.Hdr.KtimeNs, e.Hdr.Pid),
-            Pid = e.Hdr.Pid,
-            Tid = e.Hdr.Tid,
-            Ktime = e.Hdr.KtimeNs,
-            StartTime = _clock.ToWallClock(e.Hdr.KtimeNs),
+            return true;
+        }
+        if (!_cache.TryTakeFork(key, out var fork))
+        {
+            return false;
+        }
+        var parent = fork.Parent;
+        record = new ProcessRecord
+        {
+            ExecId = ExecId.Create(NodeName, key.Ktime, key.Pid),
+            Pid = key.Pid,
+            Tid = fork.Tid,
+            Ktime = key.Ktime,
+            StartTime = _clock.ToWallClock(key.Ktime),
             Binary = parent.Binary,
             Interpreter = parent.Interpreter,
             Arguments = parent.Arguments,
@@ -166,20 +192,23 @@ public sealed unsafe class ProcessEventDecoder : IRingBufferConsumer
             Auid = parent.Auid,
             Capabilities = parent.Capabilities,
             Namespaces = parent.Namespaces,
-            CgroupId = e.Hdr.CgroupId,
+            NamespacePid = parent.NamespacePid,
+            CgroupId = fork.CgroupId,
             ContainerId = parent.ContainerId,
             Pod = parent.Pod,
             ExeInode = parent.ExeInode,
             ParentExecId = parent.ExecId,
             Parent = parent,
         };
-        _cache.Add(new ProcessKey(e.Hdr.Pid, e.Hdr.KtimeNs), child);
+        _cache.Add(key, record);     // the record now holds the parent...
+        _cache.ReleaseFork(fork);    // ...so the fork's hold goes
+        return true;
     }
 
     private void OnExit(in PalExitEvent e)
     {
         Interlocked.Increment(ref _exit);
-        if (e.Ktime == 0 || !_cache.TryGet(new ProcessKey(e.Hdr.Pid, e.Ktime), out var record))
+        if (e.Ktime == 0 || !TryResolve(new ProcessKey(e.Hdr.Pid, e.Ktime), out var record))
         {
             Interlocked.Increment(ref _exitUnknown);
             return;
@@ -205,16 +234,29 @@ public sealed unsafe class ProcessEventDecoder : IRingBufferConsumer
 
     private Namespaces ReadNamespaces(uint* ns)
     {
+        // Processes on a node share a handful of namespace sets: reuse the last one when equal.
+        if (_lastNamespaces is { } last)
+        {
+            var same = true;
+            for (var i = 0; i < last.Ids.Length && same; i++)
+            {
+                same = last.Ids[i].Inum == ns[i];
+            }
+            if (same)
+            {
+                return last;
+            }
+        }
         var ids = new NamespaceId[PalExecEvent.NamespaceCount];
         for (var i = 0; i < ids.Length; i++)
         {
             ids[i] = new NamespaceId(ns[i], ns[i] != 0 && ns[i] == _hostNamespaces[i]);
         }
-        return new Namespaces(ids);
+        return _lastNamespaces = new Namespaces(ids);
     }
 
     /// <summary>"/" + components in reverse: the kernel writes them leaf-first, each NUL-terminated.</summary>
-    internal static string PathFromComponents(ReadOnlySpan<byte> leafFirst)
+    internal static string PathFromComponents(ReadOnlySpan<byte> leafFirst, StringPool? pool = null)
     {
         if (leafFirst.IsEmpty)
         {
@@ -245,7 +287,7 @@ public sealed unsafe class ProcessEventDecoder : IRingBufferConsumer
             part.CopyTo(path[pos..]);
             pos += part.Length;
         }
-        return pos == 0 ? "/" : Encoding.UTF8.GetString(path[..pos]);
+        return pos == 0 ? "/" : pool is not null ? pool.Get(path[..pos]) : Encoding.UTF8.GetString(path[..pos]);
     }
 
     /// <summary>argv[1..] in Tetragon's form: space-separated, an argument containing a space in double quotes.</summary>

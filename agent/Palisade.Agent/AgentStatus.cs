@@ -1,0 +1,73 @@
+using System.Text;
+using System.Text.Json;
+using Palisade.Events;
+
+namespace Palisade.Agent;
+
+/// <summary>The agent's counters as one JSON document (GET /v1/status): sensors, cache, exporters, memory.</summary>
+internal static class AgentStatus
+{
+    public static string Json(AgentState state, EventHub hub, ExportService? exports)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteBoolean("ready", state.Ready);
+            if (state.ProcessSensor is { } sensor)
+            {
+                var s = sensor.Stats();
+                w.WriteStartObject("process_sensor");
+                w.WriteNumber("kernel_execs", s.KernelExecs);
+                w.WriteNumber("kernel_exits", s.KernelExits);
+                w.WriteNumber("kernel_forks", s.KernelForks);
+                w.WriteNumber("kernel_lost_exec", s.LostExec);
+                w.WriteNumber("kernel_lost_exit", s.LostExit);
+                w.WriteNumber("kernel_lost_fork", s.LostFork);
+                w.WriteNumber("kernel_process_map_full", s.ProcessMapFull);
+                w.WriteNumber("ringbuf_records", s.RingBufferRecords);
+                w.WriteNumber("consumer_errors", s.ConsumerErrors);
+                w.WriteNumber("decoded_execs", s.Decoder.Exec);
+                w.WriteNumber("decoded_exits", s.Decoder.Exit);
+                w.WriteNumber("decoded_forks", s.Decoder.Fork);
+                w.WriteNumber("malformed_records", s.Decoder.Malformed);
+                w.WriteNumber("exits_of_unknown_processes", s.Decoder.ExitUnknown);
+                w.WriteEndObject();
+                w.WriteStartObject("process_cache");
+                w.WriteNumber("size", s.Cache.Count);
+                w.WriteNumber("capacity", sensor.Cache.Capacity);
+                w.WriteNumber("hits", s.Cache.Hits);
+                w.WriteNumber("misses", s.Cache.Misses);
+                w.WriteNumber("evicted_after_grace", s.Cache.EvictedAfterGrace);
+                w.WriteNumber("evicted_for_capacity", s.Cache.EvictedForCapacity);
+                w.WriteNumber("pending_forks", s.Cache.PendingForks);
+                w.WriteEndObject();
+            }
+            w.WriteNumber("events_published", hub.Published);
+            w.WriteStartArray("exporters");
+            foreach (var sub in hub.Subscriptions)
+            {
+                var sink = exports?.Sinks.FirstOrDefault(k => k.Subscription == sub);
+                w.WriteStartObject();
+                w.WriteString("name", sub.Name);
+                w.WriteNumber("queued", sub.Queued);
+                w.WriteNumber("queue_depth", sub.Depth);
+                w.WriteNumber("queue_capacity", sub.Capacity);
+                w.WriteNumber("dropped_queue_full", sub.Dropped);
+                w.WriteNumber("written", sink?.Written ?? 0);
+                w.WriteNumber("failed", sink?.Failed ?? 0);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            var gc = GC.GetGCMemoryInfo();
+            w.WriteStartObject("memory");
+            w.WriteNumber("working_set_bytes", Environment.WorkingSet);
+            w.WriteNumber("gc_heap_bytes", gc.HeapSizeBytes);
+            w.WriteNumber("gc_committed_bytes", gc.TotalCommittedBytes);
+            w.WriteNumber("gc_gen2_collections", GC.CollectionCount(2));
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(stream.ToArray());
+    }
+}
