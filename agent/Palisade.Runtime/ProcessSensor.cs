@@ -18,6 +18,8 @@ public sealed record ProcessSensorOptions
     public string ProcRoot { get; init; } = "/proc";
     public int CacheCapacity { get; init; } = 65536;
     public TimeSpan CacheGrace { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Bytes queued before the kernel wakes the reader (0: every record); the reader also polls every 100 ms.</summary>
+    public int WakeupBytes { get; init; } = 65536;
     /// <summary>Include ancestors beyond the parent in exec and exit events.</summary>
     public bool Ancestors { get; init; }
 }
@@ -85,6 +87,7 @@ public sealed class ProcessSensor : IDisposable
         try
         {
             obj.SetConstant("args_max", (uint)_options.ArgsMax);
+            obj.SetConstant("wakeup_bytes", (uint)Math.Min(_options.WakeupBytes, _options.RingBufferBytes / 4));
             obj.Map("pal_process_events").MaxEntries = _options.RingBufferBytes;
             obj.Map("pal_procs").MaxEntries = _options.ProcessMapEntries;
             obj.Load();

@@ -14,6 +14,17 @@
 /* Bytes of argv copied per exec; set before load (validated in user space). */
 const volatile __u32 args_max = 4096;
 
+/* Records are queued without waking the reader until this many bytes wait; the reader
+ * also polls on a timer, so a quiet node still delivers within the poll interval. One
+ * wakeup per record cost an exec storm measurable throughput; enforcement never waits
+ * for user space, so only event latency (bounded) is traded. 0 wakes on every record. */
+const volatile __u32 wakeup_bytes = 65536;
+
+static __always_inline __u64 wakeup_flag(void *ringbuf)
+{
+	return bpf_ringbuf_query(ringbuf, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
 #define PATH_MAX_DEPTH 64
 #define NAME_MAX_LEN 256
 #define PATH_BYTES_MAX 4096
@@ -330,7 +341,7 @@ int BPF_PROG(pal_exec, struct task_struct *task, pid_t old_pid, struct linux_bin
 		size = sizeof(*e);
 	e->hdr.size = size;
 	stat_inc(PAL_STAT_EXEC);
-	if (bpf_ringbuf_output(&pal_process_events, e, size, 0) != 0)
+	if (bpf_ringbuf_output(&pal_process_events, e, size, wakeup_flag(&pal_process_events)) != 0)
 		stat_inc(PAL_STAT_LOST_EXEC);
 	return 0;
 }
@@ -366,7 +377,7 @@ int BPF_PROG(pal_fork, struct task_struct *parent, struct task_struct *child)
 	e->parent_pid = parent_tgid;
 	e->parent_ktime = proc.parent_ktime;
 	e->pad = 0;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, wakeup_flag(&pal_process_events));
 	return 0;
 }
 
@@ -400,7 +411,7 @@ int BPF_PROG(pal_exit, struct task_struct *task)
 			if (exe && BPF_CORE_READ(exe, f_inode, __i_nlink) == 0)
 				e->flags |= PAL_EXEC_F_DELETED;
 		}
-		bpf_ringbuf_submit(e, 0);
+		bpf_ringbuf_submit(e, wakeup_flag(&pal_process_events));
 	} else {
 		stat_inc(PAL_STAT_LOST_EXIT);
 	}

@@ -1,0 +1,3 @@
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(Palisade.Bench.PipelineBenchmarks).Assembly).Run(args);
