@@ -46,8 +46,11 @@ public sealed class ProcessSensor : IDisposable
     private RingBufferReader? _reader;
     private ITimer? _collector;
 
-    public ProcessSensor(ProcessSensorOptions options, EventHub hub, TimeProvider time)
+    private readonly IPodResolver _pods;
+
+    public ProcessSensor(ProcessSensorOptions options, EventHub hub, TimeProvider time, IPodResolver? pods = null)
     {
+        _pods = pods ?? NoPodResolver.Instance;
         ValidateOptions(options);
         _options = options;
         _hub = hub;
@@ -93,7 +96,7 @@ public sealed class ProcessSensor : IDisposable
             obj.Load();
             var clock = new BootClock(_time);
             var hostNamespaces = ProcFs.ReadNamespaces(Path.Combine(_options.ProcRoot, "1"));
-            Decoder = new ProcessEventDecoder(_options.NodeName, Cache, clock, hostNamespaces, _options.Ancestors, _hub.Publish);
+            Decoder = new ProcessEventDecoder(_options.NodeName, Cache, clock, hostNamespaces, _options.Ancestors, _hub.Publish, _pods);
             // Attach before reading /proc, so no process can slip between the two.
             obj.Program("pal_fork").Attach();
             obj.Program("pal_exit").Attach();
@@ -155,6 +158,7 @@ public sealed class ProcessSensor : IDisposable
                 NamespacePid = p.NamespacePid,
                 CgroupId = p.CgroupId,
                 ContainerId = container?.ContainerId,
+                Pod = container is null ? null : _pods.Resolve(new ContainerContext(container.ContainerId, container.PodUid, p.CgroupId)),
                 ParentExecId = parent?.ExecId,
                 Parent = parent,
             };

@@ -23,12 +23,15 @@ public sealed unsafe class ProcessEventDecoder : IRingBufferConsumer
     private readonly BootClock _clock;
     private readonly uint[] _hostNamespaces;
     private readonly bool _ancestors;
+    private readonly IPodResolver _pods;
     private readonly StringPool _strings = new();
     private Namespaces? _lastNamespaces;
     private long _exec, _fork, _exit, _malformed, _exitUnknown;
 
-    public ProcessEventDecoder(string nodeName, ProcessCache cache, BootClock clock, uint[] hostNamespaces, bool ancestors, Action<PalisadeEvent> publish)
+    public ProcessEventDecoder(string nodeName, ProcessCache cache, BootClock clock, uint[] hostNamespaces, bool ancestors, Action<PalisadeEvent> publish,
+        IPodResolver? pods = null)
     {
+        _pods = pods ?? NoPodResolver.Instance;
         NodeName = nodeName;
         _cache = cache;
         _clock = clock;
@@ -123,6 +126,7 @@ public sealed unsafe class ProcessEventDecoder : IRingBufferConsumer
             NamespacePid = e->Nspid,
             CgroupId = e->Hdr.CgroupId,
             ContainerId = container?.ContainerId,
+            Pod = container is null ? null : _pods.Resolve(new ContainerContext(container.ContainerId, container.PodUid, e->Hdr.CgroupId)),
             ExeInode = e->ExeInode,
             SetuidUid = (flags & ProcessFlags.Setuid) != 0 ? e->ExeUid : null,
             SetgidGid = (flags & ProcessFlags.Setgid) != 0 ? e->ExeGid : null,
