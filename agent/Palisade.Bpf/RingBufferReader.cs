@@ -11,6 +11,8 @@ public interface IRingBufferConsumer
 /// <summary>
 /// Reads one or more BPF ring buffers on a dedicated thread and hands each record to the
 /// consumer as a span over the kernel-shared memory: no copy and no allocation per record.
+/// Records arrive at the latest one poll interval (100 ms) after they were written, also
+/// when the producer suppresses wakeups.
 /// </summary>
 public sealed unsafe class RingBufferReader : IDisposable
 {
@@ -109,7 +111,14 @@ public sealed unsafe class RingBufferReader : IDisposable
         while (!_stopping)
         {
             var rc = Interop.Libbpf.RingBufferPoll(_ring, PollTimeoutMs);
-            if (rc < 0 && -rc != Errnos.EINTR)
+            if (rc == 0)
+            {
+                // No wakeup came: producers may queue records without waking us
+                // (BPF_RB_NO_WAKEUP) to save a wakeup per record, and poll only drains
+                // rings epoll reported. Drain them all on every timeout.
+                Interop.Libbpf.RingBufferConsume(_ring);
+            }
+            else if (rc < 0 && -rc != Errnos.EINTR)
             {
                 Interlocked.Increment(ref _pollErrors);
                 Thread.Sleep(PollTimeoutMs); // do not spin on a persistent error

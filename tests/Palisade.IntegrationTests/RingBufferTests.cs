@@ -102,6 +102,27 @@ public sealed unsafe class RingBufferTests
     }
 
     [Fact]
+    public void RecordsSubmittedWithoutAWakeupStillArrive()
+    {
+        Kernel.Require(KernelFeature.Tracepoint, KernelFeature.Ringbuf);
+        using var obj = BpfObject.OpenEmbedded(Kernel.TestObjects, "ringbuf_test.bpf.o");
+        obj.SetConstant("target_tgid", (uint)Environment.ProcessId);
+        obj.SetConstant("no_wakeup", 1u);
+        obj.Load();
+        var collector = new Collector();
+        using var reader = new RingBufferReader(collector, obj.Map("test_events"));
+        reader.Start();
+        using var link = obj.Program("test_sys_enter_write").AttachTracepoint("syscalls", "sys_enter_write");
+        using var devNull = File.OpenHandle("/dev/null", FileMode.Open, FileAccess.Write);
+        var fd = (int)devNull.DangerousGetHandle();
+        obj.Map("test_cookies").Typed<uint, ulong>().Update((uint)fd, 9);
+
+        WriteFromNewThread(fd, "quiet");
+
+        Assert.True(Command.WaitUntil(() => !collector.Events.IsEmpty, TimeSpan.FromSeconds(10)), "a record queued without a wakeup was never read");
+    }
+
+    [Fact]
     public void StopDrainsWhatIsAlreadyInTheBuffer()
     {
         Kernel.Require(KernelFeature.Tracepoint, KernelFeature.Ringbuf);

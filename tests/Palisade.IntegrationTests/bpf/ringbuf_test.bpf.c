@@ -7,6 +7,8 @@
 #include "pal_helpers.h"
 
 const volatile __u32 target_tgid = 0;
+/* Test knob: submit without waking the reader, as the process sensor does below its threshold. */
+const volatile __u32 no_wakeup = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -48,7 +50,7 @@ int test_sys_enter_write(struct trace_event_raw_sys_enter *ctx)
 	e->cookie = *cookie;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	bpf_probe_read_user(e->payload, sizeof(e->payload), (const void *)ctx->args[1]);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, no_wakeup ? BPF_RB_NO_WAKEUP : 0);
 	return 0;
 }
 
