@@ -15,6 +15,7 @@ internal static class PalisadeCommand
         var root = new RootCommand("Palisade: eBPF runtime security and network datapath agent.");
         root.Subcommands.Add(AgentCommand());
         root.Subcommands.Add(ProbeCommand());
+        root.Subcommands.Add(PolicyCommand());
         root.Subcommands.Add(VersionCommand());
         return root;
     }
@@ -81,6 +82,44 @@ internal static class PalisadeCommand
                 : report.ToTable());
             return 0;
         });
+        return command;
+    }
+
+    private static Command PolicyCommand()
+    {
+        var command = new Command("policy", "Work with TracingPolicy files.");
+        var validate = new Command("validate", "Check TracingPolicy YAML files offline (no agent, no root): print every error with its field path and line. Exit code 1 when any file has errors.");
+        var files = new Argument<FileInfo[]>("FILE") { Description = "Policy files (YAML; several documents per file are fine).", Arity = ArgumentArity.OneOrMore };
+        validate.Arguments.Add(files);
+        validate.SetAction(parse =>
+        {
+            var failed = false;
+            foreach (var file in parse.GetValue(files) ?? [])
+            {
+                if (!file.Exists)
+                {
+                    Console.Error.WriteLine($"{file.FullName}: no such file");
+                    failed = true;
+                    continue;
+                }
+                var result = Palisade.Policies.TracingPolicyParser.Parse(File.ReadAllText(file.FullName), file.Name);
+                foreach (var error in result.Errors)
+                {
+                    Console.WriteLine($"{file.Name}: {error}");
+                }
+                foreach (var note in result.Skipped)
+                {
+                    Console.WriteLine($"{file.Name}: skipped {note}");
+                }
+                if (result.Ok)
+                {
+                    Console.WriteLine($"{file.Name}: ok ({string.Join(", ", result.Policies.Select(p => $"{p.Kind} {p.Name}"))})");
+                }
+                failed |= !result.Ok;
+            }
+            return failed ? 1 : 0;
+        });
+        command.Subcommands.Add(validate);
         return command;
     }
 

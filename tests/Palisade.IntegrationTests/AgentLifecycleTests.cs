@@ -104,6 +104,27 @@ public sealed class AgentLifecycleTests
     }
 
     [Fact]
+    public void PolicyValidateExitsNonZeroWithEveryPreciseError()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"palisade-bad-{Guid.NewGuid():N}.yaml");
+        File.WriteAllText(file, "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: bad\nspec:\n  kprobes:\n  - call: fd_install\n"
+            + "    args:\n    - index: 1\n      type: file\n    selectors:\n    - matchArgs:\n      - index: 1\n        operator: Equals\n        values: [\"/etc/shadow\"]\n"
+            + "      matchActions:\n      - action: Sigkil\n");
+        try
+        {
+            var result = Command.Run(TimeSpan.FromSeconds(60), Launcher(), "policy", "validate", file);
+
+            Assert.Equal(1, result.ExitCode);
+            Assert.Contains("spec.kprobes[0].selectors[0].matchArgs[0].operator: unknown operator \"Equals\". Did you mean \"Equal\"? (line 14, column 19)", result.Stdout, StringComparison.Ordinal);
+            Assert.Contains("spec.kprobes[0].selectors[0].matchActions[0].action: unknown action \"Sigkil\". Did you mean \"Sigkill\"?", result.Stdout, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
     public void ProbeJsonListsEveryFeature()
     {
         Kernel.RequireRoot();
