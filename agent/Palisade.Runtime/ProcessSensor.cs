@@ -17,7 +17,8 @@ public sealed record ProcessSensorOptions
     public int ProcessMapEntries { get; init; } = 65536;
     public string ProcRoot { get; init; } = "/proc";
     public int CacheCapacity { get; init; } = 65536;
-    public TimeSpan CacheGrace { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Events of a gone process can only arrive late through another ring buffer, whose reader polls every 100 ms: 5 s is 50 times that.</summary>
+    public TimeSpan CacheGrace { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>Bytes queued before the kernel wakes the reader (0: every record); the reader also polls every 100 ms.</summary>
     public int WakeupBytes { get; init; } = 65536;
     /// <summary>Include ancestors beyond the parent in exec and exit events.</summary>

@@ -6,8 +6,9 @@ public sealed class TetragonExamplesCompatibilityTests
 {
     private static string ExamplesDir()
     {
-        var dir = Path.GetFullPath(Path.Combine(RepoPaths.Root, "..", "shared", "compat", "tetragon-examples"));
-        Assert.True(Directory.Exists(dir), $"{dir} is missing: the compatibility corpus lives in ../shared beside the repository");
+        var shared = Environment.GetEnvironmentVariable("PALISADE_SHARED_DIR") ?? Path.Combine(RepoPaths.Root, "..", "shared");
+        var dir = Path.GetFullPath(Path.Combine(shared, "compat", "tetragon-examples"));
+        Assert.True(Directory.Exists(dir), $"{dir} is missing: the compatibility corpus lives in ../shared beside the repository (or set PALISADE_SHARED_DIR)");
         return dir;
     }
 

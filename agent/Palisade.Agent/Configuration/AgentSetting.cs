@@ -55,7 +55,7 @@ public static class AgentSettings
         "process-cache-size", "65536", "Most process records kept for enrichment; past it the oldest go first, finished ones before running ones.");
 
     public static readonly AgentSetting ProcessCacheGrace = new(
-        "process-cache-grace", "10s", "How long a process record stays after the process and all its children are gone, for late events (e.g. 500ms, 10s, 2m).");
+        "process-cache-grace", "5s", "How long a process record stays after the process and all its children are gone, for events that arrive late (e.g. 500ms, 5s, 2m).");
 
     public static readonly AgentSetting ProcessArgsMax = new(
         "process-args-max", "4096", "Bytes of the argument list captured per exec (256 to 8191); longer lists are cut and flagged truncArgs.");
