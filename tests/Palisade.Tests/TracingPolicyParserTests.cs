@@ -175,3 +175,35 @@ public sealed class TracingPolicyParserTests
         Assert.True(error.Line > 0);
     }
 }
+
+public sealed class ExamplePolicyLibraryTests
+{
+    public static TheoryData<string> Files() =>
+        [.. Directory.EnumerateFiles(RepoPaths.File("policies", "examples"), "*.yaml").Select(f => Path.GetFileName(f)).Order()];
+
+    [Theory]
+    [MemberData(nameof(Files))]
+    public void EveryExamplePolicyValidatesAndIsDocumented(string file)
+    {
+        var result = TracingPolicyParser.Parse(File.ReadAllText(RepoPaths.File("policies", "examples", file)), file);
+
+        Assert.True(result.Ok, string.Join(Environment.NewLine, result.Errors));
+        Assert.Single(result.Policies);
+        Assert.Contains($"`{file}`", File.ReadAllText(RepoPaths.File("policies", "examples", "README.md")), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheDefaultSelectionOnlyMonitors()
+    {
+        var defaults = Directory.EnumerateFiles(RepoPaths.File("policies", "examples"), "*.yaml")
+            .SelectMany(f => TracingPolicyParser.Parse(File.ReadAllText(f), f).Policies)
+            .Where(p => p.Labels.TryGetValue("palisade.io/default", out var v) && v == "true")
+            .ToList();
+
+        Assert.NotEmpty(defaults);
+        var actions = defaults.SelectMany(p => p.Spec.Kprobes).SelectMany(k => k.Selectors).SelectMany(s => s.MatchActions).Select(a => a.Action);
+        Assert.DoesNotContain("Sigkill", actions);
+        Assert.DoesNotContain("Signal", actions);
+        Assert.DoesNotContain("Override", actions);
+    }
+}
