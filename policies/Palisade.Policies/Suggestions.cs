@@ -1,7 +1,7 @@
 namespace Palisade.Policies;
 
-/// <summary>"Did you mean" for misspelt field names and values.</summary>
-internal static class Suggestions
+/// <summary>"Did you mean" for misspelt field names and values, shared by policy and agent-setting validation.</summary>
+public static class Suggestions
 {
     /// <summary>" Did you mean \"X\"?" when one candidate is close, else the list of allowed values.</summary>
     public static string For(string given, IEnumerable<string> candidates)

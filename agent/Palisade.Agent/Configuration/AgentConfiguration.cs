@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using Palisade.Policies;
 using YamlDotNet.RepresentationModel;
 
 namespace Palisade.Agent.Configuration;
@@ -294,32 +295,6 @@ public static class AgentConfiguration
         return 8 * 1024 * 1024;
     }
 
-    private static string Suggest(string key)
-    {
-        var best = AgentSettings.All.MinBy(s => EditDistance(s.Key, key))!;
-        return EditDistance(best.Key, key) <= 3
-            ? $"Did you mean \"{best.Key}\"?"
-            : $"Known settings: {string.Join(", ", AgentSettings.All.Select(s => s.Key))}.";
-    }
-
-    internal static int EditDistance(string a, string b)
-    {
-        var previous = new int[b.Length + 1];
-        var current = new int[b.Length + 1];
-        for (var j = 0; j <= b.Length; j++)
-        {
-            previous[j] = j;
-        }
-        for (var i = 1; i <= a.Length; i++)
-        {
-            current[0] = i;
-            for (var j = 1; j <= b.Length; j++)
-            {
-                var cost = a[i - 1] == b[j - 1] ? 0 : 1;
-                current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + cost);
-            }
-            (previous, current) = (current, previous);
-        }
-        return previous[b.Length];
-    }
+    private static string Suggest(string key) =>
+        Suggestions.For(key, AgentSettings.All.Select(s => s.Key)).TrimStart();
 }
