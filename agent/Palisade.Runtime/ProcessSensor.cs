@@ -163,7 +163,7 @@ public sealed class ProcessSensor : IDisposable
                 ParentExecId = parent?.ExecId,
                 Parent = parent,
             };
-            Cache.Add(new ProcessKey(p.Pid, p.StartBootNs), record);
+            Cache.Add(record);
             byPid[p.Pid] = record;
             var entry = new PalProc { Ktime = p.StartBootNs, ParentKtime = parent?.Ktime ?? 0, ParentPid = p.ParentPid, Flags = (uint)ProcessFlags.ProcFs };
             try

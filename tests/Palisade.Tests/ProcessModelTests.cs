@@ -147,7 +147,7 @@ public sealed class ProcessCacheTests
         var time = new ManualTime(DateTimeOffset.UnixEpoch);
         var cache = new ProcessCache(1024, TimeSpan.FromSeconds(10), time);
         var p = Record(1, 100);
-        cache.Add(new ProcessKey(1, 100), p);
+        cache.Add(p);
 
         cache.End(p, time.GetUtcNow());
         time.Advance(TimeSpan.FromSeconds(9));
@@ -166,9 +166,9 @@ public sealed class ProcessCacheTests
         var time = new ManualTime(DateTimeOffset.UnixEpoch);
         var cache = new ProcessCache(1024, TimeSpan.FromSeconds(1), time);
         var parent = Record(1, 100);
-        cache.Add(new ProcessKey(1, 100), parent);
+        cache.Add(parent);
         var child = Record(2, 200, parent);
-        cache.Add(new ProcessKey(2, 200), child);
+        cache.Add(child);
 
         cache.End(parent, time.GetUtcNow());
         time.Advance(TimeSpan.FromSeconds(5));
@@ -189,11 +189,11 @@ public sealed class ProcessCacheTests
         var time = new ManualTime(DateTimeOffset.UnixEpoch);
         var cache = new ProcessCache(16, TimeSpan.FromHours(1), time);
         var finished = Record(1, 1);
-        cache.Add(new ProcessKey(1, 1), finished);
+        cache.Add(finished);
         cache.End(finished, time.GetUtcNow());
         for (uint i = 2; i <= 17; i++)
         {
-            cache.Add(new ProcessKey(i, i), Record(i, i));
+            cache.Add(Record(i, i));
         }
 
         Assert.Equal(16, cache.Stats.Count);
@@ -208,11 +208,11 @@ public sealed class ProcessCacheTests
         var time = new ManualTime(DateTimeOffset.UnixEpoch);
         var cache = new ProcessCache(1024, TimeSpan.FromMilliseconds(100), time);
         var root = Record(1, 1);
-        cache.Add(new ProcessKey(1, 1), root);
+        cache.Add(root);
         for (uint i = 2; i < 200_000; i++)
         {
             var p = Record(i, i, root);
-            cache.Add(new ProcessKey(i, i), p);
+            cache.Add(p);
             cache.End(p, time.GetUtcNow());
             time.Advance(TimeSpan.FromMilliseconds(1));
             if (i % 100 == 0)

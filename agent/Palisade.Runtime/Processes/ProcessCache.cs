@@ -19,7 +19,6 @@ public sealed class ProcessCache
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<ProcessKey, ProcessRecord> _records;
-    private readonly Dictionary<ProcessRecord, ProcessKey> _keys = new(ReferenceEqualityComparer.Instance);
     private readonly Queue<(ProcessKey Key, long DueTicks)> _evictable = new();
     private readonly Queue<ProcessKey> _insertionOrder = new();
     private readonly Dictionary<ProcessKey, PendingFork> _forks = new();
@@ -50,18 +49,17 @@ public sealed class ProcessCache
         }
     }
 
-    /// <summary>Adds a running process image; its parent (if any) gains a reference.</summary>
-    public void Add(ProcessKey key, ProcessRecord record)
+    /// <summary>A record's key: its pid and the boot time its image began.</summary>
+    public static ProcessKey KeyOf(ProcessRecord record) => new(record.Pid, record.Ktime);
+
+    /// <summary>Adds a running process image under <see cref="KeyOf"/>; its parent (if any) gains a reference.</summary>
+    public void Add(ProcessRecord record)
     {
         lock (_gate)
         {
-            if (_records.Remove(key, out var previous))
-            {
-                _keys.Remove(previous);
-            }
+            var key = KeyOf(record);
             record.RefCount = 1;
             _records[key] = record;
-            _keys[record] = key;
             _insertionOrder.Enqueue(key);
             if (record.Parent is { } parent)
             {
@@ -163,7 +161,8 @@ public sealed class ProcessCache
         {
             return;
         }
-        if (_keys.TryGetValue(record, out var key))
+        var key = KeyOf(record);
+        if (_records.TryGetValue(key, out var cached) && ReferenceEquals(cached, record))
         {
             var due = _time.GetTimestamp() + (long)(Grace.TotalSeconds * _time.TimestampFrequency);
             _evictable.Enqueue((key, due));
@@ -178,7 +177,6 @@ public sealed class ProcessCache
     private void Remove(ProcessKey key, ProcessRecord record)
     {
         _records.Remove(key);
-        _keys.Remove(record);
         if (record.Parent is { } parent)
         {
             Release(parent);

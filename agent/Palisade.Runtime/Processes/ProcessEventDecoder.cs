@@ -133,7 +133,7 @@ public sealed unsafe class ProcessEventDecoder : IRingBufferConsumer
             ParentExecId = e->ParentKtime != 0 ? parent?.ExecId ?? ExecId.Create(NodeName, e->ParentKtime, e->ParentPid) : null,
             Parent = parent,
         };
-        _cache.Add(key, record);
+        _cache.Add(record);
         // The identity this exec replaces (the forked child's, or the previous image's) ends
         // here without an exit event of its own.
         if (e->PrevKtime != 0 && e->PrevKtime != key.Ktime)
@@ -204,7 +204,7 @@ public sealed unsafe class ProcessEventDecoder : IRingBufferConsumer
             ParentExecId = parent.ExecId,
             Parent = parent,
         };
-        _cache.Add(key, record);     // the record now holds the parent...
+        _cache.Add(record);          // the record now holds the parent...
         _cache.ReleaseFork(fork);    // ...so the fork's hold goes
         return true;
     }
