@@ -8,6 +8,15 @@ namespace Palisade.Runtime;
 /// <summary>Settings of the process lifecycle sensor.</summary>
 public sealed record ProcessSensorOptions
 {
+    /// <summary>Smallest argv capture worth having.</summary>
+    public const int MinArgsMax = 256;
+
+    /// <summary>Largest argv capture: what PAL_EXEC_DATA_SLACK in bpf/include/palisade.h leaves room for after the paths.</summary>
+    public const int MaxArgsMax = 8191;
+
+    /// <summary>A ring buffer is at least one page.</summary>
+    public const int MinRingBufferBytes = 4096;
+
     public required string NodeName { get; init; }
     /// <summary>Bytes of argv captured per exec (256 to 8191).</summary>
     public int ArgsMax { get; init; } = 4096;
@@ -71,13 +80,13 @@ public sealed class ProcessSensor : IDisposable
 
     public static void ValidateOptions(ProcessSensorOptions o)
     {
-        if (o.ArgsMax is < 256 or > 8191)
+        if (o.ArgsMax is < ProcessSensorOptions.MinArgsMax or > ProcessSensorOptions.MaxArgsMax)
         {
-            throw new ArgumentException($"process-args-max: {o.ArgsMax} is outside 256..8191 bytes.");
+            throw new ArgumentException($"process-args-max: {o.ArgsMax} is outside {ProcessSensorOptions.MinArgsMax}..{ProcessSensorOptions.MaxArgsMax} bytes.");
         }
-        if (o.RingBufferBytes < 4096 || (o.RingBufferBytes & (o.RingBufferBytes - 1)) != 0)
+        if (o.RingBufferBytes < ProcessSensorOptions.MinRingBufferBytes || (o.RingBufferBytes & (o.RingBufferBytes - 1)) != 0)
         {
-            throw new ArgumentException($"rb-size: {o.RingBufferBytes} must be a power of two of at least 4096 bytes.");
+            throw new ArgumentException($"rb-size: {o.RingBufferBytes} must be a power of two of at least {ProcessSensorOptions.MinRingBufferBytes} bytes.");
         }
     }
 

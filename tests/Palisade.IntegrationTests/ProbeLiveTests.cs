@@ -99,7 +99,7 @@ public sealed class ProbeLiveTests
             {
                 KernelFeature.Tracepoint or KernelFeature.TpBtf or KernelFeature.Kprobe or KernelFeature.Fentry or KernelFeature.Lsm => prog.Attach(),
                 KernelFeature.RawTracepoint => prog.AttachRawTracepoint("sys_enter"),
-                KernelFeature.Uprobe => prog.AttachUprobe(LibcPath(), "getppid", Environment.ProcessId),
+                KernelFeature.Uprobe => prog.AttachUprobe(KernelProbe.LibcPath() ?? throw new InvalidOperationException("libc is not mapped"), "getppid", Environment.ProcessId),
                 KernelFeature.CgroupConnect4 => prog.AttachCgroup(cgroup!.Path),
                 _ => throw new ArgumentOutOfRangeException(nameof(feature)),
             };
@@ -135,8 +135,4 @@ public sealed class ProbeLiveTests
                 break;
         }
     }
-
-    private static string LibcPath() =>
-        File.ReadLines("/proc/self/maps").Where(l => l.Contains("/libc.so.6", StringComparison.Ordinal))
-            .Select(l => l[l.IndexOf('/', StringComparison.Ordinal)..].Trim()).First();
 }

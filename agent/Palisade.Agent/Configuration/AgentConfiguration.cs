@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using Palisade.Policies;
+using Palisade.Runtime;
 using YamlDotNet.RepresentationModel;
 
 namespace Palisade.Agent.Configuration;
@@ -98,7 +99,7 @@ public static class AgentConfiguration
         int Integer(AgentSetting setting, int min, int max) => ParseInteger(setting, values[setting.Key], min, max, errors);
         var queue = Integer(AgentSettings.EventQueueSize, 1, 10_000_000);
         var cacheSize = Integer(AgentSettings.ProcessCacheSize, 1024, 16_777_216);
-        var argsMax = Integer(AgentSettings.ProcessArgsMax, 256, 8191);
+        var argsMax = Integer(AgentSettings.ProcessArgsMax, ProcessSensorOptions.MinArgsMax, ProcessSensorOptions.MaxArgsMax);
         var grace = ParseDuration(AgentSettings.ProcessCacheGrace, values[AgentSettings.ProcessCacheGrace.Key], errors);
         var rbSize = ParseSize(AgentSettings.RingBufferSize, values[AgentSettings.RingBufferSize.Key], errors);
         var nodeName = values[AgentSettings.NodeName.Key].Value is { Length: > 0 } configured
@@ -286,7 +287,7 @@ public static class AgentConfiguration
         if (long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var n))
         {
             var bytes = n * multiplier;
-            if (bytes >= 4096 && bytes <= 1L << 30 && (bytes & (bytes - 1)) == 0)
+            if (bytes >= ProcessSensorOptions.MinRingBufferBytes && bytes <= 1L << 30 && (bytes & (bytes - 1)) == 0)
             {
                 return (int)bytes;
             }

@@ -228,7 +228,8 @@ public static class KernelProbe
         return string.IsNullOrEmpty(line) ? string.Empty : $": {line}";
     }
 
-    private static string? LibcPath()
+    /// <summary>The path of the libc this process has mapped (a uprobe target every process has).</summary>
+    internal static string? LibcPath()
     {
         foreach (var line in File.ReadLines("/proc/self/maps"))
         {

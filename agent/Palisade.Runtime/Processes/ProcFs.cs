@@ -133,7 +133,7 @@ public static partial class ProcFs
     /// <summary>The namespace inode numbers of a process, in <see cref="Abi.NamespaceSlot"/> order.</summary>
     public static uint[] ReadNamespaces(string procDir)
     {
-        string[] names = ["uts", "ipc", "mnt", "pid", "pid_for_children", "net", "time", "time_for_children", "cgroup", "user"];
+        var names = Palisade.Events.NamespaceKinds.Names;
         var result = new uint[names.Length];
         for (var i = 0; i < names.Length; i++)
         {
