@@ -1,8 +1,3 @@
-using System.Diagnostics;
-using System.Net;
-using System.Net.Http;
-using System.Net.Sockets;
-using System.Text;
 using System.Text.Json;
 using Palisade.IntegrationTests.Infrastructure;
 
@@ -11,82 +6,24 @@ namespace Palisade.IntegrationTests;
 /// <summary>Runs the real `./artifacts/palisade agent` as the README does.</summary>
 public sealed class AgentLifecycleTests
 {
-    internal static string Launcher()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "artifacts", "palisade");
-            if (File.Exists(Path.Combine(dir.FullName, "Palisade.sln")))
-            {
-                Assert.True(File.Exists(candidate), $"{candidate} is missing: the build must leave the launcher there");
-                return candidate;
-            }
-        }
-        throw new InvalidOperationException("repository root not found");
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     [Fact]
     public async Task TheAgentProbesBecomesReadyAndOnSigtermExitsZeroLeavingNothingAttached()
     {
         Kernel.RequireRoot();
         var programsBefore = BpfIds.Programs();
         var linksBefore = BpfIds.Links();
-        var port = FreePort();
-        var psi = new ProcessStartInfo(Launcher(), ["agent", "--health-server-address", $"127.0.0.1:{port}", "--log-format", "json"])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        var stderr = new StringBuilder();
-        using var agent = Process.Start(psi)!;
-        agent.ErrorDataReceived += (_, e) => { lock (stderr) { stderr.AppendLine(e.Data); } };
-        agent.BeginErrorReadLine();
-        try
-        {
-            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
-            var ready = Command.WaitUntil(() =>
-            {
-                try
-                {
-                    return http.GetAsync(new Uri("/readyz", UriKind.Relative)).Result.StatusCode == HttpStatusCode.OK;
-                }
-                catch (AggregateException)
-                {
-                    return false;
-                }
-            }, TimeSpan.FromSeconds(60));
-            Assert.True(ready, "the agent never became ready:\n" + stderr);
+        using var agent = AgentProcess.Start("--log-format", "json");
+        agent.WaitReady();
 
-            Assert.Equal("ok\n", await http.GetStringAsync(new Uri("/healthz", UriKind.Relative), TestContext.Current.CancellationToken));
-            using var probe = JsonDocument.Parse(await http.GetStringAsync(new Uri("/v1/probe", UriKind.Relative), TestContext.Current.CancellationToken));
-            var features = probe.RootElement.GetProperty("features").EnumerateArray().ToDictionary(f => f.GetProperty("name").GetString()!, f => f.GetProperty("available").GetBoolean());
-            Assert.Equal(Kernel.Probe.Features.ToDictionary(f => f.Name, f => f.Available), features);
+        Assert.Equal("ok\n", await agent.Http.GetStringAsync(new Uri("/healthz", UriKind.Relative), TestContext.Current.CancellationToken));
+        using var probe = JsonDocument.Parse(await agent.Http.GetStringAsync(new Uri("/v1/probe", UriKind.Relative), TestContext.Current.CancellationToken));
+        var features = probe.RootElement.GetProperty("features").EnumerateArray().ToDictionary(f => f.GetProperty("name").GetString()!, f => f.GetProperty("available").GetBoolean());
+        Assert.Equal(Kernel.Probe.Features.ToDictionary(f => f.Name, f => f.Available), features);
 
-            Assert.Equal(0, Native.Kill(agent.Id, Native.SIGTERM));
-            Assert.True(agent.WaitForExit(TimeSpan.FromSeconds(30)), "the agent did not stop within 30 s of SIGTERM");
-            agent.WaitForExit();
-            Assert.Equal(0, agent.ExitCode);
-        }
-        finally
-        {
-            if (!agent.HasExited)
-            {
-                agent.Kill(entireProcessTree: true);
-            }
-        }
+        Assert.True(agent.Terminate(), "the agent did not stop within 30 s of SIGTERM");
+        Assert.Equal(0, agent.Process.ExitCode);
 
-        string log;
-        lock (stderr)
-        {
-            log = stderr.ToString();
-        }
+        var log = agent.Log;
         Assert.Contains("Kernel probe:", log, StringComparison.Ordinal);
         Assert.Contains("tracepoint", log, StringComparison.Ordinal);
         Assert.Contains("Palisade agent stopped", log, StringComparison.Ordinal);
@@ -98,7 +35,7 @@ public sealed class AgentLifecycleTests
     [Fact]
     public void ABadSettingStopsTheAgentWithExitCode2AndAPreciseMessage()
     {
-        var result = Command.Run(TimeSpan.FromSeconds(60), Launcher(), "agent", "--log-level", "loud");
+        var result = Command.Run(TimeSpan.FromSeconds(60), AgentProcess.Launcher(), "agent", "--log-level", "loud");
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("log-level: \"loud\" (from command line) is not one of trace, debug, info, warn, error.", result.Stderr, StringComparison.Ordinal);
@@ -113,7 +50,7 @@ public sealed class AgentLifecycleTests
             + "      matchActions:\n      - action: Sigkil\n");
         try
         {
-            var result = Command.Run(TimeSpan.FromSeconds(60), Launcher(), "policy", "validate", file);
+            var result = Command.Run(TimeSpan.FromSeconds(60), AgentProcess.Launcher(), "policy", "validate", file);
 
             Assert.Equal(1, result.ExitCode);
             Assert.Contains("spec.kprobes[0].selectors[0].matchArgs[0].operator: unknown operator \"Equals\". Did you mean \"Equal\"? (line 14, column 19)", result.Stdout, StringComparison.Ordinal);
@@ -129,7 +66,7 @@ public sealed class AgentLifecycleTests
     public void ProbeJsonListsEveryFeature()
     {
         Kernel.RequireRoot();
-        var result = Command.Run(TimeSpan.FromSeconds(60), Launcher(), "probe", "-o", "json");
+        var result = Command.Run(TimeSpan.FromSeconds(60), AgentProcess.Launcher(), "probe", "-o", "json");
 
         Assert.Equal(0, result.ExitCode);
         using var doc = JsonDocument.Parse(result.Stdout);

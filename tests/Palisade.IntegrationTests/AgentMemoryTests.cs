@@ -1,7 +1,4 @@
-using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Palisade.Bpf.Probe;
 using Palisade.IntegrationTests.Infrastructure;
 
@@ -21,42 +18,17 @@ public sealed class AgentMemoryTests
     public void RssAfter200000ProcessesIsWithin20MbOfRssAfter20000()
     {
         Kernel.Require(KernelFeature.RawTracepoint, KernelFeature.Ringbuf);
-        int port;
-        using (var l = new TcpListener(IPAddress.Loopback, 0))
-        {
-            l.Start();
-            port = ((IPEndPoint)l.LocalEndpoint).Port;
-        }
-        var psi = new ProcessStartInfo(AgentLifecycleTests.Launcher(),
-            ["agent", "--health-server-address", $"127.0.0.1:{port}", "--export-filename", "/dev/null", "--log-level", "warn"])
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-        };
-        using var agent = Process.Start(psi)!;
-        agent.BeginErrorReadLine();
-        agent.BeginOutputReadLine();
+        using var agent = AgentProcess.Start("--export-filename", "/dev/null", "--log-level", "warn");
         try
         {
-            using var http = new System.Net.Http.HttpClient();
-            Assert.True(Command.WaitUntil(() =>
-            {
-                try
-                {
-                    return http.GetAsync(new Uri($"http://127.0.0.1:{port}/readyz")).Result.IsSuccessStatusCode;
-                }
-                catch (AggregateException)
-                {
-                    return false;
-                }
-            }, TimeSpan.FromSeconds(60)), "agent not ready");
+            agent.WaitReady();
 
             Storm(20_000);
             Thread.Sleep(TimeSpan.FromSeconds(2)); // let the reader drain; not a timing assertion
-            var after20k = RssKiB(agent.Id);
+            var after20k = RssKiB(agent.Process.Id);
             Storm(180_000);
             Thread.Sleep(TimeSpan.FromSeconds(2));
-            var after200k = RssKiB(agent.Id);
+            var after200k = RssKiB(agent.Process.Id);
 
             TestContext.Current.SendDiagnosticMessage($"agent RSS after 20k execs: {after20k / 1024} MiB; after 200k: {after200k / 1024} MiB");
             Assert.True(after200k - after20k <= 20 * 1024,
@@ -64,11 +36,7 @@ public sealed class AgentMemoryTests
         }
         finally
         {
-            Native.Kill(agent.Id, Native.SIGTERM);
-            if (!agent.WaitForExit(TimeSpan.FromSeconds(30)))
-            {
-                agent.Kill();
-            }
+            agent.Terminate();
         }
     }
 }
