@@ -82,6 +82,16 @@ public sealed unsafe class BpfMap
         }
     }
 
+    /// <summary>Makes this (not yet loaded) map share <paramref name="other"/>, a loaded map of another object with the same definition.</summary>
+    public void ReuseFrom(BpfMap other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        if (Interop.Libbpf.MapReuseFd(Pointer, other.Fd) != 0)
+        {
+            throw new BpfException("reuse map", $"map {Name} from {other.Name}", BpfException.LastErrno(), "Reuse must happen before Load() and the definitions must match.");
+        }
+    }
+
     /// <summary>Removes the map's pin (the map lives on while referenced).</summary>
     public void Unpin()
     {

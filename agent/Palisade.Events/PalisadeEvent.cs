@@ -5,6 +5,10 @@ public enum EventKind
 {
     ProcessExec,
     ProcessExit,
+    ProcessKprobe,
+    ProcessTracepoint,
+    ProcessUprobe,
+    ProcessLsm,
 }
 
 /// <summary>An event for export: what happened, when, and the process it happened to.</summary>
@@ -35,4 +39,40 @@ public sealed class ProcessExitEvent : PalisadeEvent
     /// <summary>The last thread to exit.</summary>
     public uint Tid { get; init; }
     public IReadOnlyList<ProcessRecord>? Ancestors { get; init; }
+}
+
+/// <summary>One typed argument of a policy event; <see cref="Type"/> is Tetragon's JSON key (int_arg, file_arg, sock_arg, ...).</summary>
+public sealed record PolicyArgValue(string Type, string? Label)
+{
+    public long Int { get; init; }
+    public string? Text { get; init; }
+    public byte[]? Bytes { get; init; }
+    public SockValue? Sock { get; init; }
+    public CredValue? Cred { get; init; }
+    public bool Truncated { get; init; }
+}
+
+public sealed record SockValue(string Family, string Type, string Protocol, string SAddr, string DAddr, uint SPort, uint DPort, string State);
+
+public sealed record CredValue(uint Uid, uint Gid, uint Euid, uint Egid, uint Suid, uint Sgid, uint Fsuid, uint Fsgid, uint Securebits,
+    ulong CapPermitted, ulong CapEffective, ulong CapInheritable, uint UserNs);
+
+/// <summary>A TracingPolicy selector matched (process_kprobe, process_tracepoint, process_lsm, process_uprobe).</summary>
+public sealed class ProcessPolicyEvent : PalisadeEvent
+{
+    public required EventKind HookKind { get; init; }
+    public override EventKind Kind => HookKind;
+    /// <summary>The function as the policy named it, also when the hook is emulated.</summary>
+    public required string FunctionName { get; init; }
+    public string? Subsystem { get; init; }
+    public string? EventName { get; init; }
+    public required IReadOnlyList<PolicyArgValue> Args { get; init; }
+    public PolicyArgValue? Return { get; init; }
+    /// <summary>KPROBE_ACTION_POST, KPROBE_ACTION_SIGKILL, ...</summary>
+    public required string Action { get; init; }
+    public required string PolicyName { get; init; }
+    public string? Message { get; init; }
+    public IReadOnlyList<string> Tags { get; init; } = [];
+    /// <summary>Enforcement the policy asked for but did not do because it is in monitor mode.</summary>
+    public bool Monitored { get; init; }
 }

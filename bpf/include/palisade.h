@@ -18,6 +18,7 @@ enum pal_event_type {
 	PAL_EVENT_EXEC = 2,
 	PAL_EVENT_EXIT = 3,
 	PAL_EVENT_FORK = 4,
+	PAL_EVENT_POLICY = 5, /* a TracingPolicy selector matched (pal_policy.h) */
 	PAL_EVENT_TYPE_MAX = 8,
 };
 
@@ -132,5 +133,7 @@ enum pal_stat {
 	PAL_STAT_LOST_EXEC, PAL_STAT_LOST_EXIT, PAL_STAT_LOST_FORK,
 	PAL_STAT_PROC_MAP_FULL, PAL_STAT_EXEC, PAL_STAT_EXIT, PAL_STAT_FORK, PAL_STAT_COUNT,
 };
+
+#include "pal_policy.h"
 
 #endif /* PALISADE_H */

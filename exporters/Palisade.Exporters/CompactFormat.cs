@@ -18,8 +18,25 @@ public static class CompactFormat
         {
             ProcessExecEvent => Trim($"{Paint(Blue, "🚀 process")} {where} {binary} {args}"),
             ProcessExitEvent exit => $"{Paint(Blue, "💥 exit   ")} {where} {binary} {args} {Paint(Red, exit.Signal ?? exit.Status.ToString(System.Globalization.CultureInfo.InvariantCulture))}",
+            ProcessPolicyEvent pe => Trim($"{Paint(pe.Action == "KPROBE_ACTION_SIGKILL" ? Red : Blue, PolicyVerb(pe))} {where} {binary} {Paint(Cyan, PolicyDetail(pe))}"),
             _ => $"{e.Kind} {where} {binary}",
         };
+    }
+
+    private static string PolicyVerb(ProcessPolicyEvent e) => e.Action switch
+    {
+        "KPROBE_ACTION_SIGKILL" => "💀 kill   ",
+        "KPROBE_ACTION_SIGNAL" => "📶 signal ",
+        "KPROBE_ACTION_OVERRIDE" => "⛔ refuse ",
+        _ when e.Monitored => "👁 monitor",
+        _ => e.HookKind == EventKind.ProcessTracepoint ? "🔎 tp     " : "🔎 syscall",
+    };
+
+    private static string PolicyDetail(ProcessPolicyEvent e)
+    {
+        var first = e.Args.FirstOrDefault(a => a.Text is not null || a.Sock is not null);
+        var what = first?.Sock is { } s ? $"{s.DAddr}:{s.DPort}" : first?.Text ?? "";
+        return $"{e.FunctionName} {what} [{e.PolicyName}]".Replace("  ", " ", StringComparison.Ordinal);
     }
 
     // tetra prints the arguments as they are unless they contain a line break.

@@ -58,11 +58,152 @@ public static class TetragonJson
                 WriteAncestors(w, exit.Ancestors, options);
                 w.WriteEndObject();
                 break;
+            case ProcessPolicyEvent pe:
+                WritePolicyEvent(w, pe, options);
+                break;
             default:
                 throw new NotSupportedException($"No Tetragon encoding for {e.GetType().Name}.");
         }
         w.WriteString("node_name", nodeName);
         WriteTime(w, "time", e.Time);
+        w.WriteEndObject();
+    }
+
+    private static void WritePolicyEvent(Utf8JsonWriter w, ProcessPolicyEvent e, TetragonJsonOptions options)
+    {
+        w.WriteStartObject(e.HookKind switch
+        {
+            EventKind.ProcessTracepoint => "process_tracepoint",
+            EventKind.ProcessUprobe => "process_uprobe",
+            EventKind.ProcessLsm => "process_lsm",
+            _ => "process_kprobe",
+        });
+        WriteProcess(w, "process", e.Process, options);
+        WriteOptionalProcess(w, "parent", e.Parent, options);
+        if (e.HookKind == EventKind.ProcessTracepoint)
+        {
+            WriteNonEmpty(w, "subsys", e.Subsystem);
+            WriteNonEmpty(w, "event", e.EventName);
+        }
+        else
+        {
+            w.WriteString("function_name", e.FunctionName);
+        }
+        if (e.Args.Count > 0)
+        {
+            w.WriteStartArray("args");
+            foreach (var a in e.Args)
+            {
+                WriteArg(w, a);
+            }
+            w.WriteEndArray();
+        }
+        if (e.Return is { } ret)
+        {
+            w.WritePropertyName("return");
+            WriteArg(w, ret);
+        }
+        if (e.HookKind != EventKind.ProcessUprobe)
+        {
+            w.WriteString("action", e.Action);
+        }
+        w.WriteString("policy_name", e.PolicyName);
+        WriteNonEmpty(w, "message", e.Message);
+        if (e.Tags.Count > 0)
+        {
+            w.WriteStartArray("tags");
+            foreach (var t in e.Tags)
+            {
+                w.WriteStringValue(t);
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>One argument in Tetragon's KprobeArgument shape: a single typed field plus the label.</summary>
+    public static void WriteArg(Utf8JsonWriter w, PolicyArgValue a)
+    {
+        w.WriteStartObject();
+        switch (a.Type)
+        {
+            case "int_arg" or "uint_arg":
+                w.WriteNumber(a.Type, a.Int);
+                break;
+            case "long_arg" or "size_arg":
+                // 64-bit integers are strings in protobuf's JSON mapping, as Tetragon emits them.
+                w.WriteString(a.Type, a.Type == "size_arg" ? ((ulong)a.Int).ToString(System.Globalization.CultureInfo.InvariantCulture) : a.Int.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                break;
+            case "string_arg":
+                w.WriteString(a.Type, a.Text);
+                break;
+            case "bytes_arg":
+                w.WriteBase64String(a.Type, a.Bytes ?? []);
+                break;
+            case "file_arg" or "path_arg" or "linux_binprm_arg":
+                w.WriteStartObject(a.Type);
+                w.WriteString("path", a.Text);
+                w.WriteEndObject();
+                break;
+            case "sock_arg" when a.Sock is { } s:
+                w.WriteStartObject(a.Type);
+                w.WriteString("family", s.Family);
+                w.WriteString("type", s.Type);
+                w.WriteString("protocol", s.Protocol);
+                WriteNonEmpty(w, "saddr", s.SAddr);
+                WriteNonEmpty(w, "daddr", s.DAddr);
+                if (s.SPort != 0)
+                {
+                    w.WriteNumber("sport", s.SPort);
+                }
+                if (s.DPort != 0)
+                {
+                    w.WriteNumber("dport", s.DPort);
+                }
+                WriteNonEmpty(w, "state", s.State);
+                w.WriteEndObject();
+                break;
+            case "sockaddr_arg" when a.Sock is { } sa:
+                w.WriteStartObject(a.Type);
+                w.WriteString("family", sa.Family);
+                WriteNonEmpty(w, "addr", sa.DAddr);
+                if (sa.DPort != 0)
+                {
+                    w.WriteNumber("port", sa.DPort);
+                }
+                w.WriteEndObject();
+                break;
+            case "process_credentials_arg" when a.Cred is { } c:
+                w.WriteStartObject(a.Type);
+                w.WriteNumber("uid", c.Uid);
+                w.WriteNumber("gid", c.Gid);
+                w.WriteNumber("euid", c.Euid);
+                w.WriteNumber("egid", c.Egid);
+                w.WriteNumber("suid", c.Suid);
+                w.WriteNumber("sgid", c.Sgid);
+                w.WriteNumber("fsuid", c.Fsuid);
+                w.WriteNumber("fsgid", c.Fsgid);
+                w.WriteStartObject("caps");
+                WriteCapabilitySet(w, "permitted", c.CapPermitted);
+                WriteCapabilitySet(w, "effective", c.CapEffective);
+                WriteCapabilitySet(w, "inheritable", c.CapInheritable);
+                w.WriteEndObject();
+                w.WriteEndObject();
+                break;
+            case "cap_effective_arg" or "cap_inheritable_arg" or "cap_permitted_arg":
+                w.WriteString(a.Type, string.Join(" ", Enumerable.Range(0, 64).Where(b => ((ulong)a.Int & (1UL << b)) != 0).Select(CapabilityName)));
+                break;
+            case "syscall_id":
+                w.WriteStartObject(a.Type);
+                w.WriteNumber("id", a.Int);
+                w.WriteString("abi", "x64");
+                w.WriteEndObject();
+                break;
+            default:
+                w.WriteNumber("int_arg", a.Int);
+                break;
+        }
+        WriteNonEmpty(w, "label", a.Label);
         w.WriteEndObject();
     }
 

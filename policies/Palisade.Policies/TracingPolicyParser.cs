@@ -414,9 +414,9 @@ public static partial class TracingPolicyParser
         var values = r.Strings(map, p, "values");
         foreach (var v in values)
         {
-            if (!Capabilities.Contains(v.ToUpperInvariant()))
+            if (!Capabilities.Names.Contains(v.ToUpperInvariant()))
             {
-                r.Error($"{p}.values", $"unknown capability \"{v}\"." + Suggestions.For(v.ToUpperInvariant(), Capabilities), NodeReader.Field(map, "values"));
+                r.Error($"{p}.values", $"unknown capability \"{v}\"." + Suggestions.For(v.ToUpperInvariant(), Capabilities.Names), NodeReader.Field(map, "values"));
             }
         }
         return new CapabilitiesSelector(canonical ?? type, SetOperator(r, map, p), r.Bool(map, p, "isNamespaceCapability"), values);
@@ -548,16 +548,6 @@ public static partial class TracingPolicyParser
         }
         return result;
     }
-
-    private static readonly string[] Capabilities =
-    [
-        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",
-        "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-        "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
-        "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD",
-        "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-        "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-    ];
 
     [GeneratedRegex(@"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
     private static partial Regex DnsSubdomain();

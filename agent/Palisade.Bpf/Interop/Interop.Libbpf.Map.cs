@@ -42,6 +42,9 @@ internal static partial class Interop
         [LibraryImport(Libraries.Libbpf, EntryPoint = "bpf_map__set_pin_path", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
         internal static partial int MapSetPinPath(nint map, string? path);
 
+        [LibraryImport(Libraries.Libbpf, EntryPoint = "bpf_map__reuse_fd", SetLastError = true)]
+        internal static partial int MapReuseFd(nint map, int fd);
+
         [LibraryImport(Libraries.Libbpf, EntryPoint = "bpf_map__unpin", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
         internal static partial int MapUnpin(nint map, string? path);
 

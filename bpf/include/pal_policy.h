@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * TracingPolicy engine: the map formats user space writes and the event the kernel emits
+ * (bpf/runtime/policy.bpf.c). Every struct has a C# twin in
+ * agent/Palisade.Runtime/Policies/PolicyAbi.cs, checked against BTF by the layout test.
+ *
+ * The model. A *point* is one place in the kernel the engine evaluates (the exit of one
+ * syscall for one emulated function, an exec, a cgroup connect). Each hook of each policy
+ * that lands on a point owns a run of *selector bits* in that point (at most
+ * PAL_POL_SELECTORS). Evaluation computes, in a fixed number of map lookups that does not
+ * grow with the number of policies, the set of selector bits that fail; the survivors are
+ * the matches, and the lowest surviving bit of each hook wins (Tetragon: first selector
+ * wins). String operators are LPM-trie lookups (one per dimension), integer operators a
+ * short linear list per point.
+ */
+#ifndef PAL_POLICY_H
+#define PAL_POLICY_H
+
+#define PAL_POL_WORDS 4                   /* selector mask words */
+#define PAL_POL_SELECTORS (PAL_POL_WORDS * 64)
+#define PAL_POL_SLOTS 6                   /* extracted arguments per point */
+#define PAL_POL_DIMS 12                   /* string dimensions per point */
+#define PAL_POL_FILTERS 48                /* integer filter entries per point */
+#define PAL_POL_FIDS 64                   /* integer filters (value groups) per point */
+#define PAL_POL_STR 252                   /* string bytes matched (LPM data max 256 - 4) */
+#define PAL_POL_STRBUF 512                /* string buffer incl. slack for the verifier */
+#define PAL_POL_POINTS 1024
+#define PAL_POL_PER_SYSCALL 8             /* points evaluated at one syscall */
+#define PAL_POL_SYSCALLS 512
+#define PAL_POL_GIDS 8192                 /* selectors in the whole engine (counters) */
+#define PAL_POL_POLICIES 1024
+
+/* How a slot's value is obtained (pal_pol_slotdef.kind). */
+enum pal_pol_xkind {
+	PAL_X_NONE = 0,
+	PAL_X_INT = 1,          /* syscall register src */
+	PAL_X_USTR = 2,         /* NUL-terminated user string at register src */
+	PAL_X_FD_PATH = 3,      /* path of the file open at fd = register src */
+	PAL_X_RET = 4,          /* syscall return value */
+	PAL_X_RET_FD_PATH = 5,  /* path of the file at fd = return value (fd_install) */
+	PAL_X_USOCKADDR = 6,    /* struct sockaddr in user memory at register src */
+	PAL_X_CTX_SOCK = 7,     /* the socket address of a cgroup connect hook */
+	PAL_X_FD_SOCK = 8,      /* the socket at fd = register src */
+	PAL_X_RET_FD_SOCK = 9,  /* the socket at fd = return value (accept) */
+	PAL_X_EXEC_PATH = 10,   /* the program being executed (sched_process_exec) */
+	PAL_X_CRED = 11,        /* the task's current credentials */
+	PAL_X_CONST = 12,       /* a constant (pal_pol_slotdef.cval) */
+	PAL_X_UBUF = 13,        /* user buffer at register src, size in register size_src */
+	PAL_X_NR = 14,          /* the syscall number (raw_syscalls) */
+	PAL_X_ARGS = 15,        /* the six syscall arguments (raw_syscalls args[]) */
+	PAL_X_TASKCAP = 16,     /* the task's capabilities: src 0 effective, 1 inheritable, 2 permitted */
+};
+
+/* Pseudo slots: values of the task rather than of the call. */
+enum pal_pol_pslot {
+	PAL_PS_BINARY = 8,      /* string: the process's executable path */
+	PAL_PS_PID = 9,
+	PAL_PS_NSPID = 10,
+	PAL_PS_CAP_EFF = 11,
+	PAL_PS_CAP_PERM = 12,
+	PAL_PS_CAP_INH = 13,
+	PAL_PS_NS_CHANGED = 14, /* bit per enum pal_ns: differs from the namespace at exec */
+	PAL_PS_CAP_CHANGED = 15,/* effective capabilities gained since exec */
+	PAL_PS_RET = 16,
+	PAL_PS_PID_TREE = 17,   /* the process or one of its ancestors (matchPIDs followForks) */
+	PAL_PS_NS_BASE = 20,    /* + enum pal_ns: namespace inode */
+	PAL_PS_MAX = 32,
+};
+
+/* String classes; the class is part of the LPM key, with the point and the slot. */
+enum pal_pol_class {
+	PAL_C_EQ = 1,      /* key "value\0" */
+	PAL_C_PREFIX = 2,  /* key "value" */
+	PAL_C_POSTFIX = 3, /* key reversed("value") */
+};
+
+/* Integer filter operators (pal_pol_filter.op). */
+enum pal_pol_op {
+	PAL_OP_EQ = 1,     /* v == a */
+	PAL_OP_GT = 2,     /* v > a (signed) */
+	PAL_OP_LT = 3,     /* v < a (signed) */
+	PAL_OP_MASK = 4,   /* v & a != 0 */
+	PAL_OP_RANGE = 5,  /* a <= v <= b (signed) */
+	PAL_OP_ADDR4 = 6,  /* IPv4 address & c == a */
+	PAL_OP_ADDR6 = 7,  /* IPv6 address & (c,d) == (a,b) */
+	PAL_OP_URANGE = 8, /* a <= v <= b (unsigned) */
+};
+
+/* Fields of a sock slot (pal_pol_filter.field); 0 = the slot's integer value. */
+enum pal_pol_field {
+	PAL_F_VALUE = 0, PAL_F_FAMILY = 1, PAL_F_PROTOCOL = 2, PAL_F_SPORT = 3,
+	PAL_F_DPORT = 4, PAL_F_SADDR = 5, PAL_F_DADDR = 6, PAL_F_TYPE = 7, PAL_F_STATE = 8,
+};
+
+/* Action flags (pal_pol_selector.actions). */
+#define PAL_A_POST      (1 << 0)
+#define PAL_A_SIGKILL   (1 << 1)
+#define PAL_A_SIGNAL    (1 << 2)
+#define PAL_A_OVERRIDE  (1 << 3)   /* refuse the call (cgroup hooks only) */
+#define PAL_A_USERSPACE (1 << 4)   /* GetUrl / DnsLookup: done by the agent on the event */
+
+/* pal_pol_event.action: what the kernel did. */
+enum pal_pol_action {
+	PAL_ACT_POST = 1,
+	PAL_ACT_SIGKILL = 2,
+	PAL_ACT_SIGNAL = 3,
+	PAL_ACT_OVERRIDE = 4,
+	PAL_ACT_MONITOR = 5,   /* enforcement suppressed: policy in monitor mode */
+};
+
+/* Point flags */
+#define PAL_PT_GATE       (1 << 0)  /* evaluate only when register gate_src & gate_mask */
+#define PAL_PT_RET_OK     (1 << 1)  /* only when the call succeeded (ret >= 0) */
+#define PAL_PT_TCP        (1 << 2)  /* only when slot 0 is a TCP socket */
+
+struct pal_pol_slotdef {
+	__u8 kind;      /* enum pal_pol_xkind */
+	__u8 src;       /* register index (0..5) */
+	__u8 size_src;  /* PAL_X_UBUF: register holding the size, 0xff: none */
+	__u8 pad;
+	__u32 cval;     /* PAL_X_CONST */
+};
+
+/* One string dimension: a (slot, class) looked up once. */
+struct pal_pol_dim {
+	__u8 slot;      /* 0..5 or PAL_PS_BINARY */
+	__u8 class;     /* enum pal_pol_class */
+	__u8 negate;    /* Not* operator: a hit fails the selector */
+	__u8 follow;    /* matchBinaries followChildren: ancestors also count */
+	__u32 pad;
+	__u64 constrained[PAL_POL_WORDS]; /* selectors with this positive dimension */
+};
+
+struct pal_pol_filter {
+	__u8 slot;      /* 0..5 or enum pal_pol_pslot */
+	__u8 field;     /* enum pal_pol_field */
+	__u8 op;        /* enum pal_pol_op */
+	__u8 negate;    /* a pass fails the selector */
+	__u8 fid;       /* filter id: entries with one fid are ORed values */
+	__u8 sel;       /* selector bit */
+	__u16 pad;
+	__u32 pad2;
+	__u64 a, b, c, d;
+};
+
+struct pal_pol_point {
+	__u64 all[PAL_POL_WORDS];       /* selector bits in use and enabled */
+	__u64 fid_positive;             /* fids that need one passing entry */
+	__u64 gate_mask;
+	struct pal_pol_slotdef slots[PAL_POL_SLOTS];
+	struct pal_pol_dim dims[PAL_POL_DIMS];
+	struct pal_pol_filter filters[PAL_POL_FILTERS];
+	__u8 fid_sel[PAL_POL_FIDS];     /* fid -> selector bit */
+	__u16 id;
+	__u8 ndims;
+	__u8 nfilters;
+	__u8 flags;                     /* PAL_PT_* */
+	__u8 gate_src;
+	__u16 pad;
+};
+
+/* What a matching selector does. Key: point id * PAL_POL_SELECTORS + bit. */
+struct pal_pol_selector {
+	__u32 hook_id;       /* global hook id: user space knows its policy and hook */
+	__u32 policy_id;     /* index into the policy state map */
+	__u32 gid;           /* global selector id: counters */
+	__u16 index;         /* selector index within the hook */
+	__u16 actions;       /* PAL_A_* */
+	__u32 signal;        /* PAL_A_SIGNAL */
+	__s32 error;         /* PAL_A_OVERRIDE: errno to return (negative) */
+	__u64 rate_ns;       /* rateLimit window; 0: none */
+	__u8 rate_scope;     /* 0 thread, 1 process, 2 global */
+	__u8 pad[7];
+};
+
+/* Policy state, keyed by policy id. Absent: the policy is gone, its selectors do nothing. */
+struct pal_pol_state {
+	__u32 enabled;
+	__u32 monitor;       /* 1: policy-mode monitor, enforcement is only counted */
+};
+
+/* Points evaluated at one syscall, keyed by syscall number. */
+struct pal_pol_sysent {
+	__u16 points[PAL_POL_PER_SYSCALL];
+	__u8 n;
+	__u8 flags;          /* PAL_SE_* */
+	__u16 pad;
+	__u32 pad2;
+};
+#define PAL_SE_PENDING (1 << 0) /* deliver signals a cgroup hook left for this thread */
+
+/* LPM key: prefixlen, then the 4-byte header (point, slot, class), then the string. */
+struct pal_pol_strkey {
+	__u32 prefixlen;
+	__u16 point;
+	__u8 slot;
+	__u8 class;
+	char s[PAL_POL_STR];
+};
+
+/* Mask value of an LPM entry: the selectors whose value matches the key. */
+struct pal_pol_mask {
+	__u64 w[PAL_POL_WORDS];
+};
+
+/* Per-process state the engine keeps (keyed by tgid), for matchBinaries and *Changes. */
+struct pal_pol_proc {
+	__u32 parent;        /* tgid of the parent, 0 if unknown */
+	__u16 len;           /* bytes of bin */
+	__u16 flags;
+	__u64 cap_eff;       /* effective capabilities at exec */
+	__u32 ns[PAL_NS_COUNT]; /* namespaces at exec */
+	__u32 pad;
+	char bin[PAL_POL_STR];
+};
+
+/* Per-CPU counters per selector gid. */
+struct pal_pol_counters {
+	__u64 matched;
+	__u64 posted;
+	__u64 killed;
+	__u64 signalled;
+	__u64 overridden;
+	__u64 monitored;
+	__u64 rate_limited;
+	__u64 lost;          /* a post the ring buffer had no room for */
+};
+
+/* One extracted value in an event. */
+struct pal_pol_sock {
+	__u16 family;
+	__u16 type;
+	__u16 protocol;
+	__u16 sport;
+	__u16 dport;
+	__u8 state;
+	__u8 pad;
+	__u32 pad2;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+#define PAL_V_TRUNC  (1 << 0)  /* string longer than PAL_POL_STR */
+#define PAL_V_ERROR  (1 << 1)  /* value could not be read */
+
+struct pal_pol_value {
+	__u8 kind;           /* enum pal_pol_xkind */
+	__u8 flags;          /* PAL_V_* */
+	__u16 len;           /* string bytes */
+	__u32 pad;
+	__u64 ival;          /* integer value; for paths: fd; for creds: uid<<32|gid */
+	struct pal_pol_sock sock;
+	char s[PAL_POL_STR + 4];
+};
+
+struct pal_pol_event {
+	struct pal_event_header hdr;
+	__u32 hook_id;
+	__u32 policy_id;
+	__u16 selector;
+	__u8 action;         /* enum pal_pol_action */
+	__u8 nslots;
+	__u32 signal;
+	__s64 ret;
+	__u32 syscall;       /* syscall number for syscall points, else ~0 */
+	__u32 pad;
+	__u64 proc_ktime;    /* the process's identity (pal_procs of the process sensor), 0 if unknown */
+	struct pal_pol_value values[PAL_POL_SLOTS];
+};
+
+enum pal_pol_stat {
+	PAL_POL_STAT_EVAL, PAL_POL_STAT_MATCH, PAL_POL_STAT_LOST, PAL_POL_STAT_PROC_FULL,
+	PAL_POL_STAT_PATH_TRUNC, PAL_POL_STAT_COUNT,
+};
+
+#endif /* PAL_POLICY_H */

@@ -1,0 +1,1192 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0)
+/*
+ * TracingPolicy engine. Generic programs evaluate the selectors user space compiled into
+ * maps (see pal_policy.h for the model) and act in the kernel: post an event, send
+ * SIGKILL or another signal, or refuse a connect. Nothing here waits for user space.
+ *
+ * Hook points, all available without kprobes, fentry or BPF-LSM:
+ *   raw_tp/sys_exit      syscall points (args from pt_regs, return value, fds resolved)
+ *   raw_tp/sys_enter     points that must run before the call (execve, raw_syscalls)
+ *   raw_tp/sched_process_exec   exec points; also keeps the per-process binary map
+ *   cgroup/connect4|6    connect points; can refuse the call (EPERM)
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "palisade.h"
+#include "pal_helpers.h"
+
+#define PATH_DEPTH 64
+#define NS_CLONE_NEWUSER 0x10000000
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1024 * 1024);
+} pal_pol_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PAL_POL_POINTS);
+	__type(key, __u32);
+	__type(value, struct pal_pol_point);
+} pal_pol_points SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PAL_POL_GIDS);
+	__type(key, __u32); /* point * PAL_POL_SELECTORS + bit */
+	__type(value, struct pal_pol_selector);
+} pal_pol_sels SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PAL_POL_POLICIES);
+	__type(key, __u32);
+	__type(value, struct pal_pol_state);
+} pal_pol_states SEC(".maps");
+
+/* Syscall exit points by number; entry PAL_POL_SYSCALLS - 1 lists points for every syscall. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PAL_POL_SYSCALLS);
+	__type(key, __u32);
+	__type(value, struct pal_pol_sysent);
+} pal_pol_sys_exit SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PAL_POL_SYSCALLS);
+	__type(key, __u32);
+	__type(value, struct pal_pol_sysent);
+} pal_pol_sys_enter SEC(".maps");
+
+/* Key 0: exec points; 1: connect points. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, struct pal_pol_sysent);
+} pal_pol_other SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct pal_pol_strkey);
+	__type(value, struct pal_pol_mask);
+} pal_pol_strings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct pal_pol_proc);
+} pal_pol_procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PAL_POL_GIDS);
+	__type(key, __u32);
+	__type(value, struct pal_pol_counters);
+} pal_pol_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PAL_POL_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} pal_pol_stats SEC(".maps");
+
+/* The process sensor's map (shared with it by user space): the identity an event names. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct pal_proc);
+} pal_procs SEC(".maps");
+
+struct rate_key {
+	__u32 gid;
+	__u32 scope;
+	__u64 hash;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct rate_key);
+	__type(value, __u64);
+} pal_pol_rate SEC(".maps");
+
+/* Signals a cgroup hook decided on, delivered at the syscall's exit (cgroup programs
+ * cannot send signals themselves). Keyed by thread id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+} pal_pol_pending SEC(".maps");
+
+/* Everything one evaluation needs; too large for the stack. */
+struct scratch {
+	struct pal_pol_strkey key;
+	char key_slack[PAL_POL_STRBUF - PAL_POL_STR];
+	char path[PAL_POL_STRBUF];
+	__u64 comp[PATH_DEPTH];        /* dentry names collected leaf-first */
+	__u64 args[6];
+	__s64 ret;
+	__u64 task;
+	__u64 fail[PAL_POL_WORDS];
+	__u64 match[PAL_POL_WORDS];
+	__u64 passed;                  /* fids with a passing entry */
+	__u32 point;
+	__u32 nr;
+	__u32 ncomp;
+	__u32 pathlen;
+	__u32 last_hook;
+	__u32 deny;                    /* connect: refuse the call */
+	__u32 deny_error;
+	__u32 cgroup;                  /* 1: running in a cgroup program (no signals) */
+	struct pal_pol_sock ctxsock;
+	struct pal_pol_proc proc;      /* the current process's entry, or an empty one */
+	struct pal_pol_event ev;
+	char ev_slack[PAL_POL_STRBUF];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} pal_pol_scratch SEC(".maps");
+
+static __always_inline void stat_inc(__u32 stat)
+{
+	__u64 *count = bpf_map_lookup_elem(&pal_pol_stats, &stat);
+	if (count)
+		(*count)++;
+}
+
+static __always_inline struct scratch *get_scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&pal_pol_scratch, &zero);
+}
+
+/* Bounded array access the verifier can follow (it does not track modulo). */
+static __always_inline __u64 arg_at(struct scratch *s, __u32 i)
+{
+	__u64 v = 0;
+	if (i < 6)
+		bpf_probe_read_kernel(&v, sizeof(v), &s->args[i]);
+	return v;
+}
+
+static __always_inline struct pal_pol_value *value_at(struct scratch *s, __u32 i)
+{
+	if (i >= PAL_POL_SLOTS)
+		return 0;
+	i &= 7;
+	if (i >= PAL_POL_SLOTS)
+		return 0;
+	return &s->ev.values[i];
+}
+
+/* ---------------------------------------------------------------- paths ---- */
+
+struct walk {
+	struct scratch *s;
+	struct dentry *dentry;
+	struct vfsmount *vfsmnt;
+	struct mount *mnt;
+	struct dentry *root_dentry;
+	struct vfsmount *root_mnt;
+	int done;
+};
+
+static int collect_step(__u32 i, struct walk *w)
+{
+	struct dentry *dentry = w->dentry;
+	struct vfsmount *vfsmnt = w->vfsmnt;
+	struct mount *mnt = w->mnt;
+	if (dentry == w->root_dentry && vfsmnt == w->root_mnt)
+		goto done;
+	if (dentry == BPF_CORE_READ(vfsmnt, mnt_root)) {
+		struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
+		if (parent == mnt)
+			goto done;
+		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = parent;
+		w->vfsmnt = __builtin_preserve_access_index(&parent->mnt);
+		return 0;
+	}
+	struct dentry *up = BPF_CORE_READ(dentry, d_parent);
+	if (up == dentry)
+		goto done;
+	struct scratch *s = w->s;
+	__u32 n = s->ncomp;
+	if (n >= PATH_DEPTH)
+		return 1;
+	s->comp[n & (PATH_DEPTH - 1)] = (__u64)BPF_CORE_READ(dentry, d_name.name);
+	s->ncomp = n + 1;
+	w->dentry = up;
+	return 0;
+done:
+	w->done = 1;
+	return 1;
+}
+
+static int emit_step(__u32 i, struct walk *w)
+{
+	struct scratch *s = w->s;
+	__u32 n = s->ncomp;
+	if (i >= n)
+		return 1;
+	__u32 off = s->pathlen;
+	if (off >= PAL_POL_STR)
+		return 1;
+	s->path[off & (PAL_POL_STRBUF - 1)] = '/';
+	off++;
+	const char *name = (const char *)s->comp[(n - 1 - i) & (PATH_DEPTH - 1)];
+	long len = bpf_probe_read_kernel_str(&s->path[off & 255], 256, name);
+	if (len <= 0)
+		return 1;
+	s->pathlen = off + len - 1;
+	return 0;
+}
+
+/* Writes the absolute path of (dentry, mnt) into v->s, as the task's root sees it. */
+static __always_inline void resolve_path(struct scratch *s, struct pal_pol_value *v, struct dentry *dentry,
+					 struct vfsmount *vfsmnt)
+{
+	struct task_struct *task = (struct task_struct *)s->task;
+	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+	struct walk w = {
+		.s = s,
+		.dentry = dentry,
+		.vfsmnt = vfsmnt,
+		.mnt = container_of(vfsmnt, struct mount, mnt),
+		.root_dentry = BPF_CORE_READ(fs, root.dentry),
+		.root_mnt = BPF_CORE_READ(fs, root.mnt),
+	};
+	s->ncomp = 0;
+	s->pathlen = 0;
+	bpf_loop(PATH_DEPTH, collect_step, &w, 0);
+	if (!w.done)
+		v->flags |= PAL_V_TRUNC;
+	if (s->ncomp == 0) {
+		s->path[0] = '/';
+		s->pathlen = 1;
+	} else {
+		bpf_loop(PATH_DEPTH, emit_step, &w, 0);
+	}
+	__u32 len = s->pathlen;
+	if (len >= PAL_POL_STR) {
+		len = PAL_POL_STR - 1;
+		v->flags |= PAL_V_TRUNC;
+		stat_inc(PAL_POL_STAT_PATH_TRUNC);
+	}
+	bpf_probe_read_kernel(v->s, len & 255, s->path);
+	v->s[len & 255] = 0;
+	v->len = len;
+}
+
+static __always_inline struct file *fd_file(struct task_struct *task, __u64 fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	if (fd >= max)
+		return 0;
+	struct file **arr = BPF_CORE_READ(fdt, fd);
+	struct file *file = 0;
+	bpf_probe_read_kernel(&file, sizeof(file), &arr[fd]);
+	return file;
+}
+
+/* ---------------------------------------------------------------- sockets -- */
+
+static __always_inline void sock_from_sk(struct pal_pol_sock *o, struct sock *sk)
+{
+	o->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	o->type = BPF_CORE_READ(sk, sk_type);
+	o->protocol = BPF_CORE_READ(sk, sk_protocol);
+	o->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	o->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	o->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (o->family == 2 /* AF_INET */) {
+		__u32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(o->saddr, &a, 4);
+		a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(o->daddr, &a, 4);
+	} else if (o->family == 10 /* AF_INET6 */) {
+		BPF_CORE_READ_INTO(&o->saddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&o->daddr, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
+static __always_inline int sock_from_fd(struct scratch *s, struct pal_pol_sock *o, __u64 fd)
+{
+	struct file *file = fd_file((struct task_struct *)s->task, fd);
+	if (!file)
+		return -1;
+	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & 0170000) != 0140000)
+		return -1; /* not a socket */
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return -1;
+	sock_from_sk(o, sk);
+	return 0;
+}
+
+static __always_inline int sock_from_user(struct pal_pol_sock *o, const void *uaddr)
+{
+	struct {
+		__u16 family;
+		__u16 port;
+		__u32 flow_or_addr;
+		__u8 addr6[16];
+	} sa = {};
+	if (bpf_probe_read_user(&sa, sizeof(sa), uaddr) != 0 &&
+	    bpf_probe_read_user(&sa, 8, uaddr) != 0)
+		return -1;
+	o->family = sa.family;
+	o->dport = bpf_ntohs(sa.port);
+	if (sa.family == 2)
+		__builtin_memcpy(o->daddr, &sa.flow_or_addr, 4);
+	else if (sa.family == 10)
+		__builtin_memcpy(o->daddr, sa.addr6, 16);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- values --- */
+
+static __always_inline void read_creds(struct task_struct *task, struct pal_pol_value *v)
+{
+	const struct cred *cred = BPF_CORE_READ(task, real_cred);
+	__u32 *u = (__u32 *)v->s;
+	u[0] = BPF_CORE_READ(cred, uid.val);
+	u[1] = BPF_CORE_READ(cred, gid.val);
+	u[2] = BPF_CORE_READ(cred, euid.val);
+	u[3] = BPF_CORE_READ(cred, egid.val);
+	u[4] = BPF_CORE_READ(cred, suid.val);
+	u[5] = BPF_CORE_READ(cred, sgid.val);
+	u[6] = BPF_CORE_READ(cred, fsuid.val);
+	u[7] = BPF_CORE_READ(cred, fsgid.val);
+	u[8] = BPF_CORE_READ(cred, securebits);
+	u[9] = BPF_CORE_READ(cred, user_ns, ns.inum);
+	bpf_core_read(&v->s[40], 8, &cred->cap_permitted);
+	bpf_core_read(&v->s[48], 8, &cred->cap_effective);
+	bpf_core_read(&v->s[56], 8, &cred->cap_inheritable);
+	v->len = 64;
+	v->ival = ((__u64)u[2] << 32) | u[0];
+}
+
+static __always_inline __u64 task_cap(struct task_struct *task, __u32 which)
+{
+	const struct cred *cred = BPF_CORE_READ(task, real_cred);
+	__u64 caps = 0;
+	if (which == PAL_PS_CAP_EFF)
+		bpf_core_read(&caps, 8, &cred->cap_effective);
+	else if (which == PAL_PS_CAP_PERM)
+		bpf_core_read(&caps, 8, &cred->cap_permitted);
+	else
+		bpf_core_read(&caps, 8, &cred->cap_inheritable);
+	return caps;
+}
+
+static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d, struct pal_pol_value *v)
+{
+	struct task_struct *task = (struct task_struct *)s->task;
+	__u8 src = d->src;
+	__u64 arg = arg_at(s, src);
+	struct file *file;
+	long n;
+
+	v->kind = d->kind;
+	v->flags = 0;
+	v->len = 0;
+	v->ival = 0;
+	v->s[0] = 0;
+	switch (d->kind) {
+	case PAL_X_INT:
+		v->ival = arg;
+		break;
+	case PAL_X_RET:
+		v->ival = s->ret;
+		break;
+	case PAL_X_CONST:
+		v->ival = d->cval;
+		break;
+	case PAL_X_NR:
+		v->ival = s->nr;
+		break;
+	case PAL_X_USTR:
+		v->ival = arg;
+		n = bpf_probe_read_user_str(v->s, PAL_POL_STR, (const void *)arg);
+		if (n <= 0) {
+			v->flags |= PAL_V_ERROR;
+			v->s[0] = 0;
+			break;
+		}
+		v->len = n - 1;
+		if (n == PAL_POL_STR)
+			v->flags |= PAL_V_TRUNC;
+		break;
+	case PAL_X_UBUF: {
+		__u64 size = d->size_src < 6 ? arg_at(s, d->size_src) : PAL_POL_STR;
+		v->ival = size;
+		if (size > PAL_POL_STR) {
+			size = PAL_POL_STR;
+			v->flags |= PAL_V_TRUNC;
+		}
+		if (size && bpf_probe_read_user(v->s, size & 255, (const void *)arg) != 0)
+			v->flags |= PAL_V_ERROR;
+		else
+			v->len = size;
+		break;
+	}
+	case PAL_X_FD_PATH:
+	case PAL_X_RET_FD_PATH: {
+		__u64 fd = d->kind == PAL_X_FD_PATH ? arg : (__u64)s->ret;
+		v->ival = fd;
+		file = ((__s64)fd < 0) ? 0 : fd_file(task, fd);
+		if (!file) {
+			v->flags |= PAL_V_ERROR;
+			break;
+		}
+		resolve_path(s, v, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt));
+		break;
+	}
+	case PAL_X_EXEC_PATH:
+		bpf_probe_read_kernel(v->s, sizeof(s->proc.bin), s->proc.bin);
+		v->len = s->proc.len;
+		break;
+	case PAL_X_USOCKADDR:
+		__builtin_memset(&v->sock, 0, sizeof(v->sock));
+		if (sock_from_user(&v->sock, (const void *)arg) != 0)
+			v->flags |= PAL_V_ERROR;
+		break;
+	case PAL_X_CTX_SOCK:
+		v->sock = s->ctxsock;
+		break;
+	case PAL_X_FD_SOCK:
+	case PAL_X_RET_FD_SOCK: {
+		__u64 fd = d->kind == PAL_X_FD_SOCK ? arg : (__u64)s->ret;
+		v->ival = fd;
+		__builtin_memset(&v->sock, 0, sizeof(v->sock));
+		if ((__s64)fd < 0 || sock_from_fd(s, &v->sock, fd) != 0)
+			v->flags |= PAL_V_ERROR;
+		break;
+	}
+	case PAL_X_CRED:
+		read_creds(task, v);
+		break;
+	case PAL_X_TASKCAP:
+		v->ival = task_cap(task, src == 0 ? PAL_PS_CAP_EFF : src == 1 ? PAL_PS_CAP_INH : PAL_PS_CAP_PERM);
+		break;
+	case PAL_X_ARGS:
+		__builtin_memcpy(v->s, s->args, sizeof(s->args));
+		v->len = sizeof(s->args);
+		break;
+	}
+}
+
+static __always_inline __u32 task_ns(struct task_struct *task, __u32 which)
+{
+	struct nsproxy *nsp = BPF_CORE_READ(task, nsproxy);
+	switch (which) {
+	case PAL_NS_UTS: return BPF_CORE_READ(nsp, uts_ns, ns.inum);
+	case PAL_NS_IPC: return BPF_CORE_READ(nsp, ipc_ns, ns.inum);
+	case PAL_NS_MNT: return BPF_CORE_READ(nsp, mnt_ns, ns.inum);
+	case PAL_NS_PID_FOR_CHILDREN: return BPF_CORE_READ(nsp, pid_ns_for_children, ns.inum);
+	case PAL_NS_NET: return BPF_CORE_READ(nsp, net_ns, ns.inum);
+	case PAL_NS_TIME: return bpf_core_field_exists(nsp->time_ns) ? BPF_CORE_READ(nsp, time_ns, ns.inum) : 0;
+	case PAL_NS_TIME_FOR_CHILDREN:
+		return bpf_core_field_exists(nsp->time_ns_for_children) ? BPF_CORE_READ(nsp, time_ns_for_children, ns.inum) : 0;
+	case PAL_NS_CGROUP: return BPF_CORE_READ(nsp, cgroup_ns, ns.inum);
+	case PAL_NS_USER: return BPF_CORE_READ(task, real_cred, user_ns, ns.inum);
+	case PAL_NS_PID: {
+		struct pid *pid = BPF_CORE_READ(task, thread_pid);
+		unsigned int level = BPF_CORE_READ(pid, level);
+		struct upid upid = {};
+		bpf_probe_read_kernel(&upid, sizeof(upid), &pid->numbers[level & 31]);
+		return upid.ns ? BPF_CORE_READ(upid.ns, ns.inum) : 0;
+	}
+	}
+	return 0;
+}
+
+static __always_inline __u64 task_nspid(struct task_struct *task)
+{
+	struct pid *pid = BPF_CORE_READ(task, group_leader, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	struct upid upid = {};
+	bpf_probe_read_kernel(&upid, sizeof(upid), &pid->numbers[level & 31]);
+	return upid.nr;
+}
+
+/* ---------------------------------------------------------------- matching - */
+
+struct eval {
+	struct scratch *s;
+	struct pal_pol_point *p;
+};
+
+static __always_inline void mask_or(__u64 *dst, const __u64 *src)
+{
+	for (int i = 0; i < PAL_POL_WORDS; i++)
+		dst[i] |= src[i];
+}
+
+static int reverse_step(__u32 i, struct eval *e)
+{
+	struct scratch *s = e->s;
+	__u32 n = s->pathlen;
+	if (i >= n)
+		return 1;
+	s->key.s[i & 255] = s->path[(n - 1 - i) & 255];
+	return 0;
+}
+
+/* The string a dimension looks up: a slot's value or the binary of a process entry. */
+static __always_inline int dim_lookup(struct eval *e, struct pal_pol_dim *d, const char *str, __u32 len)
+{
+	struct scratch *s = e->s;
+	__u32 n = len;
+	if (d->class == PAL_C_EQ) {
+		n = len + 1; /* with its NUL */
+		if (n > PAL_POL_STR)
+			return 0;
+	} else if (n > PAL_POL_STR) {
+		n = PAL_POL_STR;
+	}
+	s->key.point = e->p->id;
+	s->key.slot = d->slot;
+	s->key.class = d->class;
+	if (d->class == PAL_C_POSTFIX) {
+		bpf_probe_read_kernel(s->path, n & 255, str);
+		s->pathlen = n;
+		bpf_loop(PAL_POL_STR, reverse_step, e, 0);
+	} else {
+		bpf_probe_read_kernel(s->key.s, n & 255, str);
+		if (d->class == PAL_C_EQ)
+			s->key.s[(n - 1) & 255] = 0;
+	}
+	s->key.prefixlen = 32 + 8 * n;
+	struct pal_pol_mask *m = bpf_map_lookup_elem(&pal_pol_strings, &s->key);
+	if (!m)
+		return 0;
+	mask_or(s->match, m->w);
+	return 1;
+}
+
+static int dim_step(__u32 i, struct eval *e)
+{
+	struct scratch *s = e->s;
+	struct pal_pol_point *p = e->p;
+	if (i >= p->ndims || i >= PAL_POL_DIMS)
+		return 1;
+	struct pal_pol_dim *d = &p->dims[i];
+	for (int w = 0; w < PAL_POL_WORDS; w++)
+		s->match[w] = 0;
+
+	if (d->slot == PAL_PS_BINARY) {
+		dim_lookup(e, d, s->proc.bin, s->proc.len);
+		if (d->follow) {
+			/* followChildren: the selector also holds for descendants of a match. */
+			__u32 parent = s->proc.parent;
+			for (int g = 0; g < 8; g++) {
+				if (!parent)
+					break;
+				struct pal_pol_proc *pp = bpf_map_lookup_elem(&pal_pol_procs, &parent);
+				if (!pp)
+					break;
+				dim_lookup(e, d, pp->bin, pp->len);
+				parent = pp->parent;
+			}
+		}
+	} else if (d->slot < PAL_POL_SLOTS) {
+		struct pal_pol_value *v = value_at(s, d->slot);
+		if (v && !(v->flags & PAL_V_ERROR))
+			dim_lookup(e, d, v->s, v->len);
+	}
+
+	for (int w = 0; w < PAL_POL_WORDS; w++) {
+		if (d->negate)
+			s->fail[w] |= s->match[w];
+		else
+			s->fail[w] |= d->constrained[w] & ~s->match[w];
+	}
+	return 0;
+}
+
+static __always_inline __u64 filter_value(struct scratch *s, struct pal_pol_filter *f, int *ok)
+{
+	struct task_struct *task = (struct task_struct *)s->task;
+	__u8 slot = f->slot;
+	if (slot < PAL_POL_SLOTS) {
+		struct pal_pol_value *v = value_at(s, slot);
+		if (!v || (v->flags & PAL_V_ERROR)) {
+			*ok = 0;
+			return 0;
+		}
+		switch (f->field) {
+		case PAL_F_FAMILY: return v->sock.family;
+		case PAL_F_PROTOCOL: return v->sock.protocol;
+		case PAL_F_SPORT: return v->sock.sport;
+		case PAL_F_DPORT: return v->sock.dport;
+		case PAL_F_TYPE: return v->sock.type;
+		case PAL_F_STATE: return v->sock.state;
+		}
+		return v->ival;
+	}
+	switch (slot) {
+	case PAL_PS_PID: return bpf_get_current_pid_tgid() >> 32;
+	case PAL_PS_NSPID: return task_nspid(task);
+	case PAL_PS_CAP_EFF:
+	case PAL_PS_CAP_PERM:
+	case PAL_PS_CAP_INH:
+		return task_cap(task, slot);
+	case PAL_PS_CAP_CHANGED:
+		return task_cap(task, PAL_PS_CAP_EFF) & ~s->proc.cap_eff;
+	case PAL_PS_RET: return s->ret;
+	case PAL_PS_NS_CHANGED: {
+		__u64 changed = 0;
+		for (int k = 0; k < PAL_NS_COUNT; k++) {
+			__u32 now = task_ns(task, k);
+			if (s->proc.ns[k] && now && now != s->proc.ns[k])
+				changed |= 1ULL << k;
+		}
+		return changed;
+	}
+	}
+	if (slot >= PAL_PS_NS_BASE && slot < PAL_PS_NS_BASE + PAL_NS_COUNT)
+		return task_ns(task, slot - PAL_PS_NS_BASE);
+	*ok = 0;
+	return 0;
+}
+
+static __always_inline int addr_match(struct scratch *s, struct pal_pol_filter *f)
+{
+	if (f->slot >= PAL_POL_SLOTS)
+		return 0;
+	struct pal_pol_value *v = value_at(s, f->slot);
+	if (!v)
+		return 0;
+	__u8 *addr = f->field == PAL_F_SADDR ? v->sock.saddr : v->sock.daddr;
+	if (f->op == PAL_OP_ADDR4) {
+		if (v->sock.family != 2)
+			return 0;
+		__u32 a;
+		__builtin_memcpy(&a, addr, 4);
+		return (a & (__u32)f->c) == (__u32)f->a;
+	}
+	if (v->sock.family != 10)
+		return 0;
+	__u64 hi, lo;
+	__builtin_memcpy(&hi, addr, 8);
+	__builtin_memcpy(&lo, addr + 8, 8);
+	return (hi & f->c) == f->a && (lo & f->d) == f->b;
+}
+
+static int filter_step(__u32 i, struct eval *e)
+{
+	struct scratch *s = e->s;
+	struct pal_pol_point *p = e->p;
+	if (i >= p->nfilters || i >= PAL_POL_FILTERS)
+		return 1;
+	struct pal_pol_filter *f = &p->filters[i];
+	int ok = 1, hit = 0;
+	if (f->op == PAL_OP_ADDR4 || f->op == PAL_OP_ADDR6) {
+		hit = addr_match(s, f);
+	} else if (f->slot == PAL_PS_PID_TREE) {
+		__u32 pid = bpf_get_current_pid_tgid() >> 32;
+		hit = pid == f->a;
+		__u32 parent = s->proc.parent;
+		for (int g = 0; g < 8 && !hit && parent; g++) {
+			hit = parent == f->a;
+			struct pal_pol_proc *pp = bpf_map_lookup_elem(&pal_pol_procs, &parent);
+			parent = pp ? pp->parent : 0;
+		}
+	} else {
+		__u64 v = filter_value(s, f, &ok);
+		if (ok) {
+			switch (f->op) {
+			case PAL_OP_EQ: hit = v == f->a; break;
+			case PAL_OP_GT: hit = (__s64)v > (__s64)f->a; break;
+			case PAL_OP_LT: hit = (__s64)v < (__s64)f->a; break;
+			case PAL_OP_MASK: hit = (v & f->a) != 0; break;
+			case PAL_OP_RANGE: hit = (__s64)v >= (__s64)f->a && (__s64)v <= (__s64)f->b; break;
+			case PAL_OP_URANGE: hit = v >= f->a && v <= f->b; break;
+			}
+		}
+	}
+	__u8 sel = f->sel;
+	if (f->negate) {
+		if (hit)
+			s->fail[(sel >> 6) & (PAL_POL_WORDS - 1)] |= 1ULL << (sel & 63);
+	} else if (hit) {
+		s->passed |= 1ULL << (f->fid & 63);
+	}
+	return 0;
+}
+
+static int fid_step(__u32 fid, struct eval *e)
+{
+	struct scratch *s = e->s;
+	struct pal_pol_point *p = e->p;
+	__u64 bit = 1ULL << (fid & 63);
+	if (!(p->fid_positive & ~s->passed))
+		return 1; /* every positive filter passed */
+	if ((p->fid_positive & bit) && !(s->passed & bit)) {
+		__u8 sel = p->fid_sel[fid & (PAL_POL_FIDS - 1)];
+		s->fail[(sel >> 6) & (PAL_POL_WORDS - 1)] |= 1ULL << (sel & 63);
+		s->passed |= bit; /* counted */
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- actions -- */
+
+static __always_inline __u64 values_hash(struct scratch *s)
+{
+	__u64 h = 14695981039346656037ULL;
+	for (int i = 0; i < PAL_POL_SLOTS; i++) {
+		struct pal_pol_value *v = &s->ev.values[i];
+		__u64 first = 0, last = 0;
+		__builtin_memcpy(&first, v->s, 8);
+		if (v->len >= 8)
+			bpf_probe_read_kernel(&last, 8, &v->s[(v->len - 8) & 255]);
+		h = (h ^ v->ival) * 1099511628211ULL;
+		h = (h ^ first) * 1099511628211ULL;
+		h = (h ^ last) * 1099511628211ULL;
+		h = (h ^ v->len) * 1099511628211ULL;
+		h = (h ^ v->sock.dport ^ ((__u64)v->sock.sport << 16)) * 1099511628211ULL;
+	}
+	return h;
+}
+
+/* Whether a post of this selector is within its rate limit (and records it if so). */
+static __always_inline int rate_allows(struct scratch *s, struct pal_pol_selector *sel)
+{
+	if (!sel->rate_ns)
+		return 1;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct rate_key k = {
+		.gid = sel->gid,
+		.scope = sel->rate_scope == 0 ? (__u32)pid_tgid : sel->rate_scope == 1 ? pid_tgid >> 32 : 0,
+		.hash = values_hash(s),
+	};
+	__u64 now = bpf_ktime_get_boot_ns();
+	__u64 *last = bpf_map_lookup_elem(&pal_pol_rate, &k);
+	if (last && now - *last < sel->rate_ns)
+		return 0;
+	bpf_map_update_elem(&pal_pol_rate, &k, &now, BPF_ANY);
+	return 1;
+}
+
+static __always_inline void post(struct scratch *s, struct pal_pol_selector *sel, __u8 action, __u32 sig,
+				 struct pal_pol_counters *cnt)
+{
+	struct pal_pol_event *ev = &s->ev;
+	pal_fill_header(&ev->hdr, PAL_EVENT_POLICY, sizeof(*ev));
+	ev->hook_id = sel->hook_id;
+	ev->policy_id = sel->policy_id;
+	ev->selector = sel->index;
+	ev->action = action;
+	ev->signal = sig;
+	ev->ret = s->ret;
+	ev->syscall = s->nr;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct pal_proc *proc = bpf_map_lookup_elem(&pal_procs, &tgid);
+	ev->proc_ktime = proc ? proc->ktime : 0;
+	if (bpf_ringbuf_output(&pal_pol_events, ev, sizeof(*ev), 0) != 0) {
+		stat_inc(PAL_POL_STAT_LOST);
+		if (cnt)
+			cnt->lost++;
+	} else if (cnt) {
+		cnt->posted++;
+	}
+}
+
+static __always_inline int act_bit(struct eval *e, __u32 bit)
+{
+	struct scratch *s = e->s;
+	__u32 key = (__u32)e->p->id * PAL_POL_SELECTORS + bit;
+	struct pal_pol_selector *sel = bpf_map_lookup_elem(&pal_pol_sels, &key);
+	if (!sel || sel->hook_id == s->last_hook)
+		return 0; /* a lower selector of this hook already matched: first match wins */
+	s->last_hook = sel->hook_id;
+	__u32 policy = sel->policy_id;
+	struct pal_pol_state *st = bpf_map_lookup_elem(&pal_pol_states, &policy);
+	if (!st || !st->enabled)
+		return 0;
+	__u32 gid = sel->gid;
+	struct pal_pol_counters *cnt = bpf_map_lookup_elem(&pal_pol_counters, &gid);
+	if (cnt)
+		cnt->matched++;
+	stat_inc(PAL_POL_STAT_MATCH);
+
+	__u8 action = PAL_ACT_POST;
+	__u32 sig = 0;
+	__u16 a = sel->actions;
+	if (a & (PAL_A_SIGKILL | PAL_A_SIGNAL | PAL_A_OVERRIDE)) {
+		sig = (a & PAL_A_SIGKILL) ? SIGKILL : (a & PAL_A_SIGNAL) ? sel->signal : 0;
+		action = (a & PAL_A_SIGKILL) ? PAL_ACT_SIGKILL : (a & PAL_A_SIGNAL) ? PAL_ACT_SIGNAL : PAL_ACT_OVERRIDE;
+		if (st->monitor) {
+			action = PAL_ACT_MONITOR;
+			if (cnt)
+				cnt->monitored++;
+		} else {
+			if (a & PAL_A_OVERRIDE) {
+				s->deny = 1;
+				s->deny_error = sel->error;
+				if (cnt)
+					cnt->overridden++;
+			}
+			if (sig) {
+				if (s->cgroup) {
+					/* Delivered by the syscall-exit program before the call returns. */
+					__u32 tid = (__u32)bpf_get_current_pid_tgid();
+					bpf_map_update_elem(&pal_pol_pending, &tid, &sig, BPF_ANY);
+					s->deny = 1;
+				}
+				if (cnt) {
+					if (sig == SIGKILL)
+						cnt->killed++;
+					else
+						cnt->signalled++;
+				}
+			}
+		}
+	}
+	if ((a & PAL_A_POST) && rate_allows(s, sel))
+		post(s, sel, action, sig, cnt);
+	else if ((a & PAL_A_POST) && cnt)
+		cnt->rate_limited++;
+	/* The signal goes last: the event is out even if the task dies at once. */
+	if (sig && !st->monitor && !s->cgroup)
+		return sig;
+	return 0;
+}
+
+static const __u8 debruijn[64] = {
+	0, 1, 48, 2, 57, 49, 28, 3, 61, 58, 50, 42, 38, 29, 17, 4,
+	62, 55, 59, 36, 53, 51, 43, 22, 45, 39, 33, 30, 24, 18, 12, 5,
+	63, 47, 56, 27, 60, 41, 37, 16, 54, 35, 52, 21, 44, 32, 23, 11,
+	46, 26, 40, 15, 34, 20, 31, 10, 25, 14, 19, 9, 13, 8, 7, 6,
+};
+
+struct act_ctx {
+	struct eval *e;
+	__u32 sig;
+};
+
+static int act_step(__u32 i, struct act_ctx *a)
+{
+	struct scratch *s = a->e->s;
+	for (int w = 0; w < PAL_POL_WORDS; w++) {
+		__u64 m = s->match[w];
+		if (!m)
+			continue;
+		__u64 low = m & -m;
+		s->match[w] = m & ~low;
+		__u32 bit = w * 64 + debruijn[((low * 0x03f79d71b4cb0a89ULL) >> 58) & 63];
+		__u32 sig = act_bit(a->e, bit);
+		if (sig == SIGKILL || (sig && !a->sig))
+			a->sig = sig;
+		return 0;
+	}
+	return 1;
+}
+
+/* Evaluates one point; returns the signal to send (0: none). */
+static __always_inline __u32 eval_point(struct scratch *s, __u32 point)
+{
+	struct pal_pol_point *p = bpf_map_lookup_elem(&pal_pol_points, &point);
+	if (!p)
+		return 0;
+	__u64 any = 0;
+	for (int w = 0; w < PAL_POL_WORDS; w++)
+		any |= p->all[w];
+	if (!any)
+		return 0;
+	if ((p->flags & PAL_PT_RET_OK) && s->ret < 0)
+		return 0;
+	if ((p->flags & PAL_PT_GATE) && !(arg_at(s, p->gate_src) & p->gate_mask))
+		return 0;
+	stat_inc(PAL_POL_STAT_EVAL);
+
+	s->ev.nslots = 0;
+	for (int i = 0; i < PAL_POL_SLOTS; i++) {
+		struct pal_pol_slotdef *d = &p->slots[i];
+		if (!d->kind) {
+			s->ev.values[i].kind = PAL_X_NONE;
+			continue;
+		}
+		extract(s, d, &s->ev.values[i]);
+		s->ev.nslots = i + 1;
+	}
+
+	if ((p->flags & PAL_PT_TCP) && (s->ev.values[0].sock.protocol != 6 /* IPPROTO_TCP */ ||
+					 (s->ev.values[0].flags & PAL_V_ERROR)))
+		return 0;
+
+	struct eval e = { .s = s, .p = p };
+	for (int w = 0; w < PAL_POL_WORDS; w++)
+		s->fail[w] = 0;
+	s->passed = 0;
+	bpf_loop(PAL_POL_DIMS, dim_step, &e, 0);
+	bpf_loop(PAL_POL_FILTERS, filter_step, &e, 0);
+	bpf_loop(PAL_POL_FIDS, fid_step, &e, 0);
+
+	any = 0;
+	for (int w = 0; w < PAL_POL_WORDS; w++) {
+		s->match[w] = p->all[w] & ~s->fail[w];
+		any |= s->match[w];
+	}
+	if (!any)
+		return 0;
+	struct act_ctx a = { .e = &e, .sig = 0 };
+	s->last_hook = ~0U;
+	bpf_loop(PAL_POL_SELECTORS, act_step, &a, 0);
+	return a.sig;
+}
+
+static __always_inline void load_proc(struct scratch *s, __u32 tgid)
+{
+	struct pal_pol_proc *p = bpf_map_lookup_elem(&pal_pol_procs, &tgid);
+	if (p) {
+		s->proc = *p;
+	} else {
+		s->proc.parent = 0;
+		s->proc.len = 0;
+		s->proc.bin[0] = 0;
+		s->proc.cap_eff = 0;
+		for (int k = 0; k < PAL_NS_COUNT; k++)
+			s->proc.ns[k] = 0;
+	}
+}
+
+struct list_ctx {
+	struct scratch *s;
+	struct pal_pol_sysent *se;
+	__u32 sig;
+};
+
+static int list_step(__u32 i, struct list_ctx *l)
+{
+	if (i >= l->se->n || i >= PAL_POL_PER_SYSCALL)
+		return 1;
+	__u32 sig = eval_point(l->s, l->se->points[i & (PAL_POL_PER_SYSCALL - 1)]);
+	if (sig == SIGKILL || (sig && !l->sig))
+		l->sig = sig;
+	return 0;
+}
+
+static __always_inline __u32 eval_list(struct scratch *s, struct pal_pol_sysent *se)
+{
+	struct list_ctx l = { .s = s, .se = se, .sig = 0 };
+	if (se && se->n)
+		bpf_loop(PAL_POL_PER_SYSCALL, list_step, &l, 0);
+	return l.sig;
+}
+
+static __always_inline void read_regs(struct scratch *s, struct pt_regs *regs)
+{
+	s->args[0] = BPF_CORE_READ(regs, di);
+	s->args[1] = BPF_CORE_READ(regs, si);
+	s->args[2] = BPF_CORE_READ(regs, dx);
+	s->args[3] = BPF_CORE_READ(regs, r10);
+	s->args[4] = BPF_CORE_READ(regs, r8);
+	s->args[5] = BPF_CORE_READ(regs, r9);
+}
+
+static __always_inline int syscall_points(struct pt_regs *regs, long ret, void *map, int exit)
+{
+	long id = BPF_CORE_READ(regs, orig_ax);
+	if (id < 0 || id >= PAL_POL_SYSCALLS - 1)
+		return 0;
+	__u32 nr = id;
+	__u32 all = PAL_POL_SYSCALLS - 1;
+	struct pal_pol_sysent *se = bpf_map_lookup_elem(map, &nr);
+	struct pal_pol_sysent *any = bpf_map_lookup_elem(map, &all);
+	int have = (se && (se->n || se->flags)) || (any && any->n);
+	if (!have)
+		return 0;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	__u32 sig = 0;
+	if (exit && se && (se->flags & PAL_SE_PENDING)) {
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		__u32 *pending = bpf_map_lookup_elem(&pal_pol_pending, &tid);
+		if (pending) {
+			sig = *pending;
+			bpf_map_delete_elem(&pal_pol_pending, &tid);
+		}
+	}
+	s->task = bpf_get_current_task();
+	s->cgroup = 0;
+	s->nr = nr;
+	s->ret = ret;
+	s->deny = 0;
+	read_regs(s, regs);
+	load_proc(s, bpf_get_current_pid_tgid() >> 32);
+	__u32 got = eval_list(s, se);
+	if (got == SIGKILL || (got && !sig))
+		sig = got;
+	got = eval_list(s, any);
+	if (got == SIGKILL || (got && !sig))
+		sig = got;
+	if (sig)
+		bpf_send_signal(sig);
+	return 0;
+}
+
+SEC("raw_tp/sys_exit")
+int BPF_PROG(pal_pol_sys_exit_prog, struct pt_regs *regs, long ret)
+{
+	return syscall_points(regs, ret, &pal_pol_sys_exit, 1);
+}
+
+SEC("raw_tp/sys_enter")
+int BPF_PROG(pal_pol_sys_enter_prog, struct pt_regs *regs, long id)
+{
+	return syscall_points(regs, 0, &pal_pol_sys_enter, 0);
+}
+
+/* ---------------------------------------------------------------- processes */
+
+struct bin_ctx {
+	struct scratch *s;
+};
+
+SEC("raw_tp/sched_process_exec")
+int BPF_PROG(pal_pol_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	s->task = (__u64)task;
+	s->cgroup = 0;
+	s->nr = ~0U;
+	s->ret = 0;
+	s->deny = 0;
+	for (int i = 0; i < 6; i++)
+		s->args[i] = 0;
+
+	/* The entry matchBinaries and the *Changes selectors read from now on. */
+	struct pal_pol_value *v = &s->ev.values[0];
+	v->flags = 0;
+	struct file *file = BPF_CORE_READ(bprm, file);
+	resolve_path(s, v, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt));
+	struct pal_pol_proc *proc = &s->proc;
+	proc->parent = BPF_CORE_READ(task, real_parent, tgid);
+	proc->flags = 0;
+	proc->len = v->len;
+	bpf_probe_read_kernel(proc->bin, sizeof(proc->bin), v->s);
+	proc->cap_eff = task_cap(task, PAL_PS_CAP_EFF);
+	for (int k = 0; k < PAL_NS_COUNT; k++)
+		proc->ns[k] = task_ns(task, k);
+	proc->pad = 0;
+	if (bpf_map_update_elem(&pal_pol_procs, &tgid, proc, BPF_ANY) != 0)
+		stat_inc(PAL_POL_STAT_PROC_FULL);
+
+	__u32 key = 0;
+	__u32 sig = eval_list(s, bpf_map_lookup_elem(&pal_pol_other, &key));
+	if (sig)
+		bpf_send_signal(sig); /* the new image never runs an instruction */
+	return 0;
+}
+
+SEC("raw_tp/sched_process_fork")
+int BPF_PROG(pal_pol_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	if (ptgid == ctgid)
+		return 0;
+	struct pal_pol_proc *pp = bpf_map_lookup_elem(&pal_pol_procs, &ptgid);
+	if (!pp)
+		return 0;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	s->proc = *pp;
+	s->proc.parent = ptgid;
+	if (bpf_map_update_elem(&pal_pol_procs, &ctgid, &s->proc, BPF_ANY) != 0)
+		stat_inc(PAL_POL_STAT_PROC_FULL);
+	return 0;
+}
+
+SEC("raw_tp/sched_process_exit")
+int BPF_PROG(pal_pol_exit, struct task_struct *task)
+{
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	bpf_map_delete_elem(&pal_pol_procs, &tgid);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- connect -- */
+
+static __always_inline int connect_points(struct bpf_sock_addr *ctx, int v6)
+{
+	__u32 key = 1;
+	struct pal_pol_sysent *se = bpf_map_lookup_elem(&pal_pol_other, &key);
+	if (!se || !se->n)
+		return 1;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 1;
+	s->task = bpf_get_current_task();
+	s->cgroup = 1;
+	s->nr = ~0U;
+	s->ret = 0;
+	s->deny = 0;
+	s->deny_error = 0;
+	for (int i = 0; i < 6; i++)
+		s->args[i] = 0;
+	struct pal_pol_sock *o = &s->ctxsock;
+	__builtin_memset(o, 0, sizeof(*o));
+	o->family = ctx->user_family;
+	o->type = ctx->type;
+	o->protocol = ctx->protocol;
+	o->dport = bpf_ntohs(ctx->user_port);
+	o->state = 2; /* TCP_SYN_SENT: the state tcp_connect leaves the socket in */
+	if (!v6) {
+		__u32 a = ctx->user_ip4;
+		__builtin_memcpy(o->daddr, &a, 4);
+	} else {
+		__u32 a[4];
+		a[0] = ctx->user_ip6[0];
+		a[1] = ctx->user_ip6[1];
+		a[2] = ctx->user_ip6[2];
+		a[3] = ctx->user_ip6[3];
+		__builtin_memcpy(o->daddr, a, 16);
+	}
+	load_proc(s, bpf_get_current_pid_tgid() >> 32);
+	eval_list(s, se);
+	return s->deny ? 0 : 1;
+}
+
+SEC("cgroup/connect4")
+int pal_pol_connect4(struct bpf_sock_addr *ctx)
+{
+	return connect_points(ctx, 0);
+}
+
+SEC("cgroup/connect6")
+int pal_pol_connect6(struct bpf_sock_addr *ctx)
+{
+	return connect_points(ctx, 1);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,55 @@
+using System.Collections.Concurrent;
+using Palisade.Events;
+using Palisade.Policies;
+using Palisade.Policies.Compilation;
+using Palisade.Runtime;
+using Palisade.Runtime.Policies;
+using Palisade.Runtime.Processes;
+
+namespace Palisade.IntegrationTests.Infrastructure;
+
+/// <summary>The process sensor and the policy engine running in the test process, events collected.</summary>
+internal sealed class PolicyHarness : IDisposable
+{
+    private readonly SensorHarness _sensor;
+
+    public PolicyHarness()
+    {
+        _sensor = new SensorHarness();
+        var hostNs = ProcFs.ReadNamespaces("/proc/1");
+        var facts = new KernelFacts(false, Vocabulary.Namespaces.Select((n, i) => (n, i)).ToDictionary(x => x.n, x => hostNs[x.i]));
+        Engine = new PolicyEngine(_sensor.Hub.Publish, facts,
+            (pid, ktime) => ktime != 0 && _sensor.Sensor.Decoder!.TryResolve(new ProcessKey(pid, ktime), out var r) ? r : null);
+        Engine.Start(_sensor.Sensor.ProcessMap);
+    }
+
+    public PolicyEngine Engine { get; }
+
+    public ConcurrentQueue<PalisadeEvent> Events => _sensor.Events;
+
+    public IEnumerable<ProcessPolicyEvent> PolicyEvents => Events.OfType<ProcessPolicyEvent>();
+
+    public SensorHarness Sensor => _sensor;
+
+    public PolicyStatus Apply(string yaml)
+    {
+        var parsed = TracingPolicyParser.Parse(yaml, "test.yaml");
+        Assert.True(parsed.Errors.Count == 0, string.Join("\n", parsed.Errors));
+        return Engine.Apply(Assert.Single(parsed.Policies));
+    }
+
+    public PolicyStatus ApplyRunning(string yaml)
+    {
+        var status = Apply(yaml);
+        Assert.True(status.State == "enabled", $"{status.Name}: {status.State}: {string.Join("; ", status.Errors.Concat(status.Hooks.Select(h => $"{h.Name} {h.Mode} {h.Detail}")))}");
+        return status;
+    }
+
+    public ProcessPolicyEvent WaitForPolicyEvent(Func<ProcessPolicyEvent, bool> match, string what) => _sensor.WaitFor(match, what);
+
+    public void Dispose()
+    {
+        Engine.Dispose();
+        _sensor.Dispose();
+    }
+}

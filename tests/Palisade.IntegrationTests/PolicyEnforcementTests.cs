@@ -1,0 +1,241 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Palisade.Events;
+using Palisade.IntegrationTests.Infrastructure;
+
+namespace Palisade.IntegrationTests;
+
+/// <summary>TracingPolicies enforced in the kernel on this machine: real processes, real files, real sockets.</summary>
+public sealed class PolicyEnforcementTests : IDisposable
+{
+    private const int KilledBySigkill = 128 + 9;
+    private readonly string _dir;
+
+    public PolicyEnforcementTests()
+    {
+        Kernel.Require();
+        _dir = Helpers.RealPath(Directory.CreateTempSubdirectory("pal-pol-").FullName);
+    }
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static string Opener => Helpers.Path("opener");
+
+    private static CommandResult RunIn(string cwd, string file, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = cwd };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        Assert.True(p.WaitForExit(TimeSpan.FromSeconds(30)), $"{file} did not finish");
+        return new CommandResult(p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    private string Secret()
+    {
+        var path = Path.Combine(_dir, "secret");
+        File.WriteAllText(path, "TOP-SECRET-CONTENT\n");
+        return path;
+    }
+
+    private static string FdInstallPolicy(string name, string path, string extraSelector = "", string actions = "- action: Sigkill") => $"""
+        apiVersion: cilium.io/v1alpha1
+        kind: TracingPolicy
+        metadata:
+          name: {name}
+        spec:
+          kprobes:
+          - call: "fd_install"
+            syscall: false
+            args:
+            - index: 0
+              type: int
+            - index: 1
+              type: "file"
+            selectors:
+            - matchArgs:
+              - index: 1
+                operator: "Equal"
+                values:
+                - "{path}"
+        {extraSelector}
+              matchActions:
+              {actions}
+        """;
+
+    [Fact]
+    public void FdInstallKillsEveryWayOfOpeningTheFileAndAllowlistedBinariesReadIt()
+    {
+        using var h = new PolicyHarness();
+        var secret = Secret();
+        var cat = Helpers.RealPath("/bin/cat");
+        h.ApplyRunning(FdInstallPolicy("protect-secret", secret, $"""
+                  matchBinaries:
+                  - operator: NotIn
+                    values:
+                    - "{cat}"
+            """));
+        Directory.CreateDirectory(Path.Combine(_dir, "sub"));
+        File.CreateSymbolicLink(Path.Combine(_dir, "link"), secret);
+
+        var ways = new (string Name, string Cwd, string[] Args)[]
+        {
+            ("absolute", "/", ["open", secret]),
+            ("relative to cwd", _dir, ["open", "secret"]),
+            ("relative to a dirfd", "/", ["openat", _dir, "secret"]),
+            ("through a symlink", "/", ["open", Path.Combine(_dir, "link")]),
+            ("through ..", Path.Combine(_dir, "sub"), ["open", "../secret"]),
+        };
+        foreach (var (name, cwd, args) in ways)
+        {
+            var r = RunIn(cwd, Opener, args);
+            Assert.True(r.ExitCode == KilledBySigkill, $"{name}: exit {r.ExitCode}, stdout {r.Stdout}, stderr {r.Stderr}");
+            Assert.DoesNotContain("TOP-SECRET", r.Stdout, StringComparison.Ordinal);
+        }
+        var allowed = RunIn("/", cat, secret);
+        Assert.Equal(0, allowed.ExitCode);
+        Assert.Contains("TOP-SECRET", allowed.Stdout, StringComparison.Ordinal);
+
+        var ev = h.WaitForPolicyEvent(e => e.PolicyName == "protect-secret" && e.Action == "KPROBE_ACTION_SIGKILL", "fd_install kill event");
+        Assert.Equal("fd_install", ev.FunctionName);
+        Assert.Equal(EventKind.ProcessKprobe, ev.Kind);
+        Assert.Contains(ev.Args, a => a.Type == "file_arg" && a.Text == secret);
+        Assert.Contains(ev.Args, a => a.Type == "int_arg");
+        Assert.Equal(Opener, ev.Process.Binary);
+        var status = h.Engine.Get("protect-secret")!;
+        Assert.Equal(5UL, status.Counters.Killed);
+        Assert.Equal("emulated", Assert.Single(status.Hooks).Mode);
+        // A kill is followed by the process's exit with SIGKILL.
+        h.Sensor.WaitFor<ProcessExitEvent>(e => e.Process.Pid == ev.Process.Pid && e.Signal == "SIGKILL", "exit after kill");
+    }
+
+    [Fact]
+    public void SyscallTracepointPolicyKillsOnOpenat()
+    {
+        using var h = new PolicyHarness();
+        var secret = Secret();
+        h.ApplyRunning($"""
+            apiVersion: cilium.io/v1alpha1
+            kind: TracingPolicy
+            metadata:
+              name: openat-kill
+            spec:
+              kprobes:
+              - call: "sys_openat"
+                syscall: true
+                args:
+                - index: 0
+                  type: int
+                - index: 1
+                  type: "string"
+                selectors:
+                - matchArgs:
+                  - index: 1
+                    operator: "Postfix"
+                    values:
+                    - "/secret"
+                  matchBinaries:
+                  - operator: In
+                    values:
+                    - "{Opener}"
+                  matchActions:
+                  - action: Sigkill
+            """);
+        var r = RunIn("/", Opener, "open", secret);
+        Assert.Equal(KilledBySigkill, r.ExitCode);
+        Assert.DoesNotContain("TOP-SECRET", r.Stdout, StringComparison.Ordinal);
+        var ev = h.WaitForPolicyEvent(e => e.PolicyName == "openat-kill", "sys_openat event");
+        Assert.Contains(ev.Args, a => a.Type == "string_arg" && a.Text == secret);
+    }
+
+    [Fact]
+    public void ExecUnderAForbiddenPrefixNeverRunsAnInstruction()
+    {
+        using var h = new PolicyHarness();
+        var forbidden = Path.Combine(_dir, "forbidden");
+        Directory.CreateDirectory(forbidden);
+        var copy = Path.Combine(forbidden, "opener");
+        File.Copy(Opener, copy);
+        File.SetUnixFileMode(copy, UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.UserWrite);
+        h.ApplyRunning($"""
+            apiVersion: cilium.io/v1alpha1
+            kind: TracingPolicy
+            metadata:
+              name: no-exec-from-forbidden
+            spec:
+              kprobes:
+              - call: "security_bprm_check"
+                syscall: false
+                args:
+                - index: 0
+                  type: "linux_binprm"
+                selectors:
+                - matchArgs:
+                  - index: 0
+                    operator: "Prefix"
+                    values:
+                    - "{forbidden}/"
+                  matchActions:
+                  - action: Sigkill
+            """);
+        var marker = Path.Combine(_dir, "marker");
+        var r = RunIn("/", copy, "marker", marker);
+        Assert.Equal(KilledBySigkill, r.ExitCode);
+        Assert.False(File.Exists(marker), "the killed program ran and created its marker");
+        // The same program elsewhere runs.
+        Assert.Equal(0, RunIn("/", Opener, "marker", marker).ExitCode);
+        Assert.True(File.Exists(marker));
+        var ev = h.WaitForPolicyEvent(e => e.PolicyName == "no-exec-from-forbidden", "exec kill event");
+        Assert.Contains(ev.Args, a => a.Type == "linux_binprm_arg" && a.Text == copy);
+    }
+
+    [Fact]
+    public void ConnectToAForbiddenPortIsRefusedAndKilled()
+    {
+        using var h = new PolicyHarness();
+        using var forbidden = new TcpListener(IPAddress.Loopback, 0);
+        using var allowed = new TcpListener(IPAddress.Loopback, 0);
+        forbidden.Start();
+        allowed.Start();
+        var forbiddenPort = ((IPEndPoint)forbidden.LocalEndpoint).Port;
+        var allowedPort = ((IPEndPoint)allowed.LocalEndpoint).Port;
+        h.ApplyRunning($"""
+            apiVersion: cilium.io/v1alpha1
+            kind: TracingPolicy
+            metadata:
+              name: no-forbidden-port
+            spec:
+              kprobes:
+              - call: "tcp_connect"
+                syscall: false
+                args:
+                - index: 0
+                  type: "sock"
+                selectors:
+                - matchArgs:
+                  - index: 0
+                    operator: "DPort"
+                    values:
+                    - "{forbiddenPort}"
+                  matchActions:
+                  - action: Sigkill
+            """);
+        var r = RunIn("/", Opener, "connect", "127.0.0.1", forbiddenPort.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(KilledBySigkill, r.ExitCode);
+        Assert.DoesNotContain("connected", r.Stdout, StringComparison.Ordinal);
+        Assert.False(forbidden.Pending(), "the forbidden port got a connection");
+        var ok = RunIn("/", Opener, "connect", "127.0.0.1", allowedPort.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(0, ok.ExitCode);
+        Assert.Contains("connected", ok.Stdout, StringComparison.Ordinal);
+        var ev = h.WaitForPolicyEvent(e => e.PolicyName == "no-forbidden-port", "connect kill event");
+        var sock = Assert.Single(ev.Args).Sock!;
+        Assert.Equal((uint)forbiddenPort, sock.DPort);
+        Assert.Equal("127.0.0.1", sock.DAddr);
+        Assert.Equal("IPPROTO_TCP", sock.Protocol);
+    }
+}

@@ -1,0 +1,68 @@
+// Test helper for the policy engine: opens and prints a file in the way the test asks,
+// connects, or drops a marker. Exits 0 when it got to the end.
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int dump(int fd)
+{
+	char buf[4096];
+	ssize_t n;
+	if (fd < 0) {
+		perror("open");
+		return 1;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, n, stdout);
+	close(fd);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "marker") == 0) {
+		// First thing: prove the program ran.
+		int fd = open(argv[2], O_CREAT | O_WRONLY, 0644);
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	if (argc < 3) {
+		fprintf(stderr, "usage: opener open PATH [N] | openat DIR NAME | connect IP PORT | marker PATH\n");
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (strcmp(argv[1], "open") == 0) {
+		int times = argc > 3 ? atoi(argv[3]) : 1;
+		int rc = 0;
+		for (int i = 0; i < times; i++)
+			rc |= dump(open(argv[2], O_RDONLY));
+		return rc;
+	}
+	if (strcmp(argv[1], "openat") == 0) {
+		int dir = open(argv[2], O_RDONLY | O_DIRECTORY);
+		if (dir < 0) {
+			perror("open dir");
+			return 1;
+		}
+		return dump(openat(dir, argv[3], O_RDONLY));
+	}
+	if (strcmp(argv[1], "connect") == 0) {
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[3])) };
+		inet_pton(AF_INET, argv[2], &sa.sin_addr);
+		if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+			perror("connect");
+			return 1;
+		}
+		printf("connected\n");
+		return 0;
+	}
+	return 2;
+}
