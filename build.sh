@@ -83,8 +83,10 @@ case "${1:-}" in
         shift
         install_prerequisites
         build
-        # Standalone defaults: events on stdout (compact) and as JSON lines in a file.
-        set -- --export-stdout compact --export-filename /var/log/palisade/events.json "$@"
+        # Standalone defaults: events on stdout (compact) and as JSON lines in a file, and the
+        # safe default selection of policies/examples (edits there apply live).
+        set -- --export-stdout compact --export-filename /var/log/palisade/events.json \
+            --tracing-policy-dir "$PWD/policies/examples" --tracing-policy-selector palisade.io/default=true "$@"
         log "starting the agent: ./artifacts/palisade agent $* (Ctrl-C to stop)"
         exec ./artifacts/palisade agent "$@"
         ;;

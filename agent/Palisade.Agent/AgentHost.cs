@@ -64,6 +64,7 @@ public static class AgentHost
         builder.Services.AddHostedService<KernelSetupService>();
         builder.Services.AddHostedService<ExportService>();
         builder.Services.AddHostedService<ProcessSensorService>();
+        builder.Services.AddHostedService<PolicyService>();
         builder.Services.AddHostedService<ReadinessService>();
 
         var app = builder.Build();
@@ -89,6 +90,12 @@ public static class AgentHost
             ctx.Response.ContentType = "application/json";
             var exports = app.Services.GetServices<IHostedService>().OfType<ExportService>().SingleOrDefault();
             await ctx.Response.WriteAsync(AgentStatus.Json(state, app.Services.GetRequiredService<EventHub>(), exports)).ConfigureAwait(false);
+        });
+        app.MapGet("/v1/policies", async (HttpContext ctx) =>
+        {
+            ctx.Response.ContentType = "application/json";
+            var policies = state.Policies?.List() ?? [];
+            await ctx.Response.WriteAsync(System.Text.Json.JsonSerializer.Serialize(policies, PolicyJson.Options)).ConfigureAwait(false);
         });
         app.MapGet("/v1/probe", async (HttpContext ctx) =>
         {

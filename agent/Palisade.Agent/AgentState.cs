@@ -19,6 +19,11 @@ public sealed class AgentState
 
     internal void SetProcessSensor(Palisade.Runtime.ProcessSensor? sensor) => ProcessSensor = sensor;
 
+    /// <summary>The TracingPolicy engine, once started.</summary>
+    public Palisade.Runtime.Policies.PolicyEngine? Policies { get; private set; }
+
+    internal void SetPolicies(Palisade.Runtime.Policies.PolicyEngine? engine) => Policies = engine;
+
     internal void SetProbe(ProbeReport report) => _probe = report;
 
     internal void SetReady(bool ready) => _ready = ready;

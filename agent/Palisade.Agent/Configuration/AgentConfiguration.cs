@@ -105,6 +105,17 @@ public static class AgentConfiguration
         var nodeName = values[AgentSettings.NodeName.Key].Value is { Length: > 0 } configured
             ? configured
             : Environment.GetEnvironmentVariable("NODE_NAME") is { Length: > 0 } fromEnv ? fromEnv : Environment.MachineName;
+        var selector = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var term in values[AgentSettings.TracingPolicySelector.Key].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var eq = term.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+            {
+                errors.Add($"{AgentSettings.TracingPolicySelector.Key}: \"{term}\" is not key=value; write e.g. palisade.io/default=true");
+                continue;
+            }
+            selector[term[..eq]] = term[(eq + 1)..];
+        }
         if (errors.Count > 0)
         {
             throw new AgentConfigurationException(errors);
@@ -126,6 +137,8 @@ public static class AgentConfiguration
             ProcessArgsMax = argsMax,
             RingBufferSize = rbSize,
             ProcFs = values[AgentSettings.ProcFs.Key].Value,
+            TracingPolicyDir = values[AgentSettings.TracingPolicyDir.Key].Value is { Length: > 0 } dir ? dir : null,
+            TracingPolicySelector = selector,
             Sources = values.ToDictionary(kv => kv.Key, kv => kv.Value.Source),
         };
     }

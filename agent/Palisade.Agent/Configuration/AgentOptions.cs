@@ -37,6 +37,12 @@ public sealed record AgentOptions
 
     public required string ProcFs { get; init; }
 
+    /// <summary>Null when no policy directory is configured.</summary>
+    public string? TracingPolicyDir { get; init; }
+
+    /// <summary>Labels a policy from the directory must carry (all of them); empty: no filter.</summary>
+    public IReadOnlyDictionary<string, string> TracingPolicySelector { get; init; } = new Dictionary<string, string>();
+
     /// <summary>Setting key -> where its value came from (default, file, env, flag), for the start-up log.</summary>
     public required IReadOnlyDictionary<string, string> Sources { get; init; }
 }

@@ -66,6 +66,12 @@ public static class AgentSettings
     public static readonly AgentSetting ProcFs = new(
         "procfs", "/proc", "Where the host's /proc is mounted (in a container: the host's /proc mounted elsewhere).");
 
+    public static readonly AgentSetting TracingPolicyDir = new(
+        "tracing-policy-dir", "", "Directory of TracingPolicy YAML files loaded at start; adding, editing or removing a file there applies live. Empty: none.");
+
+    public static readonly AgentSetting TracingPolicySelector = new(
+        "tracing-policy-selector", "", "Label selector (key=value[,key=value]) a policy in --tracing-policy-dir must match to be loaded; the others are skipped and logged. Empty: load all.");
+
     /// <summary>Settings that select where other settings come from; read before everything else.</summary>
     public static readonly AgentSetting ConfigFile = new(
         "config-file", "/etc/palisade/palisade.yaml", "YAML file of settings (keys as in this table). Missing is fine for the default path, an error for a path given explicitly.");
@@ -76,7 +82,7 @@ public static class AgentSettings
     public static readonly IReadOnlyList<AgentSetting> All =
     [
         LogLevel, LogFormat, HealthServerAddress, NodeName, ExportFilename, ExportStdout, EventQueueSize, EnableAncestors, EnableProcessCred, EnableProcessNs,
-        ProcessCacheSize, ProcessCacheGrace, ProcessArgsMax, RingBufferSize, ProcFs, ConfigFile, ConfigDir,
+        ProcessCacheSize, ProcessCacheGrace, ProcessArgsMax, RingBufferSize, ProcFs, TracingPolicyDir, TracingPolicySelector, ConfigFile, ConfigDir,
     ];
 
     public static AgentSetting? Find(string key) => All.FirstOrDefault(s => s.Key == key);

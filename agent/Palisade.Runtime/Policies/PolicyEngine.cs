@@ -59,6 +59,27 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
 
     public KernelFacts Facts { get; }
 
+    /// <summary>
+    /// The host's namespaces for host_ns: those of pid 1, or, where /proc/1/ns cannot be read
+    /// (hardened kernels refuse it even to root), the agent's own, which a node agent shares with
+    /// the host. A namespace neither names is left out, so host_ns on it is refused, not guessed.
+    /// </summary>
+    public static KernelFacts FactsFor(string procRoot, bool kprobes)
+    {
+        var init = ProcFs.ReadNamespaces(Path.Combine(procRoot, "1"));
+        var self = ProcFs.ReadNamespaces(Path.Combine(procRoot, "self"));
+        var map = new Dictionary<string, uint>(StringComparer.Ordinal);
+        for (var i = 0; i < Vocabulary.Namespaces.Length && i < init.Length; i++)
+        {
+            var inum = init[i] != 0 ? init[i] : i < self.Length ? self[i] : 0;
+            if (inum != 0)
+            {
+                map[Vocabulary.Namespaces[i]] = inum;
+            }
+        }
+        return new KernelFacts(kprobes, map);
+    }
+
     public long Events => Interlocked.Read(ref _events);
 
     private sealed class Loaded(TracingPolicy policy, CompiledPolicy compiled, uint id, string? source)

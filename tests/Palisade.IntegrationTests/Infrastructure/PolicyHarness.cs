@@ -16,8 +16,7 @@ internal sealed class PolicyHarness : IDisposable
     public PolicyHarness()
     {
         _sensor = new SensorHarness();
-        var hostNs = ProcFs.ReadNamespaces("/proc/1");
-        var facts = new KernelFacts(false, Vocabulary.Namespaces.Select((n, i) => (n, i)).ToDictionary(x => x.n, x => hostNs[x.i]));
+        var facts = PolicyEngine.FactsFor("/proc", kprobes: false);
         Engine = new PolicyEngine(_sensor.Hub.Publish, facts,
             (pid, ktime) => ktime != 0 && _sensor.Sensor.Decoder!.TryResolve(new ProcessKey(pid, ktime), out var r) ? r : null);
         Engine.Start(_sensor.Sensor.ProcessMap);

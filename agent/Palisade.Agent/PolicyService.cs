@@ -1,0 +1,177 @@
+using System.Text.Json;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Palisade.Agent.Configuration;
+using Palisade.Bpf;
+using Palisade.Events;
+using Palisade.Policies;
+using Palisade.Policies.Compilation;
+using Palisade.Runtime.Policies;
+using Palisade.Runtime.Processes;
+
+namespace Palisade.Agent;
+
+internal static class PolicyJson
+{
+    public static readonly JsonSerializerOptions Options = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
+}
+
+/// <summary>
+/// Runs the TracingPolicy engine and keeps it in step with --tracing-policy-dir: files added,
+/// changed or removed there apply live (a watcher plus a rescan every 2 s, so a missed
+/// notification only delays). A bad file is logged with its errors and changes nothing else.
+/// </summary>
+internal sealed partial class PolicyService(AgentOptions options, AgentState state, EventHub hub, ILogger<PolicyService> logger)
+    : IHostedService, IDisposable
+{
+    private PolicyEngine? _engine;
+    private FileSystemWatcher? _watcher;
+    private Timer? _rescan;
+    private readonly Lock _sync = new();
+    private readonly Dictionary<string, (DateTime Stamp, long Length, List<string> Names)> _files = new(StringComparer.Ordinal);
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        var sensor = state.ProcessSensor;
+        var facts = PolicyEngine.FactsFor(options.ProcFs, state.Probe?.IsAvailable(Palisade.Bpf.Probe.KernelFeature.Kprobe) ?? false);
+        var engine = new PolicyEngine(hub.Publish, facts,
+            (pid, ktime) => ktime != 0 && sensor?.Decoder is { } d && d.TryResolve(new ProcessKey(pid, ktime), out var r) ? r : null,
+            options.ProcFs);
+        try
+        {
+            engine.Start(sensor?.ProcessMap);
+        }
+        catch (BpfException e)
+        {
+            engine.Dispose();
+            LogStartFailed(logger, e.Message);
+            return Task.CompletedTask;
+        }
+        _engine = engine;
+        state.SetPolicies(engine);
+        if (options.TracingPolicyDir is { } dir)
+        {
+            if (!Directory.Exists(dir))
+            {
+                LogNoDir(logger, dir);
+            }
+            else
+            {
+                Sync(dir);
+                _watcher = new FileSystemWatcher(dir) { IncludeSubdirectories = false, EnableRaisingEvents = true };
+                _watcher.Changed += (_, _) => Sync(dir);
+                _watcher.Created += (_, _) => Sync(dir);
+                _watcher.Deleted += (_, _) => Sync(dir);
+                _watcher.Renamed += (_, _) => Sync(dir);
+                _rescan = new Timer(_ => Sync(dir), null, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(2));
+            }
+        }
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Brings the engine in line with the directory's current files.</summary>
+    private void Sync(string dir)
+    {
+        lock (_sync)
+        {
+            var engine = _engine;
+            if (engine is null)
+            {
+                return;
+            }
+            var present = Directory.Exists(dir)
+                ? Directory.EnumerateFiles(dir).Where(f => f.EndsWith(".yaml", StringComparison.Ordinal) || f.EndsWith(".yml", StringComparison.Ordinal)).ToHashSet(StringComparer.Ordinal)
+                : [];
+            foreach (var gone in _files.Keys.Where(f => !present.Contains(f)).ToList())
+            {
+                foreach (var name in _files[gone].Names)
+                {
+                    engine.Delete(name);
+                    LogDeleted(logger, name, gone);
+                }
+                _files.Remove(gone);
+            }
+            foreach (var file in present.Order(StringComparer.Ordinal))
+            {
+                FileInfo info;
+                string text;
+                try
+                {
+                    info = new FileInfo(file);
+                    if (_files.TryGetValue(file, out var known) && known.Stamp == info.LastWriteTimeUtc && known.Length == info.Length)
+                    {
+                        continue;
+                    }
+                    text = File.ReadAllText(file);
+                }
+                catch (IOException)
+                {
+                    continue; // being written: the next event or rescan picks it up
+                }
+                var parsed = TracingPolicyParser.Parse(text, file);
+                var names = new List<string>();
+                foreach (var error in parsed.Errors)
+                {
+                    LogInvalid(logger, file, error.ToString());
+                }
+                foreach (var policy in parsed.Policies)
+                {
+                    if (options.TracingPolicySelector.Any(kv => !policy.Labels.TryGetValue(kv.Key, out var v) || v != kv.Value))
+                    {
+                        LogSkipped(logger, policy.Name, file);
+                        continue;
+                    }
+                    var status = engine.Apply(policy, file);
+                    names.Add(policy.Name);
+                    LogApplied(logger, policy.Name, status.State, status.Mode, file,
+                        string.Join("; ", status.Hooks.Select(h => $"{h.Name}: {h.Mode}" + (h.Mode == "unsupported" ? $" ({h.Detail})" : "")).Concat(status.Errors)));
+                }
+                if (_files.TryGetValue(file, out var before))
+                {
+                    foreach (var removed in before.Names.Where(n => !names.Contains(n)))
+                    {
+                        engine.Delete(removed);
+                        LogDeleted(logger, removed, file);
+                    }
+                }
+                _files[file] = (info.LastWriteTimeUtc, info.Length, names);
+            }
+        }
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        Dispose();
+        return Task.CompletedTask;
+    }
+
+    public void Dispose()
+    {
+        _rescan?.Dispose();
+        _watcher?.Dispose();
+        lock (_sync)
+        {
+            state.SetPolicies(null);
+            _engine?.Dispose();
+            _engine = null;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "TracingPolicy engine not started: {Reason}")]
+    private static partial void LogStartFailed(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Policy directory {Dir} does not exist; no policies loaded from it")]
+    private static partial void LogNoDir(ILogger logger, string dir);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Policy file {File} is invalid: {Error}")]
+    private static partial void LogInvalid(ILogger logger, string file, string error);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Policy {Name} {State} ({Mode}) from {File}: {Hooks}")]
+    private static partial void LogApplied(ILogger logger, string name, string state, string mode, string file, string hooks);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Policy {Name} in {File} skipped: its labels do not match --tracing-policy-selector")]
+    private static partial void LogSkipped(ILogger logger, string name, string file);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Policy {Name} deleted ({File} changed or removed)")]
+    private static partial void LogDeleted(ILogger logger, string name, string file);
+}

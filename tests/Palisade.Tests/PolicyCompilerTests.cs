@@ -1,0 +1,103 @@
+using Palisade.Policies;
+using Palisade.Policies.Compilation;
+
+namespace Palisade.Tests;
+
+/// <summary>The compiler is pure: where each hook runs on a kernel without kprobes, and how selectors become conditions.</summary>
+public sealed class PolicyCompilerTests
+{
+    private static readonly KernelFacts Facts = new(false, new Dictionary<string, uint> { ["Net"] = 4026531833 });
+
+    private static CompiledPolicy Compile(string spec)
+    {
+        var parsed = TracingPolicyParser.Parse($"apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: t\nspec:\n{spec}", "t.yaml");
+        Assert.Empty(parsed.Errors);
+        return PolicyCompiler.Compile(Assert.Single(parsed.Policies), Facts);
+    }
+
+    [Fact]
+    public void SyscallKprobeRunsAtTheSyscallExit()
+    {
+        var c = Compile("  kprobes:\n  - call: sys_openat\n    syscall: true\n    args:\n    - index: 1\n      type: string\n");
+        var hook = Assert.Single(c.Hooks);
+        Assert.Equal(HookMode.Emulated, hook.Status.Mode);
+        var target = Assert.Single(hook.Targets);
+        Assert.Equal(PointKind.SyscallExit, target.Kind);
+        Assert.Equal(SyscallTable.X64["openat"], target.Syscall);
+        Assert.Equal(new SlotSource(SlotKind.UserString, 1), target.Args[1]);
+        Assert.Equal("enabled", c.State);
+    }
+
+    [Fact]
+    public void FdInstallIsEmulatedOnEveryOpenWithTheFileResolvedFromTheReturnedFd()
+    {
+        var c = Compile("  kprobes:\n  - call: fd_install\n    args:\n    - index: 0\n      type: int\n    - index: 1\n      type: file\n    selectors:\n    - matchArgs:\n      - index: 1\n        operator: Prefix\n        values: [\"/etc\"]\n      matchActions:\n      - action: Sigkill\n");
+        var hook = Assert.Single(c.Hooks);
+        Assert.Equal(["open", "openat", "openat2", "creat"], hook.Targets.Select(t => SyscallTable.NameOf(t.Syscall)!).ToArray());
+        Assert.All(hook.Targets, t => Assert.Equal(SlotKind.RetFdPath, t.Args[1].Kind));
+        var sel = Assert.Single(hook.Selectors);
+        var m = Assert.Single(sel.Strings);
+        Assert.Equal(StringClass.Prefix, m.Class);
+        Assert.Equal(ActionFlags.Post | ActionFlags.Sigkill, sel.Actions.Flags);
+    }
+
+    [Fact]
+    public void UnknownKernelFunctionIsUnsupportedWithTheReason()
+    {
+        var c = Compile("  kprobes:\n  - call: ip_output\n    args:\n    - index: 0\n      type: int\n");
+        var hook = Assert.Single(c.Hooks);
+        Assert.Equal(HookMode.Unsupported, hook.Status.Mode);
+        Assert.Contains("kprobes are not available", hook.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal("error", c.State);
+    }
+
+    [Fact]
+    public void OverrideOutsideConnectIsRefusedNotFaked()
+    {
+        var c = Compile("  kprobes:\n  - call: sys_linkat\n    syscall: true\n    args:\n    - index: 0\n      type: int\n    selectors:\n    - matchActions:\n      - action: Override\n        argError: -1\n");
+        Assert.Contains("bpf_override_return", Assert.Single(c.Hooks).Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("DAddr", "10.0.0.0/33", "is not an IP address or CIDR")]
+    [InlineData("DPort", "70000", "is not a port")]
+    [InlineData("Family", "AF_BOGUS", "is not a family name or number")]
+    public void BadSocketValuesGetPreciseErrors(string op, string value, string message)
+    {
+        var c = Compile($"  kprobes:\n  - call: tcp_connect\n    args:\n    - index: 0\n      type: sock\n    selectors:\n    - matchArgs:\n      - index: 0\n        operator: {op}\n        values: [\"{value}\"]\n");
+        var error = Assert.Single(c.Errors);
+        Assert.Equal("spec.kprobes[0].selectors[0].matchArgs[0].values", error.Path);
+        Assert.Contains(message, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CidrIsKeptInKernelByteOrder()
+    {
+        var t = PolicyCompiler.Cidr("10.1.0.0/16")!;
+        Assert.Equal(FilterOp.Addr4, t.Op);
+        Assert.Equal(BitConverter.ToUInt32([10, 1, 0, 0]), (uint)t.A);
+        Assert.Equal(BitConverter.ToUInt32([255, 255, 0, 0]), (uint)t.C);
+    }
+
+    [Fact]
+    public void HostNsResolvesFromTheFactsAndIsRefusedWhenUnknown()
+    {
+        var known = Compile("  kprobes:\n  - call: fd_install\n    args:\n    - index: 1\n      type: file\n    selectors:\n    - matchNamespaces:\n      - namespace: Net\n        operator: In\n        values: [host_ns]\n");
+        var test = Assert.Single(Assert.Single(Assert.Single(known.Hooks).Selectors).Ints).Tests.Single();
+        Assert.Equal(4026531833UL, test.A);
+        var unknown = Compile("  kprobes:\n  - call: fd_install\n    args:\n    - index: 1\n      type: file\n    selectors:\n    - matchNamespaces:\n      - namespace: Mnt\n        operator: In\n        values: [host_ns]\n");
+        Assert.Contains("host_ns", Assert.Single(unknown.Hooks).Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SyscallTableMatchesTheUapiHeaderWhenPresent()
+    {
+        const string header = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h";
+        Assert.SkipUnless(File.Exists(header), "the uapi header is not installed");
+        foreach (var line in File.ReadLines(header).Where(l => l.StartsWith("#define __NR_", StringComparison.Ordinal)))
+        {
+            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(int.Parse(parts[2], System.Globalization.CultureInfo.InvariantCulture), SyscallTable.X64[parts[1]["__NR_".Length..]]);
+        }
+    }
+}
