@@ -88,7 +88,7 @@ public sealed unsafe class BpfProgram
     /// Attaches a uprobe (or uretprobe) to <paramref name="function"/> in the ELF file at
     /// <paramref name="binaryPath"/>; <paramref name="pid"/> -1 means every process.
     /// </summary>
-    public BpfLink AttachUprobe(string binaryPath, string function, int pid = -1, bool retprobe = false)
+    public BpfLink AttachUprobe(string binaryPath, string function, int pid = -1, bool retprobe = false, ulong cookie = 0)
     {
         return Link(retprobe ? "attach uretprobe" : "attach uprobe", $"{binaryPath}:{function}", () =>
         {
@@ -100,6 +100,7 @@ public sealed unsafe class BpfProgram
                     Sz = (nuint)sizeof(Interop.Libbpf.BpfUprobeOpts),
                     Retprobe = retprobe ? (byte)1 : (byte)0,
                     FuncName = (byte*)fn,
+                    BpfCookie = cookie,
                 };
                 return Interop.Libbpf.ProgramAttachUprobeOpts(Pointer, pid, binaryPath, 0, &opts);
             }

@@ -63,6 +63,7 @@ enum pal_pol_pslot {
 	PAL_PS_CAP_CHANGED = 15,/* effective capabilities gained since exec */
 	PAL_PS_RET = 16,
 	PAL_PS_PID_TREE = 17,   /* the process or one of its ancestors (matchPIDs followForks) */
+	PAL_PS_NSPID_TREE = 18, /* the same with namespace pids (followForks + isNamespacePID) */
 	PAL_PS_NS_BASE = 20,    /* + enum pal_ns: namespace inode */
 	PAL_PS_MAX = 32,
 };
@@ -210,7 +211,7 @@ struct pal_pol_proc {
 	__u16 flags;
 	__u64 cap_eff;       /* effective capabilities at exec */
 	__u32 ns[PAL_NS_COUNT]; /* namespaces at exec */
-	__u32 pad;
+	__u32 nspid;         /* the process's pid in its own pid namespace */
 	char bin[PAL_POL_STR];
 };
 

@@ -703,13 +703,14 @@ static int filter_step(__u32 i, struct eval *e)
 	int ok = 1, hit = 0;
 	if (f->op == PAL_OP_ADDR4 || f->op == PAL_OP_ADDR6) {
 		hit = addr_match(s, f);
-	} else if (f->slot == PAL_PS_PID_TREE) {
-		__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	} else if (f->slot == PAL_PS_PID_TREE || f->slot == PAL_PS_NSPID_TREE) {
+		int ns = f->slot == PAL_PS_NSPID_TREE;
+		__u32 pid = ns ? (__u32)task_nspid((struct task_struct *)s->task) : bpf_get_current_pid_tgid() >> 32;
 		hit = pid == f->a;
 		__u32 parent = s->proc.parent;
 		for (int g = 0; g < 8 && !hit && parent; g++) {
-			hit = parent == f->a;
 			struct pal_pol_proc *pp = bpf_map_lookup_elem(&pal_pol_procs, &parent);
+			hit = ns ? (pp && pp->nspid == f->a) : parent == f->a;
 			parent = pp ? pp->parent : 0;
 		}
 	} else {
@@ -1060,6 +1061,32 @@ int BPF_PROG(pal_pol_sys_enter_prog, struct pt_regs *regs, long id)
 	return syscall_points(regs, 0, &pal_pol_sys_enter, 0);
 }
 
+/* A uprobe on a user function: the point comes from the attachment's cookie, the arguments
+ * from the function-call registers. */
+SEC("uprobe")
+int pal_pol_uprobe(struct pt_regs *ctx)
+{
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	s->task = bpf_get_current_task();
+	s->cgroup = 0;
+	s->nr = ~0U;
+	s->ret = 0;
+	s->deny = 0;
+	s->args[0] = PT_REGS_PARM1(ctx);
+	s->args[1] = PT_REGS_PARM2(ctx);
+	s->args[2] = PT_REGS_PARM3(ctx);
+	s->args[3] = PT_REGS_PARM4(ctx);
+	s->args[4] = PT_REGS_PARM5(ctx);
+	s->args[5] = BPF_CORE_READ(ctx, r9); /* libbpf 1.1 has no PT_REGS_PARM6 */
+	load_proc(s, bpf_get_current_pid_tgid() >> 32);
+	__u32 sig = eval_point(s, (__u32)bpf_get_attach_cookie(ctx));
+	if (sig)
+		bpf_send_signal(sig);
+	return 0;
+}
+
 /* ---------------------------------------------------------------- processes */
 
 struct bin_ctx {
@@ -1094,7 +1121,7 @@ int BPF_PROG(pal_pol_exec, struct task_struct *task, pid_t old_pid, struct linux
 	proc->cap_eff = task_cap(task, PAL_PS_CAP_EFF);
 	for (int k = 0; k < PAL_NS_COUNT; k++)
 		proc->ns[k] = task_ns(task, k);
-	proc->pad = 0;
+	proc->nspid = task_nspid(task);
 	if (bpf_map_update_elem(&pal_pol_procs, &tgid, proc, BPF_ANY) != 0)
 		stat_inc(PAL_POL_STAT_PROC_FULL);
 
@@ -1120,6 +1147,7 @@ int BPF_PROG(pal_pol_fork, struct task_struct *parent, struct task_struct *child
 		return 0;
 	s->proc = *pp;
 	s->proc.parent = ptgid;
+	s->proc.nspid = task_nspid(child);
 	if (bpf_map_update_elem(&pal_pol_procs, &ctgid, &s->proc, BPF_ANY) != 0)
 		stat_inc(PAL_POL_STAT_PROC_FULL);
 	return 0;

@@ -85,6 +85,11 @@ public static class TetragonJson
             WriteNonEmpty(w, "subsys", e.Subsystem);
             WriteNonEmpty(w, "event", e.EventName);
         }
+        else if (e.HookKind == EventKind.ProcessUprobe)
+        {
+            WriteNonEmpty(w, "path", e.Subsystem);
+            w.WriteString("symbol", e.FunctionName);
+        }
         else
         {
             w.WriteString("function_name", e.FunctionName);

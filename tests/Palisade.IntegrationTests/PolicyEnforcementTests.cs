@@ -195,6 +195,50 @@ public sealed class PolicyEnforcementTests : IDisposable
     }
 
     [Fact]
+    public void UprobeOnAUserFunctionMatchesItsArgumentsAndKills()
+    {
+        using var h = new PolicyHarness();
+        h.ApplyRunning($"""
+            apiVersion: cilium.io/v1alpha1
+            kind: TracingPolicy
+            metadata:
+              name: uprobe-word
+            spec:
+              uprobes:
+              - path: "{Opener}"
+                symbols:
+                - "pal_uprobe_target"
+                args:
+                - index: 0
+                  type: "int"
+                - index: 1
+                  type: "string"
+                selectors:
+                - matchArgs:
+                  - index: 1
+                    operator: "Equal"
+                    values:
+                    - "boom"
+                  matchActions:
+                  - action: Sigkill
+            """);
+        var fine = RunIn("/", Opener, "call", "fine");
+        Assert.Equal(0, fine.ExitCode);
+        Assert.Contains("called 11", fine.Stdout, StringComparison.Ordinal);
+        var boom = RunIn("/", Opener, "call", "boom");
+        Assert.Equal(KilledBySigkill, boom.ExitCode);
+        Assert.DoesNotContain("called", boom.Stdout, StringComparison.Ordinal);
+        var ev = h.WaitForPolicyEvent(e => e.PolicyName == "uprobe-word", "uprobe event");
+        Assert.Equal(EventKind.ProcessUprobe, ev.Kind);
+        Assert.Equal("pal_uprobe_target", ev.FunctionName);
+        Assert.Equal(Opener, ev.Subsystem);
+        Assert.Equal(7, ev.Args[0].Int);
+        Assert.Equal("boom", ev.Args[1].Text);
+        Assert.True(h.Engine.Delete("uprobe-word"));
+        Assert.Equal(0, RunIn("/", Opener, "call", "boom").ExitCode);
+    }
+
+    [Fact]
     public void ConnectToAForbiddenPortIsRefusedAndKilled()
     {
         using var h = new PolicyHarness();

@@ -149,7 +149,7 @@ internal unsafe struct PalPolProc
     public ushort Flags;
     public ulong CapEff;
     public fixed uint Ns[(int)NamespaceSlot.Count];
-    public uint Pad;
+    public uint Nspid;
     public fixed byte Bin[PolAbi.Str];
 }
 

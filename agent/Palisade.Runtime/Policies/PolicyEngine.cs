@@ -77,7 +77,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
                 map[Vocabulary.Namespaces[i]] = inum;
             }
         }
-        return new KernelFacts(kprobes, map);
+        return new KernelFacts(kprobes, map) { ProcRoot = procRoot };
     }
 
     public long Events => Interlocked.Read(ref _events);
@@ -109,6 +109,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         public readonly List<(HookRef Hook, HookTarget Target)> Members = [];
         public readonly List<SlotSource> Slots = [];
         public readonly HashSet<uint> SelectorKeys = [];
+        public BpfLink? Link; // uprobes: one attachment per point, its cookie the point id
         public readonly Dictionary<string, PalPolStrkey> StringKeys = new(StringComparer.Ordinal);
         public int Bytes;
     }
@@ -152,7 +153,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
     {
         _reader?.Dispose();
         _reader = null;
-        foreach (var l in _links)
+        foreach (var l in _links.Concat(_points.Values.Select(p => p.Link).OfType<BpfLink>()))
         {
             l.Dispose();
         }
@@ -186,6 +187,11 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
                     if (line.StartsWith("PPid:", StringComparison.Ordinal))
                     {
                         proc.Parent = uint.Parse(line.AsSpan(5).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+                    }
+                    else if (line.StartsWith("NSpid:", StringComparison.Ordinal))
+                    {
+                        var ids = line[6..].Split('\t', ' ', StringSplitOptions.RemoveEmptyEntries);
+                        proc.Nspid = uint.Parse(ids[^1], System.Globalization.CultureInfo.InvariantCulture);
                     }
                     else if (line.StartsWith("CapEff:", StringComparison.Ordinal))
                     {
@@ -326,6 +332,18 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
                     throw new InvalidOperationException($"at most {PolAbi.Points} hook points can be in use");
                 }
                 point = new Point(_freePointIds.Pop(), target);
+                if (target.Kind == PointKind.Uprobe)
+                {
+                    try
+                    {
+                        point.Link = Obj.Program("pal_pol_uprobe").AttachUprobe(target.Binary!, target.Function, cookie: point.Id);
+                    }
+                    catch
+                    {
+                        _freePointIds.Push(point.Id);
+                        throw;
+                    }
+                }
                 _points[target.Key] = point;
             }
             point.Members.Add((href, target));
@@ -371,6 +389,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
             WritePoint(point);
             if (point.Members.Count == 0)
             {
+                point.Link?.Dispose();
                 _points.Remove(point.Template.Key);
                 _freePointIds.Push(point.Id);
             }
@@ -586,8 +605,13 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
                 PointKind.SyscallExit => (exit, t.Syscall < 0 ? PolAbi.Syscalls - 1 : t.Syscall),
                 PointKind.SyscallEnter => (enter, t.Syscall < 0 ? PolAbi.Syscalls - 1 : t.Syscall),
                 PointKind.Exec => (other, 0),
+                PointKind.Uprobe => (other, -1),
                 _ => (other, 1),
             };
+            if (key < 0)
+            {
+                continue; // attached directly
+            }
             if (!table.TryGetValue(key, out var list))
             {
                 table[key] = list = [];
@@ -757,7 +781,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
             Time = DateTimeOffset.UtcNow,
             Process = process,
             HookKind = h.HookType switch { "tracepoint" => EventKind.ProcessTracepoint, "lsm" => EventKind.ProcessLsm, "uprobe" => EventKind.ProcessUprobe, _ => EventKind.ProcessKprobe },
-            FunctionName = h.Name,
+            FunctionName = h.HookType == "uprobe" && target is not null ? target.Function : h.Name,
             Subsystem = h.Subsystem,
             EventName = h.Event,
             Args = args,

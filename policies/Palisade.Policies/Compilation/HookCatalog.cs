@@ -59,9 +59,10 @@ public static class HookCatalog
                 "not prevented: the file is truncated, the process is killed",
                 [Exit("security_path_truncate", "ftruncate", PointFlags.None, (0, FdPath(0))),
                  Exit("security_path_truncate", "truncate", PointFlags.None, (0, Str(0)))]),
-            new("security_bprm_check", "sched_process_exec: arg 0 = the executed file (linux_binprm path)",
+            new("security_bprm_check", "sched_process_exec: arg 0 = the executed file (linux_binprm path); the return value is 0 (an exec the check refused never reaches this point)",
                 "prevented: the new program never runs an instruction",
-                [new HookTarget(PointKind.Exec, -1, "security_bprm_check") { Args = new Dictionary<uint, SlotSource> { [0] = new(SlotKind.ExecPath) } }]),
+                [new HookTarget(PointKind.Exec, -1, "security_bprm_check")
+                    { Args = new Dictionary<uint, SlotSource> { [0] = new(SlotKind.ExecPath) }, Return = new SlotSource(SlotKind.Const, Const: 0) }]),
             new("security_bprm_creds_from_file", "sched_process_exec: arg 0 = linux_binprm, arg 1 = the executed file",
                 "prevented: the new program never runs an instruction",
                 [new HookTarget(PointKind.Exec, -1, "security_bprm_creds_from_file")

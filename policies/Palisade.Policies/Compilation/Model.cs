@@ -14,7 +14,7 @@ public enum SlotKind : byte
 public enum Pseudo : byte
 {
     None = 0, Binary = 8, Pid = 9, NsPid = 10, CapEffective = 11, CapPermitted = 12, CapInheritable = 13,
-    NsChanged = 14, CapChanged = 15, Return = 16, PidTree = 17, NsBase = 20,
+    NsChanged = 14, CapChanged = 15, Return = 16, PidTree = 17, NsPidTree = 18, NsBase = 20,
 }
 
 /// <summary>String match classes (enum pal_pol_class).</summary>
@@ -27,7 +27,7 @@ public enum FilterOp : byte { Equal = 1, GreaterThan = 2, LessThan = 3, Mask = 4
 public enum SockField : byte { Value = 0, Family = 1, Protocol = 2, SPort = 3, DPort = 4, SAddr = 5, DAddr = 6, Type = 7, State = 8 }
 
 /// <summary>Where in the kernel a point runs.</summary>
-public enum PointKind { SyscallExit, SyscallEnter, Exec, Connect }
+public enum PointKind { SyscallExit, SyscallEnter, Exec, Connect, Uprobe }
 
 /// <summary>Point flags (PAL_PT_*).</summary>
 [Flags]
@@ -52,7 +52,10 @@ public sealed record HookTarget(PointKind Kind, int Syscall, string Function, Po
     /// <summary>Source of the return value, when the hook has one.</summary>
     public SlotSource? Return { get; init; }
 
-    public string Key => $"{Kind}:{Syscall}:{Function}:{(byte)Flags}:{GateSrc}:{GateMask}";
+    /// <summary>The ELF file of a uprobe.</summary>
+    public string? Binary { get; init; }
+
+    public string Key => $"{Kind}:{Syscall}:{Binary}:{Function}:{(byte)Flags}:{GateSrc}:{GateMask}";
 
     public string Describe() => Kind switch
     {
@@ -60,6 +63,7 @@ public sealed record HookTarget(PointKind Kind, int Syscall, string Function, Po
         PointKind.SyscallEnter => $"entry of {SyscallTable.NameOf(Syscall) ?? (Syscall < 0 ? "every syscall" : Syscall.ToString(System.Globalization.CultureInfo.InvariantCulture))}",
         PointKind.Exec => "sched_process_exec",
         PointKind.Connect => "cgroup connect4/connect6",
+        PointKind.Uprobe => $"uprobe {Function}",
         _ => Kind.ToString(),
     };
 }
@@ -114,5 +118,8 @@ public sealed record CompiledPolicy(TracingPolicy Policy, IReadOnlyList<Compiled
 /// <summary>What the compiler needs to know about the machine: pure input, so compilation stays a pure function.</summary>
 public sealed record KernelFacts(bool Kprobes, IReadOnlyDictionary<string, uint> HostNamespaces)
 {
+    /// <summary>Where the host's /proc is (Tetragon's /procRoot in uprobe paths).</summary>
+    public string ProcRoot { get; init; } = "/proc";
+
     public static readonly KernelFacts None = new(false, new Dictionary<string, uint>());
 }

@@ -40,10 +40,7 @@ public static class PolicyCompiler
         }
         for (var i = 0; i < spec.Uprobes.Count; i++)
         {
-            var u = spec.Uprobes[i];
-            hooks.Add(new CompiledHook(index++, "uprobe", string.Join(",", u.Symbols.Concat(u.Offsets)),
-                new HookStatus(HookMode.Unsupported, "uprobes are not implemented by this version of Palisade"), [], [], u.Args, u.ReturnArg, u.Message, u.Tags)
-            { Subsystem = u.Path });
+            hooks.Add(CompileUprobe(policy, spec.Uprobes[i], $"spec.uprobes[{i}]", index++, facts, errors));
         }
         for (var i = 0; i < spec.Usdts.Count; i++)
         {
@@ -179,6 +176,44 @@ public static class PolicyCompiler
         {
             return new CompiledHook(index, "tracepoint", name, new HookStatus(HookMode.Unsupported, u.Message), [], [], t.Args, null, t.Message, t.Tags)
             { Subsystem = t.Subsystem, Event = t.Event };
+        }
+    }
+
+    private static CompiledHook CompileUprobe(TracingPolicy policy, UprobeSpec u, string path, int index, KernelFacts facts, List<PolicyError> errors)
+    {
+        var name = string.Join(",", u.Symbols.Concat(u.Offsets));
+        try
+        {
+            if (u.Offsets.Count > 0 || u.Return || u.Symbols.Count == 0)
+            {
+                throw new Unsupported(u.Return ? "return uprobes are not implemented by this version of Palisade" : "uprobes on offsets are not implemented by this version of Palisade; use symbols");
+            }
+            // Tetragon's container sees the host's /proc at /procRoot.
+            var binary = u.Path.StartsWith("/procRoot/", StringComparison.Ordinal) ? facts.ProcRoot + u.Path["/procRoot".Length..] : u.Path;
+            var args = new Dictionary<uint, SlotSource>();
+            foreach (var a in u.Args)
+            {
+                if (a.Index > 5)
+                {
+                    throw new Unsupported($"uprobe argument index {a.Index}: the first 6 register arguments (0..5) are available");
+                }
+                args[a.Index] = a.Type switch
+                {
+                    "string" or "filename" => new SlotSource(SlotKind.UserString, (byte)a.Index),
+                    "char_buf" => new SlotSource(SlotKind.UserBuffer, (byte)a.Index, a.SizeArgIndex is > 0 and <= 6 ? (byte)(a.SizeArgIndex.Value - 1) : (byte)0xff),
+                    _ when TypeFamily(a.Type) == Family.Int => new SlotSource(SlotKind.Int, (byte)a.Index),
+                    _ => throw new Unsupported($"uprobe argument {a.Index} of type \"{a.Type}\" is not supported (int types, string, char_buf)"),
+                };
+            }
+            var targets = u.Symbols.Select(sym => new HookTarget(PointKind.Uprobe, -1, sym) { Args = args, Binary = binary }).ToList();
+            var selectors = CompileSelectors(policy, u.Selectors, u.Args, path, targets, errors, tracepoint: false, facts);
+            CheckTargets(u.Args, null, false, targets, selectors);
+            return new CompiledHook(index, "uprobe", name, new HookStatus(HookMode.Native, $"uprobe on {binary}: {name}"), targets, selectors, u.Args, null, u.Message, u.Tags)
+            { Subsystem = binary };
+        }
+        catch (Unsupported e)
+        {
+            return new CompiledHook(index, "uprobe", name, new HookStatus(HookMode.Unsupported, e.Message), [], [], u.Args, null, u.Message, u.Tags) { Subsystem = u.Path };
         }
     }
 
@@ -334,11 +369,7 @@ public static class PolicyCompiler
             }
             foreach (var p in s.MatchPids)
             {
-                var pseudo = p.FollowForks ? Pseudo.PidTree : p.IsNamespacePid ? Pseudo.NsPid : Pseudo.Pid;
-                if (p.FollowForks && p.IsNamespacePid)
-                {
-                    throw new Unsupported($"{sp}.matchPIDs: followForks with isNamespacePID is not implemented");
-                }
+                var pseudo = p.FollowForks ? (p.IsNamespacePid ? Pseudo.NsPidTree : Pseudo.PidTree) : p.IsNamespacePid ? Pseudo.NsPid : Pseudo.Pid;
                 ints.Add(new IntMatch(ValueRef.Of(pseudo), SockField.Value, p.Operator == "NotIn", p.Values.Select(v => new IntTest(FilterOp.Equal, v)).ToList()));
             }
             for (var j = 0; j < s.MatchBinaries.Count; j++)
@@ -388,8 +419,8 @@ public static class PolicyCompiler
                 }
                 ints.Add(new IntMatch(ValueRef.Of(Pseudo.NsChanged), SockField.Value, n.Operator == "NotIn", [new IntTest(FilterOp.Mask, mask)]));
             }
-            CompileCaps(s.MatchCapabilities, $"{sp}.matchCapabilities", ints, errors, changes: false);
-            CompileCaps(s.MatchCapabilityChanges, $"{sp}.matchCapabilityChanges", ints, errors, changes: true);
+            CompileCaps(s.MatchCapabilities, $"{sp}.matchCapabilities", ints, errors, changes: false, facts);
+            CompileCaps(s.MatchCapabilityChanges, $"{sp}.matchCapabilityChanges", ints, errors, changes: true, facts);
             var actions = CompileActions(s.MatchActions, $"{sp}.matchActions", errors);
             if (s.MatchReturnActions.Count > 0)
             {
@@ -400,14 +431,19 @@ public static class PolicyCompiler
         return result;
     }
 
-    private static void CompileCaps(IReadOnlyList<CapabilitiesSelector> caps, string path, List<IntMatch> ints, List<PolicyError> errors, bool changes)
+    private static void CompileCaps(IReadOnlyList<CapabilitiesSelector> caps, string path, List<IntMatch> ints, List<PolicyError> errors, bool changes, KernelFacts facts)
     {
         for (var j = 0; j < caps.Count; j++)
         {
             var c = caps[j];
             if (c.IsNamespaceCapability)
             {
-                throw new Unsupported($"{path}[{j}].isNamespaceCapability: true is not implemented by this version of Palisade");
+                // Tetragon: the capabilities are tested only outside the host user namespace.
+                if (!facts.HostNamespaces.TryGetValue("User", out var hostUser))
+                {
+                    throw new Unsupported($"{path}[{j}].isNamespaceCapability: the host's user namespace is unknown (the agent reads /proc/1/ns at start-up)");
+                }
+                ints.Add(new IntMatch(ValueRef.Of(Pseudo.NsBase + (byte)Array.IndexOf(Vocabulary.Namespaces, "User")), SockField.Value, true, [new IntTest(FilterOp.Equal, hostUser)]));
             }
             ulong mask = 0;
             foreach (var v in c.Values)

@@ -24,6 +24,13 @@ static int dump(int fd)
 	return 0;
 }
 
+/* A user function for uprobe policies: not inlined, so it has a symbol and a call. */
+__attribute__((noinline, used)) int pal_uprobe_target(int n, const char *word)
+{
+	__asm__ volatile("" ::: "memory");
+	return n + (int)strlen(word);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "marker") == 0) {
@@ -52,6 +59,11 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		return dump(openat(dir, argv[3], O_RDONLY));
+	}
+	if (strcmp(argv[1], "call") == 0) {
+		int r = pal_uprobe_target(7, argv[2]);
+		printf("called %d\n", r);
+		return 0;
 	}
 	if (strcmp(argv[1], "connect") == 0) {
 		int s = socket(AF_INET, SOCK_STREAM, 0);
