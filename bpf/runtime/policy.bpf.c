@@ -198,13 +198,18 @@ static __always_inline struct pal_pol_value *value_at(struct scratch *s, __u32 i
 
 struct walk {
 	struct scratch *s;
+	char *dst;                 /* the value's string: written in place (slack follows) */
 	struct dentry *dentry;
 	struct vfsmount *vfsmnt;
 	struct mount *mnt;
+	struct dentry *mnt_root;   /* root of the current mount, read once per mount */
 	struct dentry *root_dentry;
 	struct vfsmount *root_mnt;
 	int done;
 };
+
+/* The head of struct dentry read at once: d_parent and d_name.name both lie in it. */
+#define DENTRY_HEAD 64
 
 static int collect_step(__u32 i, struct walk *w)
 {
@@ -213,23 +218,39 @@ static int collect_step(__u32 i, struct walk *w)
 	struct mount *mnt = w->mnt;
 	if (dentry == w->root_dentry && vfsmnt == w->root_mnt)
 		goto done;
-	if (dentry == BPF_CORE_READ(vfsmnt, mnt_root)) {
+	if (dentry == w->mnt_root) {
 		struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
 		if (parent == mnt)
 			goto done;
 		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
 		w->mnt = parent;
-		w->vfsmnt = __builtin_preserve_access_index(&parent->mnt);
+		struct vfsmount *next = __builtin_preserve_access_index(&parent->mnt);
+		w->vfsmnt = next;
+		w->mnt_root = BPF_CORE_READ(next, mnt_root);
 		return 0;
 	}
-	struct dentry *up = BPF_CORE_READ(dentry, d_parent);
+	struct dentry *probe = 0;
+	__u32 off_parent = bpf_core_field_offset(probe->d_parent);
+	__u32 off_name = bpf_core_field_offset(probe->d_name.name);
+	__u8 head[DENTRY_HEAD];
+	struct dentry *up;
+	const char *name;
+	if (off_parent <= DENTRY_HEAD - 8 && off_name <= DENTRY_HEAD - 8) {
+		if (bpf_probe_read_kernel(head, sizeof(head), dentry) != 0)
+			return 1;
+		up = *(struct dentry **)&head[off_parent & (DENTRY_HEAD - 8)];
+		name = *(const char **)&head[off_name & (DENTRY_HEAD - 8)];
+	} else {
+		up = BPF_CORE_READ(dentry, d_parent);
+		name = (const char *)BPF_CORE_READ(dentry, d_name.name);
+	}
 	if (up == dentry)
 		goto done;
 	struct scratch *s = w->s;
 	__u32 n = s->ncomp;
 	if (n >= PATH_DEPTH)
 		return 1;
-	s->comp[n & (PATH_DEPTH - 1)] = (__u64)BPF_CORE_READ(dentry, d_name.name);
+	s->comp[n & (PATH_DEPTH - 1)] = (__u64)name;
 	s->ncomp = n + 1;
 	w->dentry = up;
 	return 0;
@@ -247,10 +268,10 @@ static int emit_step(__u32 i, struct walk *w)
 	__u32 off = s->pathlen;
 	if (off >= PAL_POL_STR)
 		return 1;
-	s->path[off & (PAL_POL_STRBUF - 1)] = '/';
+	w->dst[off & 255] = '/';
 	off++;
 	const char *name = (const char *)s->comp[(n - 1 - i) & (PATH_DEPTH - 1)];
-	long len = bpf_probe_read_kernel_str(&s->path[off & 255], 256, name);
+	long len = bpf_probe_read_kernel_str(&w->dst[off & 255], 256, name);
 	if (len <= 0)
 		return 1;
 	s->pathlen = off + len - 1;
@@ -263,13 +284,17 @@ static __always_inline void resolve_path(struct scratch *s, struct pal_pol_value
 {
 	struct task_struct *task = (struct task_struct *)s->task;
 	struct fs_struct *fs = BPF_CORE_READ(task, fs);
+	struct path root = {};
+	BPF_CORE_READ_INTO(&root, fs, root);
 	struct walk w = {
 		.s = s,
+		.dst = v->s,
 		.dentry = dentry,
 		.vfsmnt = vfsmnt,
 		.mnt = container_of(vfsmnt, struct mount, mnt),
-		.root_dentry = BPF_CORE_READ(fs, root.dentry),
-		.root_mnt = BPF_CORE_READ(fs, root.mnt),
+		.mnt_root = BPF_CORE_READ(vfsmnt, mnt_root),
+		.root_dentry = root.dentry,
+		.root_mnt = root.mnt,
 	};
 	s->ncomp = 0;
 	s->pathlen = 0;
@@ -277,7 +302,7 @@ static __always_inline void resolve_path(struct scratch *s, struct pal_pol_value
 	if (!w.done)
 		v->flags |= PAL_V_TRUNC;
 	if (s->ncomp == 0) {
-		s->path[0] = '/';
+		v->s[0] = '/';
 		s->pathlen = 1;
 	} else {
 		bpf_loop(PATH_DEPTH, emit_step, &w, 0);
@@ -288,7 +313,6 @@ static __always_inline void resolve_path(struct scratch *s, struct pal_pol_value
 		v->flags |= PAL_V_TRUNC;
 		stat_inc(PAL_POL_STAT_PATH_TRUNC);
 	}
-	bpf_probe_read_kernel(v->s, len & 255, s->path);
 	v->s[len & 255] = 0;
 	v->len = len;
 }
@@ -736,18 +760,21 @@ static int filter_step(__u32 i, struct eval *e)
 	return 0;
 }
 
-static int fid_step(__u32 fid, struct eval *e)
+static const __u8 debruijn[64];
+
+/* One failing positive filter per call: iterations = failures, not the filter capacity. */
+static int fid_step(__u32 i, struct eval *e)
 {
 	struct scratch *s = e->s;
 	struct pal_pol_point *p = e->p;
-	__u64 bit = 1ULL << (fid & 63);
-	if (!(p->fid_positive & ~s->passed))
-		return 1; /* every positive filter passed */
-	if ((p->fid_positive & bit) && !(s->passed & bit)) {
-		__u8 sel = p->fid_sel[fid & (PAL_POL_FIDS - 1)];
-		s->fail[(sel >> 6) & (PAL_POL_WORDS - 1)] |= 1ULL << (sel & 63);
-		s->passed |= bit; /* counted */
-	}
+	__u64 failing = p->fid_positive & ~s->passed;
+	if (!failing)
+		return 1;
+	__u64 low = failing & -failing;
+	__u32 fid = debruijn[((low * 0x03f79d71b4cb0a89ULL) >> 58) & 63];
+	__u8 sel = p->fid_sel[fid & (PAL_POL_FIDS - 1)];
+	s->fail[(sel >> 6) & (PAL_POL_WORDS - 1)] |= 1ULL << (sel & 63);
+	s->passed |= low; /* handled */
 	return 0;
 }
 
@@ -997,14 +1024,19 @@ static __always_inline __u32 eval_list(struct scratch *s, struct pal_pol_sysent 
 	return l.sig;
 }
 
+/* One copy of the saved registers rather than a read per argument: helper calls are the
+ * bulk of a hooked call's cost. pt_regs is the architecture's ABI, not subject to CO-RE. */
 static __always_inline void read_regs(struct scratch *s, struct pt_regs *regs)
 {
-	s->args[0] = BPF_CORE_READ(regs, di);
-	s->args[1] = BPF_CORE_READ(regs, si);
-	s->args[2] = BPF_CORE_READ(regs, dx);
-	s->args[3] = BPF_CORE_READ(regs, r10);
-	s->args[4] = BPF_CORE_READ(regs, r8);
-	s->args[5] = BPF_CORE_READ(regs, r9);
+	struct pt_regs r;
+	if (bpf_probe_read_kernel(&r, sizeof(r), regs) != 0)
+		__builtin_memset(&r, 0, sizeof(r));
+	s->args[0] = r.di;
+	s->args[1] = r.si;
+	s->args[2] = r.dx;
+	s->args[3] = r.r10;
+	s->args[4] = r.r8;
+	s->args[5] = r.r9;
 }
 
 static __always_inline int syscall_points(struct pt_regs *regs, long ret, void *map, int exit)

@@ -53,10 +53,14 @@ public sealed class PolicyLifecycleTests : IDisposable
     public void DeleteStopsEnforcementAtOnce()
     {
         using var h = new PolicyHarness();
+        // Syscall programs are attached only while a policy needs them: no cost otherwise.
+        Assert.Empty(h.Engine.AttachedGroups);
         h.ApplyRunning(Policy("kill-open", "", "      - action: Sigkill"));
+        Assert.Equal(["sys_exit"], h.Engine.AttachedGroups);
         Assert.Equal(137, Open(Secret));
         Assert.True(h.Engine.Delete("kill-open"));
         Assert.Equal(0, Open(Secret));
+        Assert.Empty(h.Engine.AttachedGroups);
     }
 
     [Fact]

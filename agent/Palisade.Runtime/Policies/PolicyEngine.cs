@@ -128,16 +128,14 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
             }
             obj.Load();
             _object = obj;
-            foreach (var name in new[] { "pal_pol_exec", "pal_pol_fork", "pal_pol_exit", "pal_pol_sys_exit_prog", "pal_pol_sys_enter_prog" })
+            // The process map is kept from the start, so matchBinaries holds for processes that
+            // start before a policy arrives. The syscall and connect programs are attached only
+            // while a point needs them: every syscall on the node would pay for them otherwise.
+            foreach (var name in new[] { "pal_pol_exec", "pal_pol_fork", "pal_pol_exit" })
             {
                 _links.Add(obj.Program(name).Attach());
             }
-            var root = cgroupRoot ?? KernelEnvironment.Cgroup2Root();
-            if (root is not null)
-            {
-                _links.Add(obj.Program("pal_pol_connect4").AttachCgroup(root));
-                _links.Add(obj.Program("pal_pol_connect6").AttachCgroup(root));
-            }
+            _cgroupRoot = cgroupRoot ?? KernelEnvironment.Cgroup2Root();
             SeedProcesses();
             _reader = new RingBufferReader(this, obj.Map("pal_pol_events"));
             _reader.Start("palisade-policy");
@@ -153,10 +151,11 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
     {
         _reader?.Dispose();
         _reader = null;
-        foreach (var l in _links.Concat(_points.Values.Select(p => p.Link).OfType<BpfLink>()))
+        foreach (var l in _links.Concat(_points.Values.Select(p => p.Link).OfType<BpfLink>()).Concat(_lazy.Values.SelectMany(x => x)))
         {
             l.Dispose();
         }
+        _lazy.Clear();
         _links.Clear();
         _object?.Dispose();
         _object = null;
@@ -622,6 +621,24 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         WriteList("pal_pol_sys_exit", exit, PolAbi.Syscalls, connectPending ? SyscallTable.X64["connect"] : -1);
         WriteList("pal_pol_sys_enter", enter, PolAbi.Syscalls, -1);
         WriteList("pal_pol_other", other, 4, -1);
+        // Lists first, then attach: a program never runs against a list that is not there yet.
+        Attach("sys_exit", exit.Count > 0 || connectPending, () => [Obj.Program("pal_pol_sys_exit_prog").Attach()]);
+        Attach("sys_enter", enter.Count > 0, () => [Obj.Program("pal_pol_sys_enter_prog").Attach()]);
+        Attach("connect", connectPending, () =>
+        {
+            var root = _cgroupRoot ?? throw new InvalidOperationException("connect hooks need the cgroup v2 hierarchy, which is not mounted");
+            var links = new List<BpfLink> { Obj.Program("pal_pol_connect4").AttachCgroup(root) };
+            try
+            {
+                links.Add(Obj.Program("pal_pol_connect6").AttachCgroup(root));
+            }
+            catch
+            {
+                links[0].Dispose();
+                throw;
+            }
+            return links;
+        });
     }
 
     private void WriteList(string mapName, Dictionary<int, List<ushort>> lists, int size, int pendingNr)
@@ -662,6 +679,36 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
     }
 
     private readonly HashSet<(string, int)> _writtenLists = [];
+    private string? _cgroupRoot;
+    private readonly Dictionary<string, List<BpfLink>> _lazy = new(StringComparer.Ordinal);
+
+    /// <summary>Attaches a group of programs while <paramref name="needed"/>, detaches it after.</summary>
+    private void Attach(string group, bool needed, Func<List<BpfLink>> attach)
+    {
+        if (needed && !_lazy.ContainsKey(group))
+        {
+            _lazy[group] = attach();
+        }
+        else if (!needed && _lazy.Remove(group, out var links))
+        {
+            foreach (var l in links)
+            {
+                l.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Which generic programs are attached now (for status and tests).</summary>
+    public IReadOnlyCollection<string> AttachedGroups
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _lazy.Keys.ToList();
+            }
+        }
+    }
 
     // ---------------------------------------------------------------- status
 
