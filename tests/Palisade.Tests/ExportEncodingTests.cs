@@ -54,6 +54,71 @@ public sealed class TetragonJsonTests
     }
 
     [Fact]
+    public void APolicyKillHasTetragonsProcessKprobeShape()
+    {
+        var bash = Bash();
+        var json = Encode(new ProcessPolicyEvent
+        {
+            Time = T,
+            Process = Whoami(bash),
+            Parent = bash,
+            HookKind = EventKind.ProcessKprobe,
+            FunctionName = "fd_install",
+            Args =
+            [
+                new PolicyArgValue("int_arg", null) { Int = 3 },
+                new PolicyArgValue("file_arg", "target") { Text = "/etc/shadow" },
+            ],
+            Action = "KPROBE_ACTION_SIGKILL",
+            PolicyName = "protect-shadow",
+            Message = "shadow read",
+            Tags = ["credentials"],
+        });
+        using var doc = JsonDocument.Parse(json);
+        var k = doc.RootElement.GetProperty("process_kprobe");
+        Assert.Equal("/usr/bin/whoami", k.GetProperty("process").GetProperty("binary").GetString());
+        Assert.Equal("/bin/bash", k.GetProperty("parent").GetProperty("binary").GetString());
+        Assert.Equal("fd_install", k.GetProperty("function_name").GetString());
+        Assert.Equal(3, k.GetProperty("args")[0].GetProperty("int_arg").GetInt32());
+        Assert.Equal("/etc/shadow", k.GetProperty("args")[1].GetProperty("file_arg").GetProperty("path").GetString());
+        Assert.Equal("target", k.GetProperty("args")[1].GetProperty("label").GetString());
+        Assert.Equal("KPROBE_ACTION_SIGKILL", k.GetProperty("action").GetString());
+        Assert.Equal("protect-shadow", k.GetProperty("policy_name").GetString());
+        Assert.Equal("shadow read", k.GetProperty("message").GetString());
+        Assert.Equal("credentials", k.GetProperty("tags")[0].GetString());
+        Assert.Equal("kind-control-plane", doc.RootElement.GetProperty("node_name").GetString());
+    }
+
+    [Fact]
+    public void SocketArgumentsAndTracepointsUseTetragonsNames()
+    {
+        var json = Encode(new ProcessPolicyEvent
+        {
+            Time = T,
+            Process = Bash(),
+            HookKind = EventKind.ProcessTracepoint,
+            FunctionName = "syscalls/sys_enter_lseek",
+            Subsystem = "syscalls",
+            EventName = "sys_enter_lseek",
+            Args = [new PolicyArgValue("sock_arg", null) { Sock = new SockValue("AF_INET", "SOCK_STREAM", "IPPROTO_TCP", "", "10.0.0.1", 0, 443, "TCP_SYN_SENT") },
+                    new PolicyArgValue("size_arg", null) { Int = 4096 }],
+            Action = "KPROBE_ACTION_POST",
+            PolicyName = "p",
+        });
+        using var doc = JsonDocument.Parse(json);
+        var t = doc.RootElement.GetProperty("process_tracepoint");
+        Assert.Equal("syscalls", t.GetProperty("subsys").GetString());
+        Assert.Equal("sys_enter_lseek", t.GetProperty("event").GetString());
+        Assert.False(t.TryGetProperty("function_name", out _));
+        var sock = t.GetProperty("args")[0].GetProperty("sock_arg");
+        Assert.Equal("AF_INET", sock.GetProperty("family").GetString());
+        Assert.Equal("10.0.0.1", sock.GetProperty("daddr").GetString());
+        Assert.Equal(443, sock.GetProperty("dport").GetInt32());
+        Assert.Equal("TCP_SYN_SENT", sock.GetProperty("state").GetString());
+        Assert.Equal("4096", t.GetProperty("args")[1].GetProperty("size_arg").GetString());
+    }
+
+    [Fact]
     public void AnExecEventHasTetragonsShape()
     {
         var bash = Bash();
