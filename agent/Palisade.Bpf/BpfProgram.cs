@@ -84,6 +84,14 @@ public sealed unsafe class BpfProgram
     public BpfLink AttachKprobe(string function, bool retprobe = false) =>
         Link(retprobe ? "attach kretprobe" : "attach kprobe", function, () => Interop.Libbpf.ProgramAttachKprobe(Pointer, retprobe, function));
 
+    /// <summary>Attaches a kprobe with a cookie the program reads with bpf_get_attach_cookie().</summary>
+    public BpfLink AttachKprobe(string function, ulong cookie) =>
+        Link("attach kprobe", function, () =>
+        {
+            var opts = new Interop.Libbpf.BpfKprobeOpts { Sz = (nuint)sizeof(Interop.Libbpf.BpfKprobeOpts), BpfCookie = cookie };
+            return Interop.Libbpf.ProgramAttachKprobeOpts(Pointer, function, &opts);
+        });
+
     /// <summary>
     /// Attaches a uprobe (or uretprobe) to <paramref name="function"/> in the ELF file at
     /// <paramref name="binaryPath"/>; <paramref name="pid"/> -1 means every process.

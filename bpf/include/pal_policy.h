@@ -49,6 +49,14 @@ enum pal_pol_xkind {
 	PAL_X_NR = 14,          /* the syscall number (raw_syscalls) */
 	PAL_X_ARGS = 15,        /* the six syscall arguments (raw_syscalls args[]) */
 	PAL_X_TASKCAP = 16,     /* the task's capabilities: src 0 effective, 1 inheritable, 2 permitted */
+	/* Kernel pointers in register src (native kprobes). */
+	PAL_X_KFILE = 17,       /* struct file *: its path */
+	PAL_X_KPATH = 18,       /* struct path *: its path */
+	PAL_X_KDENTRY = 19,     /* struct dentry *: its path within the task's root mount */
+	PAL_X_KSOCK = 20,       /* struct sock * */
+	PAL_X_KCRED = 21,       /* struct cred * */
+	PAL_X_KBINPRM = 22,     /* struct linux_binprm *: the executed file's path */
+	PAL_X_KSTR = 23,        /* char * in kernel memory */
 };
 
 /* Pseudo slots: values of the task rather than of the call. */

@@ -388,9 +388,8 @@ static __always_inline int sock_from_user(struct pal_pol_sock *o, const void *ua
 
 /* ---------------------------------------------------------------- values --- */
 
-static __always_inline void read_creds(struct task_struct *task, struct pal_pol_value *v)
+static __always_inline void read_creds(const struct cred *cred, struct pal_pol_value *v)
 {
-	const struct cred *cred = BPF_CORE_READ(task, real_cred);
 	__u32 *u = (__u32 *)v->s;
 	u[0] = BPF_CORE_READ(cred, uid.val);
 	u[1] = BPF_CORE_READ(cred, gid.val);
@@ -507,7 +506,58 @@ static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d
 		break;
 	}
 	case PAL_X_CRED:
-		read_creds(task, v);
+		read_creds(BPF_CORE_READ(task, real_cred), v);
+		break;
+	case PAL_X_KCRED:
+		if (arg)
+			read_creds((const struct cred *)arg, v);
+		else
+			v->flags |= PAL_V_ERROR;
+		break;
+	case PAL_X_KFILE:
+	case PAL_X_KBINPRM: {
+		struct file *kf = d->kind == PAL_X_KFILE ? (struct file *)arg : BPF_CORE_READ((struct linux_binprm *)arg, file);
+		if (!kf) {
+			v->flags |= PAL_V_ERROR;
+			break;
+		}
+		resolve_path(s, v, BPF_CORE_READ(kf, f_path.dentry), BPF_CORE_READ(kf, f_path.mnt));
+		break;
+	}
+	case PAL_X_KPATH: {
+		struct path *kp = (struct path *)arg;
+		if (!kp) {
+			v->flags |= PAL_V_ERROR;
+			break;
+		}
+		resolve_path(s, v, BPF_CORE_READ(kp, dentry), BPF_CORE_READ(kp, mnt));
+		break;
+	}
+	case PAL_X_KDENTRY: {
+		/* A bare dentry has no mount: walk within the mount of the task's cwd. */
+		struct fs_struct *fs = BPF_CORE_READ(task, fs);
+		if (!arg) {
+			v->flags |= PAL_V_ERROR;
+			break;
+		}
+		resolve_path(s, v, (struct dentry *)arg, BPF_CORE_READ(fs, pwd.mnt));
+		break;
+	}
+	case PAL_X_KSOCK:
+		__builtin_memset(&v->sock, 0, sizeof(v->sock));
+		if (arg)
+			sock_from_sk(&v->sock, (struct sock *)arg);
+		else
+			v->flags |= PAL_V_ERROR;
+		break;
+	case PAL_X_KSTR:
+		n = bpf_probe_read_kernel_str(v->s, PAL_POL_STR, (const void *)arg);
+		if (n <= 0) {
+			v->flags |= PAL_V_ERROR;
+			v->s[0] = 0;
+			break;
+		}
+		v->len = n - 1;
 		break;
 	case PAL_X_TASKCAP:
 		v->ival = task_cap(task, src == 0 ? PAL_PS_CAP_EFF : src == 1 ? PAL_PS_CAP_INH : PAL_PS_CAP_PERM);
@@ -1093,10 +1143,7 @@ int BPF_PROG(pal_pol_sys_enter_prog, struct pt_regs *regs, long id)
 	return syscall_points(regs, 0, &pal_pol_sys_enter, 0);
 }
 
-/* A uprobe on a user function: the point comes from the attachment's cookie, the arguments
- * from the function-call registers. */
-SEC("uprobe")
-int pal_pol_uprobe(struct pt_regs *ctx)
+static __always_inline int probe_point(struct pt_regs *ctx)
 {
 	struct scratch *s = get_scratch();
 	if (!s)
@@ -1117,6 +1164,20 @@ int pal_pol_uprobe(struct pt_regs *ctx)
 	if (sig)
 		bpf_send_signal(sig);
 	return 0;
+}
+
+/* A uprobe on a user function, or a kprobe on a kernel function (kernels with kprobes): the
+ * point comes from the attachment's cookie, the arguments from the call registers. */
+SEC("uprobe")
+int pal_pol_uprobe(struct pt_regs *ctx)
+{
+	return probe_point(ctx);
+}
+
+SEC("kprobe")
+int pal_pol_kprobe(struct pt_regs *ctx)
+{
+	return probe_point(ctx);
 }
 
 /* ---------------------------------------------------------------- processes */

@@ -42,6 +42,20 @@ public sealed class PolicyCompilerTests
     }
 
     [Fact]
+    public void WithKprobesFileHooksRunNativelyAndReturnProbesFallBackToEmulation()
+    {
+        var parsed = TracingPolicyParser.Parse("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: t\nspec:\n  kprobes:\n  - call: fd_install\n    args:\n    - index: 0\n      type: int\n    - index: 1\n      type: file\n  - call: security_file_permission\n    return: true\n    args:\n    - index: 0\n      type: file\n    - index: 1\n      type: int\n    returnArg:\n      index: 0\n      type: int\n", "t.yaml");
+        var c = PolicyCompiler.Compile(Assert.Single(parsed.Policies), Facts with { Kprobes = true });
+        var native = c.Hooks[0];
+        Assert.Equal(HookMode.Native, native.Status.Mode);
+        var t = Assert.Single(native.Targets);
+        Assert.Equal(PointKind.Kprobe, t.Kind);
+        Assert.Equal(SlotKind.KFile, t.Args[1].Kind);
+        Assert.Equal(HookMode.Emulated, c.Hooks[1].Status.Mode);
+        Assert.Contains("not native: return probes", c.Hooks[1].Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void UnknownKernelFunctionIsUnsupportedWithTheReason()
     {
         var c = Compile("  kprobes:\n  - call: ip_output\n    args:\n    - index: 0\n      type: int\n");

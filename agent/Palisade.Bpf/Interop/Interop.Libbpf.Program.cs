@@ -45,6 +45,19 @@ internal static partial class Interop
         [LibraryImport(Libraries.Libbpf, EntryPoint = "bpf_program__attach_raw_tracepoint", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
         internal static partial SafeBpfLinkHandle ProgramAttachRawTracepoint(nint prog, string name);
 
+        /// <summary>struct bpf_kprobe_opts (libbpf 1.x).</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct BpfKprobeOpts
+        {
+            public nuint Sz;
+            public ulong BpfCookie;
+            public nuint Offset;
+            public byte Retprobe;
+        }
+
+        [LibraryImport(Libraries.Libbpf, EntryPoint = "bpf_program__attach_kprobe_opts", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+        internal static partial SafeBpfLinkHandle ProgramAttachKprobeOpts(nint prog, string funcName, BpfKprobeOpts* opts);
+
         [LibraryImport(Libraries.Libbpf, EntryPoint = "bpf_program__attach_kprobe", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
         internal static partial SafeBpfLinkHandle ProgramAttachKprobe(nint prog, [MarshalAs(UnmanagedType.U1)] bool retprobe, string funcName);
 

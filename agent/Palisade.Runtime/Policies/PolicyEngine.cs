@@ -331,11 +331,13 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
                     throw new InvalidOperationException($"at most {PolAbi.Points} hook points can be in use");
                 }
                 point = new Point(_freePointIds.Pop(), target);
-                if (target.Kind == PointKind.Uprobe)
+                if (target.Kind is PointKind.Uprobe or PointKind.Kprobe)
                 {
                     try
                     {
-                        point.Link = Obj.Program("pal_pol_uprobe").AttachUprobe(target.Binary!, target.Function, cookie: point.Id);
+                        point.Link = target.Kind == PointKind.Uprobe
+                            ? Obj.Program("pal_pol_uprobe").AttachUprobe(target.Binary!, target.Function, cookie: point.Id)
+                            : Obj.Program("pal_pol_kprobe").AttachKprobe(target.Function, cookie: point.Id);
                     }
                     catch
                     {
@@ -604,7 +606,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
                 PointKind.SyscallExit => (exit, t.Syscall < 0 ? PolAbi.Syscalls - 1 : t.Syscall),
                 PointKind.SyscallEnter => (enter, t.Syscall < 0 ? PolAbi.Syscalls - 1 : t.Syscall),
                 PointKind.Exec => (other, 0),
-                PointKind.Uprobe => (other, -1),
+                PointKind.Uprobe or PointKind.Kprobe => (other, -1),
                 _ => (other, 1),
             };
             if (key < 0)
@@ -878,6 +880,14 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
                 {
                     return new PolicyArgValue("bytes_arg", label) { Bytes = new ReadOnlySpan<byte>(b, Math.Min((int)v.Len, PolAbi.Str)).ToArray(), Truncated = truncated };
                 }
+            case SlotKind.KString:
+                return new PolicyArgValue("string_arg", label) { Text = Text(v), Truncated = truncated };
+            case SlotKind.KFile or SlotKind.KPath or SlotKind.KDentry:
+                return new PolicyArgValue(src.Kind == SlotKind.KFile ? "file_arg" : "path_arg", label) { Text = Text(v), Truncated = truncated };
+            case SlotKind.KBinprm:
+                return new PolicyArgValue("linux_binprm_arg", label) { Text = Text(v) };
+            case SlotKind.KSock:
+                return new PolicyArgValue("sock_arg", label) { Sock = Sock(v.Sock) };
             case SlotKind.FdPath or SlotKind.RetFdPath:
                 return type == "int" ? new PolicyArgValue("int_arg", label) { Int = (long)v.Ival }
                     : new PolicyArgValue(type == "path" ? "path_arg" : "file_arg", label) { Text = Text(v), Truncated = truncated };
@@ -887,7 +897,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
                 return new PolicyArgValue("sockaddr_arg", label) { Sock = Sock(v.Sock) };
             case SlotKind.CtxSock or SlotKind.FdSock or SlotKind.RetFdSock:
                 return new PolicyArgValue(type == "sockaddr" ? "sockaddr_arg" : "sock_arg", label) { Sock = Sock(v.Sock) };
-            case SlotKind.Cred:
+            case SlotKind.Cred or SlotKind.KCred:
                 fixed (byte* c = v.S)
                 {
                     var u = new ReadOnlySpan<uint>(c, 10);

@@ -8,6 +8,7 @@ public enum SlotKind : byte
 {
     None = 0, Int = 1, UserString = 2, FdPath = 3, Ret = 4, RetFdPath = 5, UserSockaddr = 6, CtxSock = 7,
     FdSock = 8, RetFdSock = 9, ExecPath = 10, Cred = 11, Const = 12, UserBuffer = 13, SyscallNr = 14, SyscallArgs = 15, TaskCap = 16,
+    KFile = 17, KPath = 18, KDentry = 19, KSock = 20, KCred = 21, KBinprm = 22, KString = 23,
 }
 
 /// <summary>Task values selectors can test (enum pal_pol_pslot).</summary>
@@ -27,7 +28,7 @@ public enum FilterOp : byte { Equal = 1, GreaterThan = 2, LessThan = 3, Mask = 4
 public enum SockField : byte { Value = 0, Family = 1, Protocol = 2, SPort = 3, DPort = 4, SAddr = 5, DAddr = 6, Type = 7, State = 8 }
 
 /// <summary>Where in the kernel a point runs.</summary>
-public enum PointKind { SyscallExit, SyscallEnter, Exec, Connect, Uprobe }
+public enum PointKind { SyscallExit, SyscallEnter, Exec, Connect, Uprobe, Kprobe }
 
 /// <summary>Point flags (PAL_PT_*).</summary>
 [Flags]
@@ -64,6 +65,7 @@ public sealed record HookTarget(PointKind Kind, int Syscall, string Function, Po
         PointKind.Exec => "sched_process_exec",
         PointKind.Connect => "cgroup connect4/connect6",
         PointKind.Uprobe => $"uprobe {Function}",
+        PointKind.Kprobe => $"kprobe {Function}",
         _ => Kind.ToString(),
     };
 }

@@ -82,7 +82,8 @@ public static class PolicyCompiler
             var (targets, how) = ResolveKprobe(policy, k, facts);
             var selectors = CompileSelectors(policy, k.Selectors, k.Args, path, targets, errors, tracepoint: false, facts);
             CheckTargets(k.Args, k.ReturnArg, k.Return, targets, selectors);
-            return new CompiledHook(index, "kprobe", name, new HookStatus(HookMode.Emulated, how), targets, selectors, k.Args, k.ReturnArg, k.Message, k.Tags);
+            var mode = targets.All(t => t.Kind == PointKind.Kprobe) ? HookMode.Native : HookMode.Emulated;
+            return new CompiledHook(index, "kprobe", name, new HookStatus(mode, how), targets, selectors, k.Args, k.ReturnArg, k.Message, k.Tags);
         }
         catch (Unsupported u)
         {
@@ -123,14 +124,56 @@ public static class PolicyCompiler
             var exit = !HookCatalog.EntrySyscalls.Contains(syscall);
             return ([SyscallTarget(SyscallTable.X64[syscall], k, exit)], $"syscall tracepoint: {(exit ? "exit" : "entry")} of {syscall} (raw_tp sys_{(exit ? "exit" : "enter")})");
         }
+        string? nativeRefusal = null;
+        if (facts.Kprobes && !k.Call.StartsWith("lsm:", StringComparison.Ordinal))
+        {
+            nativeRefusal = NativeRefusal(k);
+            if (nativeRefusal is null)
+            {
+                return ([NativeKprobe(k)], $"kprobe on {k.Call}");
+            }
+        }
         if (HookCatalog.Table.TryGetValue(k.Call, out var emulation))
         {
-            return (emulation.Targets.ToList(), emulation.How);
+            return (emulation.Targets.ToList(), emulation.How + (nativeRefusal is null ? "" : $" (not native: {nativeRefusal})"));
         }
         throw new Unsupported(facts.Kprobes
-            ? $"{k.Call}: native kprobes are not implemented by this version of Palisade and no emulation exists for this function"
+            ? $"{k.Call}: {nativeRefusal}, and no emulation exists for this function"
             : $"{k.Call}: kprobes are not available on this kernel and Palisade has no emulation for this function (see docs/policies.md for the emulated functions)");
     }
+
+    /// <summary>Argument kinds a native kprobe reads from kernel pointers.</summary>
+    private static SlotSource? NativeArg(PolicyArg a) => a.Type switch
+    {
+        "file" => new SlotSource(SlotKind.KFile, (byte)a.Index),
+        "path" => new SlotSource(SlotKind.KPath, (byte)a.Index),
+        "dentry" => new SlotSource(SlotKind.KDentry, (byte)a.Index),
+        "sock" => new SlotSource(SlotKind.KSock, (byte)a.Index),
+        "cred" => new SlotSource(SlotKind.KCred, (byte)a.Index),
+        "linux_binprm" => new SlotSource(SlotKind.KBinprm, (byte)a.Index),
+        "string" => new SlotSource(SlotKind.KString, (byte)a.Index),
+        "nop" => new SlotSource(SlotKind.Int, (byte)a.Index),
+        _ when TypeFamily(a.Type) == Family.Int => new SlotSource(SlotKind.Int, (byte)a.Index),
+        _ => null,
+    };
+
+    /// <summary>Why a kprobe cannot run natively here, or null when it can.</summary>
+    private static string? NativeRefusal(KprobeSpec k)
+    {
+        if (k.Return || k.ReturnArg is not null || k.Selectors.Any(s => s.MatchReturnArgs.Count > 0))
+        {
+            return "return probes are not implemented natively by this version of Palisade";
+        }
+        if (k.Selectors.SelectMany(s => s.MatchActions).Any(a => string.Equals(a.Action, "Override", StringComparison.OrdinalIgnoreCase)))
+        {
+            return "Override needs bpf_override_return, which Palisade does not use yet";
+        }
+        var bad = k.Args.FirstOrDefault(a => a.Index > 5 || NativeArg(a) is null);
+        return bad is null ? null : $"argument {bad.Index} of type \"{bad.Type}\" is not read natively by this version of Palisade";
+    }
+
+    private static HookTarget NativeKprobe(KprobeSpec k) =>
+        new(PointKind.Kprobe, -1, k.Call) { Args = k.Args.ToDictionary(a => a.Index, a => NativeArg(a)!.Value) };
 
     private static HookTarget SyscallTarget(int nr, KprobeSpec k, bool exit)
     {
@@ -330,9 +373,10 @@ public static class PolicyCompiler
 
     private static Family SourceFamily(SlotKind kind) => kind switch
     {
-        SlotKind.UserString or SlotKind.FdPath or SlotKind.RetFdPath or SlotKind.ExecPath or SlotKind.UserBuffer => Family.String,
-        SlotKind.UserSockaddr or SlotKind.CtxSock or SlotKind.FdSock or SlotKind.RetFdSock => Family.Sock,
-        SlotKind.Cred => Family.Cred,
+        SlotKind.UserString or SlotKind.FdPath or SlotKind.RetFdPath or SlotKind.ExecPath or SlotKind.UserBuffer
+            or SlotKind.KFile or SlotKind.KPath or SlotKind.KDentry or SlotKind.KBinprm or SlotKind.KString => Family.String,
+        SlotKind.UserSockaddr or SlotKind.CtxSock or SlotKind.FdSock or SlotKind.RetFdSock or SlotKind.KSock => Family.Sock,
+        SlotKind.Cred or SlotKind.KCred => Family.Cred,
         SlotKind.SyscallArgs => Family.Other,
         _ => Family.Int,
     };

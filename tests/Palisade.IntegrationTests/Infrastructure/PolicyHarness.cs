@@ -13,10 +13,10 @@ internal sealed class PolicyHarness : IDisposable
 {
     private readonly SensorHarness _sensor;
 
-    public PolicyHarness()
+    public PolicyHarness(bool claimKprobes = false)
     {
         _sensor = new SensorHarness();
-        var facts = PolicyEngine.FactsFor("/proc", kprobes: false);
+        var facts = PolicyEngine.FactsFor("/proc", kprobes: claimKprobes);
         Engine = new PolicyEngine(_sensor.Hub.Publish, facts,
             (pid, ktime) => ktime != 0 && _sensor.Sensor.Decoder!.TryResolve(new ProcessKey(pid, ktime), out var r) ? r : null);
         Engine.Start(_sensor.Sensor.ProcessMap);
