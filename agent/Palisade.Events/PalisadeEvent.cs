@@ -49,6 +49,8 @@ public sealed record PolicyArgValue(string Type, string? Label)
     public byte[]? Bytes { get; init; }
     public SockValue? Sock { get; init; }
     public CredValue? Cred { get; init; }
+    /// <summary>Struct-like arguments (bpf_attr_arg, bpf_map_arg, perf_event_arg): field name -> string or number, in order.</summary>
+    public IReadOnlyList<KeyValuePair<string, object>>? Object { get; init; }
     public bool Truncated { get; init; }
 }
 

@@ -121,11 +121,12 @@ enum pal_pol_action {
 #define PAL_PT_GATE       (1 << 0)  /* evaluate only when register gate_src & gate_mask */
 #define PAL_PT_RET_OK     (1 << 1)  /* only when the call succeeded (ret >= 0) */
 #define PAL_PT_TCP        (1 << 2)  /* only when slot 0 is a TCP socket */
+#define PAL_PT_GATE_EQ    (1 << 3)  /* evaluate only when register gate_src == gate_mask */
 
 struct pal_pol_slotdef {
 	__u8 kind;      /* enum pal_pol_xkind */
 	__u8 src;       /* register index (0..5) */
-	__u8 size_src;  /* PAL_X_UBUF: register holding the size, 0xff: none */
+	__u8 size_src;  /* PAL_X_UBUF: register holding the size, 0xff: cval bytes (or the maximum) */
 	__u8 pad;
 	__u32 cval;     /* PAL_X_CONST */
 };

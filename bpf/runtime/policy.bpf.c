@@ -460,7 +460,7 @@ static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d
 			v->flags |= PAL_V_TRUNC;
 		break;
 	case PAL_X_UBUF: {
-		__u64 size = d->size_src < 6 ? arg_at(s, d->size_src) : PAL_POL_STR;
+		__u64 size = d->size_src < 6 ? arg_at(s, d->size_src) : d->cval ? d->cval : PAL_POL_STR;
 		v->ival = size;
 		if (size > PAL_POL_STR) {
 			size = PAL_POL_STR;
@@ -996,6 +996,8 @@ static __always_inline __u32 eval_point(struct scratch *s, __u32 point)
 	if ((p->flags & PAL_PT_RET_OK) && s->ret < 0)
 		return 0;
 	if ((p->flags & PAL_PT_GATE) && !(arg_at(s, p->gate_src) & p->gate_mask))
+		return 0;
+	if ((p->flags & PAL_PT_GATE_EQ) && arg_at(s, p->gate_src) != p->gate_mask)
 		return 0;
 	stat_inc(PAL_POL_STAT_EVAL);
 

@@ -198,6 +198,25 @@ public static class TetragonJson
             case "cap_effective_arg" or "cap_inheritable_arg" or "cap_permitted_arg":
                 w.WriteString(a.Type, string.Join(" ", Enumerable.Range(0, 64).Where(b => ((ulong)a.Int & (1UL << b)) != 0).Select(CapabilityName)));
                 break;
+            case "bpf_attr_arg" or "bpf_map_arg" or "perf_event_arg" when a.Object is { } fields:
+                w.WriteStartObject(a.Type);
+                foreach (var (name, value) in fields)
+                {
+                    switch (value)
+                    {
+                        case string text:
+                            WriteNonEmpty(w, name, text);
+                            break;
+                        case ulong big:
+                            w.WriteString(name, big.ToString(System.Globalization.CultureInfo.InvariantCulture)); // uint64: a string in protojson
+                            break;
+                        case uint small when small != 0:
+                            w.WriteNumber(name, small);
+                            break;
+                    }
+                }
+                w.WriteEndObject();
+                break;
             case "syscall_id":
                 w.WriteStartObject(a.Type);
                 w.WriteNumber("id", a.Int);

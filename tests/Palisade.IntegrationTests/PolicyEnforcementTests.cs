@@ -239,6 +239,41 @@ public sealed class PolicyEnforcementTests : IDisposable
     }
 
     [Fact]
+    public void BpfProgramLoadsAndMapCreationsAreReported()
+    {
+        using var h = new PolicyHarness();
+        h.ApplyRunning("""
+            apiVersion: cilium.io/v1alpha1
+            kind: TracingPolicy
+            metadata:
+              name: bpf-watch
+            spec:
+              kprobes:
+              - call: "bpf_check"
+                syscall: false
+                args:
+                - index: 1
+                  type: "bpf_attr"
+              - call: "security_bpf_map_create"
+                syscall: false
+                args:
+                - index: 0
+                  type: "bpf_map"
+            """);
+        using (var obj = Palisade.Bpf.BpfObject.OpenEmbedded(Kernel.TestObjects, "maps_test.bpf.o"))
+        {
+            obj.Load();
+        }
+        var prog = h.WaitForPolicyEvent(e => e.PolicyName == "bpf-watch" && e.FunctionName == "bpf_check", "bpf_check event");
+        var attr = Assert.Single(prog.Args);
+        Assert.Equal("bpf_attr_arg", attr.Type);
+        Assert.Contains(attr.Object!, f => f.Key == "ProgType" && ((string)f.Value).StartsWith("BPF_PROG_TYPE_", StringComparison.Ordinal));
+        Assert.Contains(attr.Object!, f => f.Key == "InsnCnt" && (uint)f.Value > 0);
+        var map = h.WaitForPolicyEvent(e => e.PolicyName == "bpf-watch" && e.FunctionName == "security_bpf_map_create", "map create event");
+        Assert.Contains(Assert.Single(map.Args).Object!, f => f.Key == "MapType" && ((string)f.Value).StartsWith("BPF_MAP_TYPE_", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void ConnectToAForbiddenPortIsRefusedAndKilled()
     {
         using var h = new PolicyHarness();

@@ -878,7 +878,12 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
             case SlotKind.UserBuffer:
                 fixed (byte* b = v.S)
                 {
-                    return new PolicyArgValue("bytes_arg", label) { Bytes = new ReadOnlySpan<byte>(b, Math.Min((int)v.Len, PolAbi.Str)).ToArray(), Truncated = truncated };
+                    var bytes = new ReadOnlySpan<byte>(b, Math.Min((int)v.Len, PolAbi.Str)).ToArray();
+                    return type switch
+                    {
+                        "bpf_attr" or "bpf_map" or "perf_event" => KernelStructs.Decode(type, label, bytes),
+                        _ => new PolicyArgValue("bytes_arg", label) { Bytes = bytes, Truncated = truncated },
+                    };
                 }
             case SlotKind.KString:
                 return new PolicyArgValue("string_arg", label) { Text = Text(v), Truncated = truncated };

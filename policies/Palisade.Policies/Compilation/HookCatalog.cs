@@ -105,6 +105,19 @@ public static class HookCatalog
                 "not prevented: the module is loaded, the loader is killed",
                 [Exit("security_kernel_load_data", "init_module", PointFlags.None, (0, Const(2)))]),
         };
+        // BPF and perf: the attribute structs as the caller passed them, read at the syscall's exit.
+        var attr = new SlotSource(SlotKind.UserBuffer, 1, 2);
+        HookTarget BpfCmd(string fn, ulong cmd, uint index) =>
+            new(PointKind.SyscallExit, SyscallTable.X64["bpf"], fn, PointFlags.GateEqual | PointFlags.ReturnOk, 0, cmd) { Args = new Dictionary<uint, SlotSource> { [index] = attr } };
+        list.Add(new("bpf_check", "exit of bpf(BPF_PROG_LOAD) that succeeded: arg 1 = the bpf_attr (program type, instruction count, name)",
+            "not prevented: the program is loaded, the loader is killed", [BpfCmd("bpf_check", 5, 1)]));
+        list.Add(new("security_bpf_map_create", "exit of bpf(BPF_MAP_CREATE) that succeeded: arg 0 = the map's attributes (type, key and value size, entries, name)",
+            "not prevented: the map exists, the creator is killed", [BpfCmd("security_bpf_map_create", 0, 0)]));
+        list.Add(new("security_bpf_map_alloc", "exit of bpf(BPF_MAP_CREATE) that succeeded (the pre-6.9 name of the hook): arg 0 = the map's attributes",
+            "not prevented: the map exists, the creator is killed", [BpfCmd("security_bpf_map_alloc", 0, 0)]));
+        list.Add(new("security_perf_event_alloc", "exit of perf_event_open that succeeded: arg 0 = the perf_event_attr (type, config)",
+            "not prevented: the event exists, the caller is killed",
+            [Exit("security_perf_event_alloc", "perf_event_open", PointFlags.ReturnOk, (0, new SlotSource(SlotKind.UserBuffer, 0, 0xff, 64)))]));
         // Kernel entry points of the set*id syscalls take the syscall's arguments unchanged.
         foreach (var name in new[] { "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid" })
         {

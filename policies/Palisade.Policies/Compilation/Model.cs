@@ -32,7 +32,7 @@ public enum PointKind { SyscallExit, SyscallEnter, Exec, Connect, Uprobe, Kprobe
 
 /// <summary>Point flags (PAL_PT_*).</summary>
 [Flags]
-public enum PointFlags : byte { None = 0, Gate = 1, ReturnOk = 2, TcpOnly = 4 }
+public enum PointFlags : byte { None = 0, Gate = 1, ReturnOk = 2, TcpOnly = 4, GateEqual = 8 }
 
 /// <summary>Action flags (PAL_A_*).</summary>
 [Flags]
