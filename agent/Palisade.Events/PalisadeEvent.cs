@@ -56,8 +56,7 @@ public sealed record PolicyArgValue(string Type, string? Label)
 
 public sealed record SockValue(string Family, string Type, string Protocol, string SAddr, string DAddr, uint SPort, uint DPort, string State);
 
-public sealed record CredValue(uint Uid, uint Gid, uint Euid, uint Egid, uint Suid, uint Sgid, uint Fsuid, uint Fsgid, uint Securebits,
-    ulong CapPermitted, ulong CapEffective, ulong CapInheritable, uint UserNs);
+public sealed record CredValue(Credentials Ids, uint Securebits, CapabilitySets Caps, uint UserNs);
 
 /// <summary>A TracingPolicy selector matched (process_kprobe, process_tracepoint, process_lsm, process_uprobe).</summary>
 public sealed class ProcessPolicyEvent : PalisadeEvent

@@ -27,4 +27,13 @@ static __always_inline void pal_fill_header(struct pal_event_header *hdr, __u32 
 	hdr->cgroup_id = bpf_get_current_cgroup_id();
 }
 
+/* Bumps entry `index` of a per-CPU array of __u64 counters. */
+#define pal_count(map, index)                                         \
+	({                                                            \
+		__u32 __key = (index);                                \
+		__u64 *__count = bpf_map_lookup_elem(map, &__key);    \
+		if (__count)                                          \
+			(*__count)++;                                 \
+	})
+
 #endif /* PAL_HELPERS_H */

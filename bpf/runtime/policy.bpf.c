@@ -162,12 +162,7 @@ struct {
 	__type(value, struct scratch);
 } pal_pol_scratch SEC(".maps");
 
-static __always_inline void stat_inc(__u32 stat)
-{
-	__u64 *count = bpf_map_lookup_elem(&pal_pol_stats, &stat);
-	if (count)
-		(*count)++;
-}
+#define stat_inc(stat) pal_count(&pal_pol_stats, stat)
 
 static __always_inline struct scratch *get_scratch(void)
 {

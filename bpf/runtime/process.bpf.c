@@ -56,12 +56,7 @@ struct {
 	__type(value, struct pal_exec_event);
 } pal_exec_scratch SEC(".maps");
 
-static __always_inline void stat_inc(__u32 stat)
-{
-	__u64 *count = bpf_map_lookup_elem(&pal_process_stats, &stat);
-	if (count)
-		(*count)++;
-}
+#define stat_inc(stat) pal_count(&pal_process_stats, stat)
 
 /* The walk's cursor lives in map memory, not on the stack: the verifier does not track
  * ranges there, so every loop iteration verifies as the same state. */

@@ -157,14 +157,8 @@ public static class TetragonJson
                 w.WriteString("protocol", s.Protocol);
                 WriteNonEmpty(w, "saddr", s.SAddr);
                 WriteNonEmpty(w, "daddr", s.DAddr);
-                if (s.SPort != 0)
-                {
-                    w.WriteNumber("sport", s.SPort);
-                }
-                if (s.DPort != 0)
-                {
-                    w.WriteNumber("dport", s.DPort);
-                }
+                WriteNonZero(w, "sport", s.SPort);
+                WriteNonZero(w, "dport", s.DPort);
                 WriteNonEmpty(w, "state", s.State);
                 w.WriteEndObject();
                 break;
@@ -172,27 +166,13 @@ public static class TetragonJson
                 w.WriteStartObject(a.Type);
                 w.WriteString("family", sa.Family);
                 WriteNonEmpty(w, "addr", sa.DAddr);
-                if (sa.DPort != 0)
-                {
-                    w.WriteNumber("port", sa.DPort);
-                }
+                WriteNonZero(w, "port", sa.DPort);
                 w.WriteEndObject();
                 break;
             case "process_credentials_arg" when a.Cred is { } c:
                 w.WriteStartObject(a.Type);
-                w.WriteNumber("uid", c.Uid);
-                w.WriteNumber("gid", c.Gid);
-                w.WriteNumber("euid", c.Euid);
-                w.WriteNumber("egid", c.Egid);
-                w.WriteNumber("suid", c.Suid);
-                w.WriteNumber("sgid", c.Sgid);
-                w.WriteNumber("fsuid", c.Fsuid);
-                w.WriteNumber("fsgid", c.Fsgid);
-                w.WriteStartObject("caps");
-                WriteCapabilitySet(w, "permitted", c.CapPermitted);
-                WriteCapabilitySet(w, "effective", c.CapEffective);
-                WriteCapabilitySet(w, "inheritable", c.CapInheritable);
-                w.WriteEndObject();
+                WriteCredentialIds(w, c.Ids);
+                WriteCapabilities(w, "caps", c.Caps);
                 w.WriteEndObject();
                 break;
             case "cap_effective_arg" or "cap_inheritable_arg" or "cap_permitted_arg":
@@ -210,8 +190,8 @@ public static class TetragonJson
                         case ulong big:
                             w.WriteString(name, big.ToString(System.Globalization.CultureInfo.InvariantCulture)); // uint64: a string in protojson
                             break;
-                        case uint small when small != 0:
-                            w.WriteNumber(name, small);
+                        case uint small:
+                            WriteNonZero(w, name, small);
                             break;
                     }
                 }
@@ -229,6 +209,14 @@ public static class TetragonJson
         }
         WriteNonEmpty(w, "label", a.Label);
         w.WriteEndObject();
+    }
+
+    private static void WriteNonZero(Utf8JsonWriter w, string name, uint value)
+    {
+        if (value != 0)
+        {
+            w.WriteNumber(name, value);
+        }
     }
 
     private static void WriteOptionalProcess(Utf8JsonWriter w, string name, ProcessRecord? p, TetragonJsonOptions o)
@@ -331,6 +319,12 @@ public static class TetragonJson
     private static void WriteCredentials(Utf8JsonWriter w, Credentials c)
     {
         w.WriteStartObject("process_credentials");
+        WriteCredentialIds(w, c);
+        w.WriteEndObject();
+    }
+
+    private static void WriteCredentialIds(Utf8JsonWriter w, Credentials c)
+    {
         w.WriteNumber("uid", c.Uid);
         w.WriteNumber("gid", c.Gid);
         w.WriteNumber("euid", c.Euid);
@@ -339,7 +333,6 @@ public static class TetragonJson
         w.WriteNumber("sgid", c.Sgid);
         w.WriteNumber("fsuid", c.Fsuid);
         w.WriteNumber("fsgid", c.Fsgid);
-        w.WriteEndObject();
     }
 
     private static void WritePod(Utf8JsonWriter w, PodInfo pod)

@@ -909,7 +909,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
                     var caps = new ReadOnlySpan<ulong>(c + 40, 3);
                     return new PolicyArgValue("process_credentials_arg", label)
                     {
-                        Cred = new CredValue(u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], caps[0], caps[1], caps[2], u[9]),
+                        Cred = new CredValue(new Credentials(u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7]), u[8], new CapabilitySets(caps[0], caps[1], caps[2]), u[9]),
                     };
                 }
             case SlotKind.SyscallNr:
