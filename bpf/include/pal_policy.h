@@ -273,7 +273,7 @@ struct pal_pol_event {
 	__u32 signal;
 	__s64 ret;
 	__u32 syscall;       /* syscall number for syscall points, else ~0 */
-	__u32 pad;
+	__u32 point;         /* the point evaluated: its slot layout describes values[] */
 	__u64 proc_ktime;    /* the process's identity (pal_procs of the process sensor), 0 if unknown */
 	struct pal_pol_value values[PAL_POL_SLOTS];
 };

@@ -863,9 +863,10 @@ static __always_inline int rate_allows(struct scratch *s, struct pal_pol_selecto
 }
 
 static __always_inline void post(struct scratch *s, struct pal_pol_selector *sel, __u8 action, __u32 sig,
-				 struct pal_pol_counters *cnt)
+				 struct pal_pol_counters *cnt, __u32 point)
 {
 	struct pal_pol_event *ev = &s->ev;
+	ev->point = point;
 	pal_fill_header(&ev->hdr, PAL_EVENT_POLICY, sizeof(*ev));
 	ev->hook_id = sel->hook_id;
 	ev->policy_id = sel->policy_id;
@@ -938,7 +939,7 @@ static __always_inline int act_bit(struct eval *e, __u32 bit)
 		}
 	}
 	if ((a & PAL_A_POST) && rate_allows(s, sel))
-		post(s, sel, action, sig, cnt);
+		post(s, sel, action, sig, cnt, e->p->id);
 	else if ((a & PAL_A_POST) && cnt)
 		cnt->rate_limited++;
 	/* The signal goes last: the event is out even if the task dies at once. */

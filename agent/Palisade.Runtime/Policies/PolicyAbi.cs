@@ -211,7 +211,7 @@ internal unsafe struct PalPolEvent
     public uint Signal;
     public long Ret;
     public uint Syscall;
-    public uint Pad;
+    public uint Point;
     public ulong ProcKtime;
     public fixed byte Values[PolAbi.Slots * 320];
 

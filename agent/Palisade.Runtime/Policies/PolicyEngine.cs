@@ -771,7 +771,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
             return;
         }
         var e = MemoryMarshal.Read<PalPolEvent>(record);
-        var selectorIndex = e.Selector;
+        var pointId = e.Point;
         HookRef? hook;
         lock (_gate)
         {
@@ -791,13 +791,14 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         }
         process ??= MinimalProcess(e.Hdr.Pid, e.Hdr.Tid);
         var values = MemoryMarshal.Cast<byte, PalPolValue>(new ReadOnlySpan<byte>(e.Values, PolAbi.Slots * sizeof(PalPolValue)));
-        // The point's slot layout at the time of the event: the hook's target on that point.
+        // The slot layout of the point the kernel evaluated, and the hook's target there.
         Point? point;
+        HookTarget? target;
         lock (_gate)
         {
-            point = _points.Values.FirstOrDefault(p => p.Members.Any(m => m.Hook == hook));
+            point = _points.Values.FirstOrDefault(p => p.Id == pointId && p.Members.Any(m => m.Hook == hook));
+            target = point?.Members.First(m => m.Hook == hook).Target;
         }
-        var target = point?.Members.First(m => m.Hook == hook).Target;
         var args = new List<PolicyArgValue>();
         foreach (var a in hook.Hook.Args)
         {
@@ -806,7 +807,9 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
                 continue;
             }
             var slot = point!.Slots.IndexOf(src);
-            if (slot >= 0 && slot < values.Length)
+            // A point rebuilt while the event was in flight may have moved its slots: the kind
+            // the kernel recorded must be the one we expect, or the argument is left out.
+            if (slot >= 0 && slot < values.Length && values[slot].Kind == (byte)src.Kind)
             {
                 args.Add(ToArg(a.Type, a.Label, values[slot], src));
             }
