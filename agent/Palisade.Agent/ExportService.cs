@@ -18,7 +18,7 @@ internal sealed partial class ExportService(AgentOptions options, EventHub hub, 
         var json = new TetragonJsonOptions(options.EnableProcessCred, options.EnableProcessNs);
         if (options.ExportFilename is { } file)
         {
-            var sink = new JsonFileSink(hub.Subscribe("file", options.EventQueueSize), options.NodeName, file, json);
+            var sink = new JsonFileSink(hub.Subscribe("file", options.EventQueueSize), options.NodeName, file, json, options.ExportFileRotation);
             _sinks.Add(sink);
             LogFile(logger, sink.Path);
         }

@@ -152,33 +152,118 @@ public abstract class EventSink : IAsyncDisposable
     }
 }
 
-/// <summary>Tetragon-compatible JSON lines in a file (--export-filename), created with mode 0600.</summary>
+/// <summary>
+/// How the JSON file is rotated, as Tetragon's --export-file-* flags: past MaxBytes (or after
+/// Interval) the file is renamed to NAME.1 (older backups shift up, the oldest beyond
+/// MaxBackups is deleted; 0 keeps all), optionally gzipped, and a new file is opened with Mode.
+/// Rotation happens between whole writes, so no line is ever split across files.
+/// </summary>
+public sealed record FileRotation(long MaxBytes, int MaxBackups, bool Compress, UnixFileMode Mode, TimeSpan Interval)
+{
+    public const UnixFileMode DefaultMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    public static readonly FileRotation Default = new(10L * 1024 * 1024, 5, false, DefaultMode, TimeSpan.Zero);
+}
+
+/// <summary>Tetragon-compatible JSON lines in a file (--export-filename), rotated by size or age.</summary>
 public sealed class JsonFileSink : EventSink
 {
-    private readonly FileStream _file;
+    private readonly FileRotation _rotation;
+    private readonly TimeProvider _time;
+    private FileStream _file;
+    private long _size;
+    private DateTimeOffset _opened;
+    private long _rotations;
 
-    public JsonFileSink(EventSubscription subscription, string nodeName, string path, TetragonJsonOptions? jsonOptions = null) : base(subscription, nodeName, jsonOptions)
+    public JsonFileSink(EventSubscription subscription, string nodeName, string path, TetragonJsonOptions? jsonOptions = null, FileRotation? rotation = null,
+        TimeProvider? time = null) : base(subscription, nodeName, jsonOptions)
     {
+        _rotation = rotation ?? FileRotation.Default;
+        _time = time ?? TimeProvider.System;
         Path = System.IO.Path.GetFullPath(path);
         if (System.IO.Path.GetDirectoryName(Path) is { } dir)
         {
             Directory.CreateDirectory(dir);
         }
-        _file = new FileStream(Path, new FileStreamOptions
+        _file = Open();
+    }
+
+    public string Path { get; }
+
+    /// <summary>Files rotated away so far.</summary>
+    public long Rotations => Interlocked.Read(ref _rotations);
+
+    private FileStream Open()
+    {
+        var file = new FileStream(Path, new FileStreamOptions
         {
             Mode = FileMode.Append,
             Access = FileAccess.Write,
             Share = FileShare.Read,
             BufferSize = 0, // we hand it whole lines; no second buffer that could split one
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            UnixCreateMode = _rotation.Mode,
         });
+        _size = file.Length;
+        _opened = _time.GetUtcNow();
+        return file;
     }
-
-    public string Path { get; }
 
     protected override void EncodeLine(PalisadeEvent e, ArrayBufferWriter<byte> buffer, Utf8JsonWriter json) => JsonLine(e, buffer, json);
 
-    protected override ValueTask WriteAsync(ReadOnlyMemory<byte> lines) => _file.WriteAsync(lines);
+    protected override async ValueTask WriteAsync(ReadOnlyMemory<byte> lines)
+    {
+        var tooBig = _size > 0 && _size + lines.Length > _rotation.MaxBytes;
+        var tooOld = _rotation.Interval > TimeSpan.Zero && _size > 0 && _time.GetUtcNow() - _opened >= _rotation.Interval;
+        if (tooBig || tooOld)
+        {
+            await RotateAsync().ConfigureAwait(false);
+        }
+        await _file.WriteAsync(lines).ConfigureAwait(false);
+        _size += lines.Length;
+    }
+
+    private string Backup(int n) => $"{Path}.{n}" + (_rotation.Compress ? ".gz" : "");
+
+    private async Task RotateAsync()
+    {
+        await _file.DisposeAsync().ConfigureAwait(false);
+        // Shift NAME.1 -> NAME.2 ...; the oldest past the limit goes.
+        var existing = 0;
+        while (File.Exists(Backup(existing + 1)))
+        {
+            existing++;
+        }
+        for (var n = existing; n >= 1; n--)
+        {
+            if (_rotation.MaxBackups > 0 && n >= _rotation.MaxBackups)
+            {
+                File.Delete(Backup(n));
+            }
+            else
+            {
+                File.Move(Backup(n), Backup(n + 1), overwrite: true);
+            }
+        }
+        if (_rotation.Compress)
+        {
+            // Compress beside the target, then rename: a crash leaves either the plain
+            // file or a complete .gz, never a partial one under the final name.
+            var tmp = Backup(1) + ".tmp";
+            await using (var input = File.OpenRead(Path))
+            await using (var output = new FileStream(tmp, new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = _rotation.Mode }))
+            await using (var gzip = new System.IO.Compression.GZipStream(output, System.IO.Compression.CompressionLevel.Fastest))
+            {
+                await input.CopyToAsync(gzip).ConfigureAwait(false);
+            }
+            File.Move(tmp, Backup(1), overwrite: true);
+            File.Delete(Path);
+        }
+        else
+        {
+            File.Move(Path, Backup(1), overwrite: true);
+        }
+        Interlocked.Increment(ref _rotations);
+        _file = Open();
+    }
 
     public override async ValueTask DisposeAsync()
     {

@@ -105,6 +105,13 @@ public static class AgentConfiguration
         var nodeName = values[AgentSettings.NodeName.Key].Value is { Length: > 0 } configured
             ? configured
             : Environment.GetEnvironmentVariable("NODE_NAME") is { Length: > 0 } fromEnv ? fromEnv : Environment.MachineName;
+        var rotation = new Palisade.Exporters.FileRotation(
+            Integer(AgentSettings.ExportFileMaxSizeMb, 1, 1_000_000) * 1024L * 1024,
+            Integer(AgentSettings.ExportFileMaxBackups, 0, 10_000),
+            Checked(AgentSettings.ExportFileCompress) == "true",
+            ParsePermissions(AgentSettings.ExportFilePerm, values[AgentSettings.ExportFilePerm.Key], errors),
+            values[AgentSettings.ExportFileRotationInterval.Key].Value is "0" or "0s" ? TimeSpan.Zero
+                : ParseDuration(AgentSettings.ExportFileRotationInterval, values[AgentSettings.ExportFileRotationInterval.Key], errors));
         var selector = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var term in values[AgentSettings.TracingPolicySelector.Key].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
@@ -128,6 +135,7 @@ public static class AgentConfiguration
             NodeName = nodeName,
             ExportFilename = values[AgentSettings.ExportFilename.Key].Value is { Length: > 0 } file ? file : null,
             ExportStdout = exportStdout,
+            ExportFileRotation = rotation,
             EventQueueSize = queue,
             EnableAncestors = ancestors,
             EnableProcessCred = processCred,
@@ -265,6 +273,25 @@ public static class AgentConfiguration
         }
         errors.Add($"{setting.Key}: \"{entry.Value}\" (from {entry.Source}) must be a whole number from {min} to {max}.");
         return min;
+    }
+
+    /// <summary>Octal file permissions such as "600" or "0640" (no set-id or sticky bits).</summary>
+    internal static UnixFileMode ParsePermissions(AgentSetting setting, (string Value, string Source) entry, List<string> errors)
+    {
+        var v = entry.Value.TrimStart('0');
+        try
+        {
+            var mode = v.Length == 0 ? 0 : Convert.ToInt32(v, 8);
+            if (v.Length <= 3 && mode is >= 0 and <= 0x1ff && (mode & 0x180) == 0x180)
+            {
+                return (UnixFileMode)mode;
+            }
+        }
+        catch (FormatException)
+        {
+        }
+        errors.Add($"{setting.Key}: \"{entry.Value}\" (from {entry.Source}) is not octal permissions the agent can write to. Fix: three octal digits with the owner's read and write, e.g. 600 or 640.");
+        return Palisade.Exporters.FileRotation.DefaultMode;
     }
 
     /// <summary>Durations as "500ms", "10s", "2m", "1h" (Go's style, as Tetragon's flags take them).</summary>

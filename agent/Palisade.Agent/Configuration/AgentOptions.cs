@@ -17,6 +17,9 @@ public sealed record AgentOptions
     /// <summary>Null when no file export is configured.</summary>
     public required string? ExportFilename { get; init; }
 
+    /// <summary>Rotation of the JSON file.</summary>
+    public Palisade.Exporters.FileRotation ExportFileRotation { get; init; } = Palisade.Exporters.FileRotation.Default;
+
     public required string ExportStdout { get; init; }
 
     public required int EventQueueSize { get; init; }

@@ -35,6 +35,21 @@ public static class AgentSettings
     public static readonly AgentSetting ExportFilename = new(
         "export-filename", "", "File that receives every event as Tetragon-compatible JSON lines (mode 0600). Empty: no file.");
 
+    public static readonly AgentSetting ExportFileMaxSizeMb = new(
+        "export-file-max-size-mb", "10", "Size in MiB past which the JSON file is rotated to NAME.1 (older backups shift to .2, .3, ...). Rotation never splits a line.");
+
+    public static readonly AgentSetting ExportFileMaxBackups = new(
+        "export-file-max-backups", "5", "Rotated files kept; the oldest beyond this is deleted. 0 keeps all.");
+
+    public static readonly AgentSetting ExportFileCompress = new(
+        "export-file-compress", "false", "Gzip rotated files (NAME.1.gz).", ["true", "false"]);
+
+    public static readonly AgentSetting ExportFilePerm = new(
+        "export-file-perm", "600", "Octal permissions of the JSON file and its rotated copies when created.");
+
+    public static readonly AgentSetting ExportFileRotationInterval = new(
+        "export-file-rotation-interval", "0s", "Also rotate a non-empty file this long after it was opened (e.g. 1h); 0s: by size only.");
+
     public static readonly AgentSetting ExportStdout = new(
         "export-stdout", "none", "Events on stdout: none, compact (one readable line each, like `tetra getevents -o compact`) or json.",
         ["none", "compact", "json"]);
@@ -81,7 +96,8 @@ public static class AgentSettings
 
     public static readonly IReadOnlyList<AgentSetting> All =
     [
-        LogLevel, LogFormat, HealthServerAddress, NodeName, ExportFilename, ExportStdout, EventQueueSize, EnableAncestors, EnableProcessCred, EnableProcessNs,
+        LogLevel, LogFormat, HealthServerAddress, NodeName, ExportFilename, ExportFileMaxSizeMb, ExportFileMaxBackups, ExportFileCompress, ExportFilePerm,
+        ExportFileRotationInterval, ExportStdout, EventQueueSize, EnableAncestors, EnableProcessCred, EnableProcessNs,
         ProcessCacheSize, ProcessCacheGrace, ProcessArgsMax, RingBufferSize, ProcFs, TracingPolicyDir, TracingPolicySelector, ConfigFile, ConfigDir,
     ];
 
