@@ -5,9 +5,7 @@ using Palisade.Agent.Configuration;
 using Palisade.Bpf;
 using Palisade.Events;
 using Palisade.Policies;
-using Palisade.Policies.Compilation;
 using Palisade.Runtime.Policies;
-using Palisade.Runtime.Processes;
 
 namespace Palisade.Agent;
 
@@ -34,9 +32,7 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
     {
         var sensor = state.ProcessSensor;
         var facts = PolicyEngine.FactsFor(options.ProcFs, state.Probe?.IsAvailable(Palisade.Bpf.Probe.KernelFeature.Kprobe) ?? false);
-        var engine = new PolicyEngine(hub.Publish, facts,
-            (pid, ktime) => ktime != 0 && sensor?.Decoder is { } d && d.TryResolve(new ProcessKey(pid, ktime), out var r) ? r : null,
-            options.ProcFs);
+        var engine = new PolicyEngine(hub.Publish, facts, sensor is null ? null : sensor.Resolve, options.ProcFs);
         try
         {
             engine.Start(sensor?.ProcessMap);

@@ -72,6 +72,10 @@ public sealed class ProcessSensor : IDisposable
 
     public ProcessEventDecoder? Decoder { get; private set; }
 
+    /// <summary>The cached record of the process identified by (pid, ktime), or null (ktime 0: unknown identity).</summary>
+    public ProcessRecord? Resolve(uint pid, ulong ktime) =>
+        ktime != 0 && Decoder is { } d && d.TryResolve(new ProcessKey(pid, ktime), out var record) ? record : null;
+
     /// <summary>Processes read from /proc at start.</summary>
     public int SeededFromProcFs { get; private set; }
 

@@ -177,7 +177,7 @@ struct pal_pol_selector {
 	__u16 index;         /* selector index within the hook */
 	__u16 actions;       /* PAL_A_* */
 	__u32 signal;        /* PAL_A_SIGNAL */
-	__s32 error;         /* PAL_A_OVERRIDE: errno to return (negative) */
+	__s32 error;         /* PAL_A_OVERRIDE: argError; cgroup connect hooks refuse with EPERM whatever it is */
 	__u64 rate_ns;       /* rateLimit window; 0: none */
 	__u8 rate_scope;     /* 0 thread, 1 process, 2 global */
 	__u8 pad[7];

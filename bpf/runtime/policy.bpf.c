@@ -19,7 +19,6 @@
 #include "pal_helpers.h"
 
 #define PATH_DEPTH 64
-#define NS_CLONE_NEWUSER 0x10000000
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -146,8 +145,7 @@ struct scratch {
 	__u32 ncomp;
 	__u32 pathlen;
 	__u32 last_hook;
-	__u32 deny;                    /* connect: refuse the call */
-	__u32 deny_error;
+	__u32 deny;                    /* connect: refuse the call (a cgroup hook can only say EPERM) */
 	__u32 cgroup;                  /* 1: running in a cgroup program (no signals) */
 	struct pal_pol_sock ctxsock;
 	struct pal_pol_proc proc;      /* the current process's entry, or an empty one */
@@ -918,7 +916,6 @@ static __always_inline int act_bit(struct eval *e, __u32 bit)
 		} else {
 			if (a & PAL_A_OVERRIDE) {
 				s->deny = 1;
-				s->deny_error = sel->error;
 				if (cnt)
 					cnt->overridden++;
 			}
@@ -1180,10 +1177,6 @@ int pal_pol_kprobe(struct pt_regs *ctx)
 
 /* ---------------------------------------------------------------- processes */
 
-struct bin_ctx {
-	struct scratch *s;
-};
-
 SEC("raw_tp/sched_process_exec")
 int BPF_PROG(pal_pol_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -1270,7 +1263,6 @@ static __always_inline int connect_points(struct bpf_sock_addr *ctx, int v6)
 	s->nr = ~0U;
 	s->ret = 0;
 	s->deny = 0;
-	s->deny_error = 0;
 	for (int i = 0; i < 6; i++)
 		s->args[i] = 0;
 	struct pal_pol_sock *o = &s->ctxsock;

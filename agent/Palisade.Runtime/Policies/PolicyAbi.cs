@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Palisade.Bpf.Abi;
 using Palisade.Runtime.Abi;
@@ -214,6 +213,4 @@ internal unsafe struct PalPolEvent
     public uint Point;
     public ulong ProcKtime;
     public fixed byte Values[PolAbi.Slots * 320];
-
-    public static int ValueSize => Unsafe.SizeOf<PalPolValue>();
 }

@@ -167,46 +167,24 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
     private void SeedProcesses()
     {
         var map = Obj.Map("pal_pol_procs").Typed<uint, PalPolProc>();
-        foreach (var dir in Directory.EnumerateDirectories(_procRoot))
+        foreach (var p in ProcFs.Scan(_procRoot, cgroupRoot: null))
         {
-            if (!uint.TryParse(Path.GetFileName(dir), out var pid))
+            var proc = new PalPolProc { Parent = p.ParentPid, CapEff = p.CapEffective, Nspid = p.NamespacePid };
+            var bytes = Encoding.UTF8.GetBytes(p.Binary);
+            var n = Math.Min(bytes.Length, PolAbi.Str - 1);
+            bytes.AsSpan(0, n).CopyTo(new Span<byte>(proc.Bin, PolAbi.Str));
+            proc.Len = (ushort)n;
+            for (var i = 0; i < p.Namespaces.Length && i < (int)NamespaceSlot.Count; i++)
             {
-                continue;
+                proc.Ns[i] = p.Namespaces[i];
             }
             try
             {
-                var proc = default(PalPolProc);
-                var exe = File.ResolveLinkTarget(Path.Combine(dir, "exe"), false)?.FullName ?? "";
-                var bytes = Encoding.UTF8.GetBytes(exe.EndsWith(" (deleted)", StringComparison.Ordinal) ? exe[..^10] : exe);
-                var n = Math.Min(bytes.Length, PolAbi.Str - 1);
-                bytes.AsSpan(0, n).CopyTo(new Span<byte>(proc.Bin, PolAbi.Str));
-                proc.Len = (ushort)n;
-                foreach (var line in File.ReadLines(Path.Combine(dir, "status")))
-                {
-                    if (line.StartsWith("PPid:", StringComparison.Ordinal))
-                    {
-                        proc.Parent = uint.Parse(line.AsSpan(5).Trim(), System.Globalization.CultureInfo.InvariantCulture);
-                    }
-                    else if (line.StartsWith("NSpid:", StringComparison.Ordinal))
-                    {
-                        var ids = line[6..].Split('\t', ' ', StringSplitOptions.RemoveEmptyEntries);
-                        proc.Nspid = uint.Parse(ids[^1], System.Globalization.CultureInfo.InvariantCulture);
-                    }
-                    else if (line.StartsWith("CapEff:", StringComparison.Ordinal))
-                    {
-                        proc.CapEff = ulong.Parse(line.AsSpan(7).Trim(), System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);
-                    }
-                }
-                var ns = ProcFs.ReadNamespaces(dir);
-                for (var i = 0; i < ns.Length && i < (int)NamespaceSlot.Count; i++)
-                {
-                    proc.Ns[i] = ns[i];
-                }
-                map.Update(pid, proc, MapUpdateFlags.NoExist);
+                map.Update(p.Pid, proc, MapUpdateFlags.NoExist);
             }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException or BpfException)
+            catch (BpfException)
             {
-                // The process left, or the kernel already recorded it: nothing to seed.
+                // The kernel recorded the process first (an exec raced the scan): its entry is newer.
             }
         }
     }
@@ -847,22 +825,10 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         Interlocked.Increment(ref _events);
     }
 
-    private static ProcessRecord MinimalProcess(uint pid, uint tid) => new()
+    private ProcessRecord MinimalProcess(uint pid, uint tid) => new()
     {
-        Pid = pid, Tid = tid, Ktime = 0, ExecId = "", Binary = ProcFsBinary(pid), StartTime = DateTimeOffset.UtcNow,
+        Pid = pid, Tid = tid, Ktime = 0, ExecId = "", Binary = ProcFs.ReadExe(Path.Combine(_procRoot, pid.ToString(System.Globalization.CultureInfo.InvariantCulture))), StartTime = DateTimeOffset.UtcNow,
     };
-
-    private static string ProcFsBinary(uint pid)
-    {
-        try
-        {
-            return File.ResolveLinkTarget($"/proc/{pid}/exe", false)?.FullName ?? "";
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return "";
-        }
-    }
 
     private static PolicyArgValue ToArg(string type, string? label, in PalPolValue v, SlotSource src)
     {

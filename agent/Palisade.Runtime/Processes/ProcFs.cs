@@ -54,7 +54,7 @@ public static partial class ProcFs
             return null; // kernel threads run no binary
         }
         var status = ParseStatus(File.ReadAllLines(Path.Combine(dir, "status")));
-        var exe = ReadLink(Path.Combine(dir, "exe")) ?? string.Empty;
+        var exe = ReadExe(dir);
         var cwd = ReadLink(Path.Combine(dir, "cwd")) ?? string.Empty;
         var argv = File.ReadAllBytes(Path.Combine(dir, "cmdline"));
         var auid = uint.TryParse(ReadOrEmpty(Path.Combine(dir, "loginuid")).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var a) ? a : uint.MaxValue;
@@ -72,7 +72,7 @@ public static partial class ProcFs
                 cgroupId = InodeOf(cgroupRoot + cgroupPath);
             }
         }
-        return new ProcSnapshot(pid, stat.ParentPid, stat.StartTicks * (1_000_000_000UL / ClockTicksPerSecond), StripDeleted(exe), argv, StripDeleted(cwd),
+        return new ProcSnapshot(pid, stat.ParentPid, stat.StartTicks * (1_000_000_000UL / ClockTicksPerSecond), exe, argv, StripDeleted(cwd),
             status.Uids, status.Gids, status.CapInh, status.CapPrm, status.CapEff, auid, status.NsPid, namespaces, leaf, parent, cgroupId);
     }
 
@@ -147,6 +147,9 @@ public static partial class ProcFs
         }
         return result;
     }
+
+    /// <summary>The executable of the process at <paramref name="procDir"/> (" (deleted)" removed), empty when unreadable.</summary>
+    public static string ReadExe(string procDir) => StripDeleted(ReadLink(Path.Combine(procDir, "exe")) ?? string.Empty);
 
     private static string StripDeleted(string path) =>
         path.EndsWith(" (deleted)", StringComparison.Ordinal) ? path[..^" (deleted)".Length] : path;

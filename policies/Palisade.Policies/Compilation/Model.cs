@@ -60,14 +60,16 @@ public sealed record HookTarget(PointKind Kind, int Syscall, string Function, Po
 
     public string Describe() => Kind switch
     {
-        PointKind.SyscallExit => $"exit of {SyscallTable.NameOf(Syscall) ?? (Syscall < 0 ? "every syscall" : Syscall.ToString(System.Globalization.CultureInfo.InvariantCulture))}",
-        PointKind.SyscallEnter => $"entry of {SyscallTable.NameOf(Syscall) ?? (Syscall < 0 ? "every syscall" : Syscall.ToString(System.Globalization.CultureInfo.InvariantCulture))}",
+        PointKind.SyscallExit => $"exit of {SyscallName}",
+        PointKind.SyscallEnter => $"entry of {SyscallName}",
         PointKind.Exec => "sched_process_exec",
         PointKind.Connect => "cgroup connect4/connect6",
         PointKind.Uprobe => $"uprobe {Function}",
         PointKind.Kprobe => $"kprobe {Function}",
         _ => Kind.ToString(),
     };
+
+    private string SyscallName => SyscallTable.NameOf(Syscall) ?? (Syscall < 0 ? "every syscall" : Syscall.ToString(System.Globalization.CultureInfo.InvariantCulture));
 }
 
 /// <summary>A value a selector tests: a policy argument (by index), or a task value.</summary>
@@ -122,6 +124,4 @@ public sealed record KernelFacts(bool Kprobes, IReadOnlyDictionary<string, uint>
 {
     /// <summary>Where the host's /proc is (Tetragon's /procRoot in uprobe paths).</summary>
     public string ProcRoot { get; init; } = "/proc";
-
-    public static readonly KernelFacts None = new(false, new Dictionary<string, uint>());
 }

@@ -80,7 +80,7 @@ public static class PolicyCompiler
         try
         {
             var (targets, how) = ResolveKprobe(policy, k, facts);
-            var selectors = CompileSelectors(policy, k.Selectors, k.Args, path, targets, errors, tracepoint: false, facts);
+            var selectors = CompileSelectors(policy, k.Selectors, k.Args, path, errors, tracepoint: false, facts);
             CheckTargets(k.Args, k.ReturnArg, k.Return, targets, selectors);
             var mode = targets.All(t => t.Kind == PointKind.Kprobe) ? HookMode.Native : HookMode.Emulated;
             return new CompiledHook(index, "kprobe", name, new HookStatus(mode, how), targets, selectors, k.Args, k.ReturnArg, k.Message, k.Tags);
@@ -209,7 +209,7 @@ public static class PolicyCompiler
         try
         {
             var target = ResolveTracepoint(t);
-            var selectors = CompileSelectors(policy, t.Selectors, t.Args, path, [target], errors, tracepoint: true, facts);
+            var selectors = CompileSelectors(policy, t.Selectors, t.Args, path, errors, tracepoint: true, facts);
             CheckTargets(t.Args, null, false, [target], selectors);
             var how = $"tracepoint {name} ({target.Describe()})";
             return new CompiledHook(index, "tracepoint", name, new HookStatus(HookMode.Native, how), [target], selectors, t.Args, null, t.Message, t.Tags)
@@ -249,7 +249,7 @@ public static class PolicyCompiler
                 };
             }
             var targets = u.Symbols.Select(sym => new HookTarget(PointKind.Uprobe, -1, sym) { Args = args, Binary = binary }).ToList();
-            var selectors = CompileSelectors(policy, u.Selectors, u.Args, path, targets, errors, tracepoint: false, facts);
+            var selectors = CompileSelectors(policy, u.Selectors, u.Args, path, errors, tracepoint: false, facts);
             CheckTargets(u.Args, null, false, targets, selectors);
             return new CompiledHook(index, "uprobe", name, new HookStatus(HookMode.Native, $"uprobe on {binary}: {name}"), targets, selectors, u.Args, null, u.Message, u.Tags)
             { Subsystem = binary };
@@ -382,7 +382,7 @@ public static class PolicyCompiler
     };
 
     private static List<CompiledSelector> CompileSelectors(TracingPolicy policy, IReadOnlyList<Selector> selectors, IReadOnlyList<PolicyArg> args,
-        string path, List<HookTarget> targets, List<PolicyError> errors, bool tracepoint, KernelFacts facts)
+        string path, List<PolicyError> errors, bool tracepoint, KernelFacts facts)
     {
         var result = new List<CompiledSelector>();
         if (selectors.Count == 0)

@@ -1,10 +1,8 @@
 using System.Collections.Concurrent;
 using Palisade.Events;
 using Palisade.Policies;
-using Palisade.Policies.Compilation;
 using Palisade.Runtime;
 using Palisade.Runtime.Policies;
-using Palisade.Runtime.Processes;
 
 namespace Palisade.IntegrationTests.Infrastructure;
 
@@ -17,8 +15,7 @@ internal sealed class PolicyHarness : IDisposable
     {
         _sensor = new SensorHarness();
         var facts = PolicyEngine.FactsFor("/proc", kprobes: claimKprobes);
-        Engine = new PolicyEngine(_sensor.Hub.Publish, facts,
-            (pid, ktime) => ktime != 0 && _sensor.Sensor.Decoder!.TryResolve(new ProcessKey(pid, ktime), out var r) ? r : null);
+        Engine = new PolicyEngine(_sensor.Hub.Publish, facts, _sensor.Sensor.Resolve);
         Engine.Start(_sensor.Sensor.ProcessMap);
     }
 
