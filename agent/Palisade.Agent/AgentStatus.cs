@@ -56,6 +56,30 @@ internal static class AgentStatus
                 w.WriteNumber("dropped_queue_full", sub.Dropped);
                 w.WriteNumber("written", sink?.Written ?? 0);
                 w.WriteNumber("failed", sink?.Failed ?? 0);
+                w.WriteNumber("filtered", sink?.Filtered ?? 0);
+                if (sink is not null)
+                {
+                    w.WriteStartObject("dropped");
+                    foreach (var (reason, n) in sink.Drops)
+                    {
+                        w.WriteNumber(reason, n);
+                    }
+                    w.WriteEndObject();
+                }
+                if (sink is Palisade.Exporters.Elasticsearch.ElasticsearchSink es)
+                {
+                    w.WriteNumber("indexed", es.Indexed);
+                    w.WriteNumber("duplicates", es.Duplicates);
+                    w.WriteNumber("dead_lettered", es.DeadLettered);
+                    w.WriteNumber("retries", es.Retries);
+                    w.WriteNumber("requests", es.Requests);
+                    w.WriteNumber("spooled_bytes", es.SpooledBytes);
+                    w.WriteNumber("spool_dropped", es.SpoolDropped);
+                    if (es.LastError is { } error)
+                    {
+                        w.WriteString("last_error", error);
+                    }
+                }
                 w.WriteEndObject();
             }
             w.WriteEndArray();

@@ -7,13 +7,13 @@ public static class CompactFormat
 {
     private const string Blue = "\u001b[34m", Cyan = "\u001b[36m", Red = "\u001b[31m", Magenta = "\u001b[35m", Reset = "\u001b[0m";
 
-    public static string Format(PalisadeEvent e, string nodeName, bool color)
+    public static string Format(PalisadeEvent e, string nodeName, bool color, Filters.Redactor? redactor = null)
     {
         string Paint(string code, string text) => color ? code + text + Reset : text;
         var p = e.Process;
         var where = Paint(Magenta, p.Pod is { } pod ? $"{pod.Namespace}/{pod.Name}" : nodeName);
         var binary = Paint(Magenta, p.Binary);
-        var args = Paint(Cyan, MaybeQuote(p.Arguments));
+        var args = Paint(Cyan, MaybeQuote(redactor is null ? p.Arguments : redactor.Arguments(p)));
         return e switch
         {
             ProcessExecEvent => Trim($"{Paint(Blue, "🚀 process")} {where} {binary} {args}"),
@@ -22,6 +22,9 @@ public static class CompactFormat
             _ => $"{e.Kind} {where} {binary}",
         };
     }
+
+    public static string RateLimitInfo(long dropped, bool color) =>
+        (color ? Red : "") + "🧊 rate-limit" + (color ? Reset : "") + $" {dropped} events dropped by the export rate limit";
 
     private static string PolicyVerb(ProcessPolicyEvent e) => e.Action switch
     {

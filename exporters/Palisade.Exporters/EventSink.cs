@@ -1,8 +1,19 @@
 using System.Buffers;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Palisade.Events;
+using Palisade.Exporters.Filters;
 
 namespace Palisade.Exporters;
+
+/// <summary>
+/// What one sink lets through and how: allow/deny filters (deny wins), field filters on the
+/// encoded event, and an optional rate limit in events per minute (0: none).
+/// </summary>
+public sealed record SinkPipeline(ExportFilter Filter, IReadOnlyList<FieldFilter> Fields, int RateLimitPerMinute)
+{
+    public static readonly SinkPipeline PassAll = new(ExportFilter.All, [], 0);
+}
 
 /// <summary>
 /// Drains one subscription into an output, writing whole lines only: events are encoded
@@ -23,12 +34,18 @@ public abstract class EventSink : IAsyncDisposable
     private readonly ArrayBufferWriter<byte> _buffer = new(FlushThreshold * 2);
     private readonly Utf8JsonWriter _json;
     private Task? _run;
+    private readonly SinkPipeline _pipeline;
+    private readonly RateLimiter? _limiter;
     private long _written;
     private long _failed;
+    private long _filtered;
+    private long _encodeFailed;
 
-    protected EventSink(EventSubscription subscription, string nodeName, TetragonJsonOptions? jsonOptions)
+    protected EventSink(EventSubscription subscription, string nodeName, TetragonJsonOptions? jsonOptions, SinkPipeline? pipeline = null)
     {
         JsonOptions = jsonOptions ?? TetragonJsonOptions.Default;
+        _pipeline = pipeline ?? SinkPipeline.PassAll;
+        _limiter = _pipeline.RateLimitPerMinute > 0 ? new RateLimiter(_pipeline.RateLimitPerMinute) : null;
         _subscription = subscription;
         NodeName = nodeName;
         _json = new Utf8JsonWriter(_buffer, new JsonWriterOptions { SkipValidation = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
@@ -46,9 +63,23 @@ public abstract class EventSink : IAsyncDisposable
     /// <summary>Events that could not be encoded or written.</summary>
     public long Failed => Interlocked.Read(ref _failed);
 
+    /// <summary>Events the allow/deny filters kept out (not a loss: asked for).</summary>
+    public long Filtered => Interlocked.Read(ref _filtered);
+
+    /// <summary>Events lost, by reason: queue_full, rate_limited, encode_failed, write_failed.</summary>
+    public IReadOnlyDictionary<string, long> Drops => new Dictionary<string, long>(StringComparer.Ordinal)
+    {
+        ["queue_full"] = _subscription.Dropped,
+        ["rate_limited"] = _limiter?.Dropped ?? 0,
+        ["encode_failed"] = Interlocked.Read(ref _encodeFailed),
+        ["write_failed"] = Interlocked.Read(ref _failed) - Interlocked.Read(ref _encodeFailed),
+    };
+
+    public SinkPipeline Pipeline => _pipeline;
+
     public EventSubscription Subscription => _subscription;
 
-    public void Start() => _run = Task.Run(RunAsync);
+    public virtual void Start() => _run = Task.Run(RunAsync);
 
     private async Task RunAsync()
     {
@@ -71,6 +102,15 @@ public abstract class EventSink : IAsyncDisposable
     {
         while (reader.TryRead(out var e))
         {
+            if (!_pipeline.Filter.Passes(e))
+            {
+                Interlocked.Increment(ref _filtered);
+                continue;
+            }
+            if (_limiter is not null && !_limiter.TryTake())
+            {
+                continue;
+            }
             try
             {
                 Encode(e);
@@ -79,11 +119,16 @@ public abstract class EventSink : IAsyncDisposable
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
                 Interlocked.Increment(ref _failed);
+                Interlocked.Increment(ref _encodeFailed);
             }
             if (_buffer.WrittenCount >= FlushThreshold)
             {
                 pending = await FlushAsync(pending).ConfigureAwait(false);
             }
+        }
+        if (_limiter?.TakeReport(force: reader.Completion.IsCompleted) is > 0 and var dropped)
+        {
+            EncodeRateLimitInfo(dropped, _buffer, _json);
         }
         return pending;
     }
@@ -108,6 +153,15 @@ public abstract class EventSink : IAsyncDisposable
 
     /// <summary>Appends one event and a newline to <paramref name="buffer"/>.</summary>
     protected abstract void EncodeLine(PalisadeEvent e, ArrayBufferWriter<byte> buffer, Utf8JsonWriter json);
+
+    /// <summary>Appends Tetragon's rate_limit_info event: how many events the rate limit dropped.</summary>
+    protected virtual void EncodeRateLimitInfo(long dropped, ArrayBufferWriter<byte> buffer, Utf8JsonWriter json)
+    {
+        json.Reset(buffer);
+        TetragonJson.WriteRateLimitInfo(json, dropped, NodeName, DateTimeOffset.UtcNow);
+        json.Flush();
+        buffer.Write("\n"u8);
+    }
 
     /// <summary>Writes whole lines out.</summary>
     protected abstract ValueTask WriteAsync(ReadOnlyMemory<byte> lines);
@@ -146,7 +200,14 @@ public abstract class EventSink : IAsyncDisposable
     protected void JsonLine(PalisadeEvent e, ArrayBufferWriter<byte> buffer, Utf8JsonWriter json)
     {
         json.Reset(buffer);
-        TetragonJson.Write(json, e, NodeName, JsonOptions);
+        if (_pipeline.Fields.Count == 0)
+        {
+            TetragonJson.Write(json, e, NodeName, JsonOptions);
+        }
+        else
+        {
+            TetragonJson.WriteFiltered(json, e, NodeName, JsonOptions, _pipeline.Fields);
+        }
         json.Flush();
         buffer.Write("\n"u8);
     }
@@ -175,7 +236,7 @@ public sealed class JsonFileSink : EventSink
     private long _rotations;
 
     public JsonFileSink(EventSubscription subscription, string nodeName, string path, TetragonJsonOptions? jsonOptions = null, FileRotation? rotation = null,
-        TimeProvider? time = null) : base(subscription, nodeName, jsonOptions)
+        TimeProvider? time = null, SinkPipeline? pipeline = null) : base(subscription, nodeName, jsonOptions, pipeline)
     {
         _rotation = rotation ?? FileRotation.Default;
         _time = time ?? TimeProvider.System;
@@ -279,7 +340,8 @@ public sealed class ConsoleSink : EventSink
     private readonly bool _json;
     private readonly bool _color;
 
-    public ConsoleSink(EventSubscription subscription, string nodeName, bool json, TetragonJsonOptions? jsonOptions = null) : base(subscription, nodeName, jsonOptions)
+    public ConsoleSink(EventSubscription subscription, string nodeName, bool json, TetragonJsonOptions? jsonOptions = null, SinkPipeline? pipeline = null)
+        : base(subscription, nodeName, jsonOptions, pipeline)
     {
         _json = json;
         _color = !json && !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("NO_COLOR") is null;
@@ -292,11 +354,21 @@ public sealed class ConsoleSink : EventSink
             JsonLine(e, buffer, json);
             return;
         }
-        var line = CompactFormat.Format(e, NodeName, _color);
+        var line = CompactFormat.Format(e, NodeName, _color, JsonOptions.Redactor);
         var span = buffer.GetSpan(System.Text.Encoding.UTF8.GetMaxByteCount(line.Length) + 1);
         var n = System.Text.Encoding.UTF8.GetBytes(line, span);
         span[n] = (byte)'\n';
         buffer.Advance(n + 1);
+    }
+
+    protected override void EncodeRateLimitInfo(long dropped, ArrayBufferWriter<byte> buffer, Utf8JsonWriter json)
+    {
+        if (_json)
+        {
+            base.EncodeRateLimitInfo(dropped, buffer, json);
+            return;
+        }
+        buffer.Write(System.Text.Encoding.UTF8.GetBytes(CompactFormat.RateLimitInfo(dropped, _color) + "\n"));
     }
 
     protected override async ValueTask WriteAsync(ReadOnlyMemory<byte> lines)

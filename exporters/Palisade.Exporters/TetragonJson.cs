@@ -8,6 +8,9 @@ namespace Palisade.Exporters;
 public sealed record TetragonJsonOptions(bool ProcessCredentials = false, bool ProcessNamespaces = false)
 {
     public static readonly TetragonJsonOptions Default = new();
+
+    /// <summary>Masks secrets in process arguments (--redaction-filters); null: none.</summary>
+    public Filters.Redactor? Redactor { get; init; }
 }
 
 /// <summary>
@@ -66,6 +69,43 @@ public static class TetragonJson
         }
         w.WriteString("node_name", nodeName);
         WriteTime(w, "time", e.Time);
+        w.WriteEndObject();
+    }
+
+    /// <summary>Writes the event with field filters applied to its body (slower: goes through a DOM).</summary>
+    public static void WriteFiltered(Utf8JsonWriter w, PalisadeEvent e, string nodeName, TetragonJsonOptions options, IReadOnlyList<Filters.FieldFilter> filters)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(2048);
+        using (var inner = new Utf8JsonWriter(buffer))
+        {
+            Write(inner, e, nodeName, options);
+        }
+        var root = System.Text.Json.Nodes.JsonNode.Parse(buffer.WrittenSpan)!.AsObject();
+        foreach (var (key, value) in root)
+        {
+            if (value is System.Text.Json.Nodes.JsonObject body && key is not ("node_name" or "time"))
+            {
+                foreach (var f in filters)
+                {
+                    if (f.AppliesTo(e.Kind))
+                    {
+                        f.Apply(body);
+                    }
+                }
+            }
+        }
+        root.WriteTo(w);
+    }
+
+    /// <summary>Tetragon's rate_limit_info event.</summary>
+    public static void WriteRateLimitInfo(Utf8JsonWriter w, long dropped, string nodeName, DateTimeOffset time)
+    {
+        w.WriteStartObject();
+        w.WriteStartObject("rate_limit_info");
+        w.WriteString("number_of_dropped_process_events", dropped.ToString(CultureInfo.InvariantCulture));
+        w.WriteEndObject();
+        w.WriteString("node_name", nodeName);
+        WriteTime(w, "time", time);
         w.WriteEndObject();
     }
 
@@ -255,7 +295,7 @@ public static class TetragonJson
         w.WriteNumber("uid", p.Credentials.Uid);
         WriteNonEmpty(w, "cwd", p.Cwd);
         WriteNonEmpty(w, "binary", p.Binary);
-        WriteNonEmpty(w, "arguments", p.Arguments);
+        WriteNonEmpty(w, "arguments", o.Redactor is { } redactor ? redactor.Arguments(p) : p.Arguments);
         WriteNonEmpty(w, "flags", p.FlagsText);
         WriteTime(w, "start_time", p.StartTime);
         w.WriteNumber("auid", p.Auid);

@@ -123,12 +123,42 @@ public static class AgentConfiguration
             }
             selector[term[..eq]] = term[(eq + 1)..];
         }
+        var pipeline = ParsePipeline(values, errors, out var redactor);
+        var elasticsearch = ParseElasticsearch(values, errors);
+        var serverAddress = values[AgentSettings.ServerAddress.Key].Value;
+        if (serverAddress.Length > 0 && !serverAddress.StartsWith("unix://", StringComparison.Ordinal))
+        {
+            var endpoint = ParseEndpoint(AgentSettings.ServerAddress, values[AgentSettings.ServerAddress.Key], errors);
+            var tls = values[AgentSettings.ServerTlsCertFile.Key].Value.Length > 0;
+            if (endpoint is not null && !tls && !IPAddress.IsLoopback(endpoint.Address))
+            {
+                errors.Add($"{AgentSettings.ServerAddress.Key}: \"{serverAddress}\" is a TCP address off loopback without TLS; anyone on the network could add policies. Fix: set server-tls-cert-file and server-tls-key-file, or use unix:///var/run/palisade/palisade.sock.");
+            }
+            if (tls != (values[AgentSettings.ServerTlsKeyFile.Key].Value.Length > 0))
+            {
+                errors.Add($"{AgentSettings.ServerTlsCertFile.Key}/{AgentSettings.ServerTlsKeyFile.Key}: give both or neither.");
+            }
+        }
+        var metricLabels = values[AgentSettings.MetricsLabelFilter.Key].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (var label in metricLabels.Where(l => l is not ("namespace" or "workload" or "pod" or "binary")))
+        {
+            errors.Add($"{AgentSettings.MetricsLabelFilter.Key}: \"{label}\" is not a metrics label. Allowed: namespace, workload, pod, binary.");
+        }
+        var maxSeries = Integer(AgentSettings.MetricsMaxSeries, 1, 1_000_000);
         if (errors.Count > 0)
         {
             throw new AgentConfigurationException(errors);
         }
         return new AgentOptions
         {
+            ExportPipeline = pipeline,
+            Redactor = redactor,
+            Elasticsearch = elasticsearch,
+            ServerAddress = serverAddress.Length > 0 ? serverAddress : null,
+            ServerTlsCertFile = NullIfEmpty(values[AgentSettings.ServerTlsCertFile.Key].Value),
+            ServerTlsKeyFile = NullIfEmpty(values[AgentSettings.ServerTlsKeyFile.Key].Value),
+            MetricsLabels = metricLabels,
+            MetricsMaxSeries = maxSeries,
             LogLevel = logLevel,
             LogFormat = logFormat,
             HealthServerEndpoint = health,
@@ -334,6 +364,93 @@ public static class AgentConfiguration
         }
         errors.Add($"{setting.Key}: \"{entry.Value}\" (from {entry.Source}) must be a power of two from 4K to 1024M, e.g. 8M.");
         return 8 * 1024 * 1024;
+    }
+
+    private static string? NullIfEmpty(string value) => value.Length > 0 ? value : null;
+
+    private static Palisade.Exporters.SinkPipeline ParsePipeline(Dictionary<string, (string Value, string Source)> values, List<string> errors,
+        out Palisade.Exporters.Filters.Redactor? redactor)
+    {
+        T Try<T>(AgentSetting setting, Func<string, string, T> parse, T fallback)
+        {
+            try
+            {
+                return parse(values[setting.Key].Value, $"{setting.Key} (from {values[setting.Key].Source})");
+            }
+            catch (Palisade.Exporters.Filters.FilterException e)
+            {
+                errors.Add(e.Message);
+                return fallback;
+            }
+            catch (System.Text.Json.JsonException e)
+            {
+                errors.Add($"{setting.Key}: not valid JSON ({e.Message}).");
+                return fallback;
+            }
+        }
+        var allow = Try(AgentSettings.ExportAllowlist, Palisade.Exporters.Filters.EventFilter.ParseList, []);
+        var deny = Try(AgentSettings.ExportDenylist, Palisade.Exporters.Filters.EventFilter.ParseList, []);
+        var fields = Try(AgentSettings.FieldFilters, Palisade.Exporters.Filters.FieldFilter.ParseList, []);
+        var redact = Try(AgentSettings.RedactionFilters, Palisade.Exporters.Filters.Redactor.Parse, null);
+        redactor = redact is { Count: > 0 } ? redact : null;
+        var limitText = values[AgentSettings.ExportRateLimit.Key];
+        var limit = limitText.Value == "-1" ? 0 : ParseInteger(AgentSettings.ExportRateLimit, limitText, 1, 100_000_000, errors);
+        return new Palisade.Exporters.SinkPipeline(new Palisade.Exporters.Filters.ExportFilter(allow, deny), fields, limit);
+    }
+
+    private static Palisade.Exporters.Elasticsearch.ElasticsearchOptions? ParseElasticsearch(Dictionary<string, (string Value, string Source)> values, List<string> errors)
+    {
+        var urlText = values[AgentSettings.ElasticsearchUrl.Key].Value;
+        if (urlText.Length == 0)
+        {
+            return null;
+        }
+        if (!Uri.TryCreate(urlText, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
+        {
+            errors.Add($"{AgentSettings.ElasticsearchUrl.Key}: \"{urlText}\" is not an http:// or https:// URL. Fix: e.g. https://elasticsearch.logging:9200.");
+            return null;
+        }
+        if (!string.IsNullOrEmpty(url.UserInfo))
+        {
+            errors.Add($"{AgentSettings.ElasticsearchUrl.Key}: credentials in the URL would be logged. Fix: use elasticsearch-username and elasticsearch-password-file.");
+        }
+        var index = values[AgentSettings.ElasticsearchIndex.Key].Value;
+        if (index.Length == 0 || index != index.ToLowerInvariant() || index.IndexOfAny(['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':']) >= 0 || index[0] is '-' or '_' or '+')
+        {
+            errors.Add($"{AgentSettings.ElasticsearchIndex.Key}: \"{index}\" is not a valid index name. Fix: lower case, no spaces or \\/*?\"<>|,#:, not starting with -, _ or +.");
+        }
+        int Integer(AgentSetting setting, int min, int max) => ParseInteger(setting, values[setting.Key], min, max, errors);
+        return new Palisade.Exporters.Elasticsearch.ElasticsearchOptions
+        {
+            Url = url,
+            Index = index,
+            DailyIndices = values[AgentSettings.ElasticsearchIndexMode.Key].Value == "daily",
+            SpoolDir = values[AgentSettings.ElasticsearchSpoolDir.Key].Value,
+            SpoolMaxBytes = ParseBytes(AgentSettings.ElasticsearchSpoolMaxSize, values[AgentSettings.ElasticsearchSpoolMaxSize.Key], errors),
+            BatchSize = Integer(AgentSettings.ElasticsearchBatchSize, 1, 100_000),
+            BatchBytes = (int)Math.Min(int.MaxValue, ParseBytes(AgentSettings.ElasticsearchBatchBytes, values[AgentSettings.ElasticsearchBatchBytes.Key], errors)),
+            FlushInterval = ParseDuration(AgentSettings.ElasticsearchFlushInterval, values[AgentSettings.ElasticsearchFlushInterval.Key], errors),
+            Compress = values[AgentSettings.ElasticsearchCompress.Key].Value != "false",
+            Username = NullIfEmpty(values[AgentSettings.ElasticsearchUsername.Key].Value),
+            PasswordFile = NullIfEmpty(values[AgentSettings.ElasticsearchPasswordFile.Key].Value),
+            ApiKeyFile = NullIfEmpty(values[AgentSettings.ElasticsearchApiKeyFile.Key].Value),
+            BearerTokenFile = NullIfEmpty(values[AgentSettings.ElasticsearchBearerTokenFile.Key].Value),
+            CaFile = NullIfEmpty(values[AgentSettings.ElasticsearchCaFile.Key].Value),
+        };
+    }
+
+    /// <summary>A byte count such as "512K", "64M", "1G" or "4096".</summary>
+    internal static long ParseBytes(AgentSetting setting, (string Value, string Source) entry, List<string> errors)
+    {
+        var v = entry.Value.ToUpperInvariant().TrimEnd('B', 'I');
+        long multiplier = v.EndsWith('K') ? 1L << 10 : v.EndsWith('M') ? 1L << 20 : v.EndsWith('G') ? 1L << 30 : 1;
+        var digits = multiplier == 1 ? v : v[..^1];
+        if (long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 && n <= (1L << 50) / multiplier)
+        {
+            return n * multiplier;
+        }
+        errors.Add($"{setting.Key}: \"{entry.Value}\" (from {entry.Source}) is not a size. Fix: a number with K, M or G, e.g. 512M.");
+        return 1L << 20;
     }
 
     private static string Suggest(string key) =>

@@ -46,6 +46,27 @@ public sealed record AgentOptions
     /// <summary>Labels a policy from the directory must carry (all of them); empty: no filter.</summary>
     public IReadOnlyDictionary<string, string> TracingPolicySelector { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>Filters, field filters and rate limit of the local sinks (file, stdout) and Elasticsearch.</summary>
+    public Palisade.Exporters.SinkPipeline ExportPipeline { get; init; } = Palisade.Exporters.SinkPipeline.PassAll;
+
+    /// <summary>Masks secrets in arguments in every sink; null: none.</summary>
+    public Palisade.Exporters.Filters.Redactor? Redactor { get; init; }
+
+    /// <summary>Null when no Elasticsearch export is configured.</summary>
+    public Palisade.Exporters.Elasticsearch.ElasticsearchOptions? Elasticsearch { get; init; }
+
+    /// <summary>gRPC API address: unix:///path or host:port; null: off.</summary>
+    public string? ServerAddress { get; init; }
+
+    public string? ServerTlsCertFile { get; init; }
+
+    public string? ServerTlsKeyFile { get; init; }
+
+    /// <summary>Labels on per-event metrics (namespace, workload, pod, binary).</summary>
+    public IReadOnlyList<string> MetricsLabels { get; init; } = ["namespace", "workload", "binary"];
+
+    public int MetricsMaxSeries { get; init; } = 2000;
+
     /// <summary>Setting key -> where its value came from (default, file, env, flag), for the start-up log.</summary>
     public required IReadOnlyDictionary<string, string> Sources { get; init; }
 }

@@ -87,6 +87,78 @@ public static class AgentSettings
     public static readonly AgentSetting TracingPolicySelector = new(
         "tracing-policy-selector", "", "Label selector (key=value[,key=value]) a policy in --tracing-policy-dir must match to be loaded; the others are skipped and logged. Empty: load all.");
 
+    public static readonly AgentSetting ExportAllowlist = new(
+        "export-allowlist", "", "Export only events matching one of these filters (Tetragon's format: one JSON object per line, e.g. {\"event_set\":[\"PROCESS_EXEC\"],\"namespace\":[\"default\"]}). Applies to the file, stdout and Elasticsearch. Empty: all.");
+
+    public static readonly AgentSetting ExportDenylist = new(
+        "export-denylist", "", "Never export events matching one of these filters (same format as export-allowlist; deny wins over allow). Empty: none.");
+
+    public static readonly AgentSetting FieldFilters = new(
+        "field-filters", "", "Keep or drop event fields, one JSON object per line: {\"event_set\":[\"PROCESS_EXEC\"],\"fields\":\"process.binary,process.arguments\",\"action\":\"INCLUDE\"}. Empty: all fields.");
+
+    public static readonly AgentSetting RedactionFilters = new(
+        "redaction-filters", "", "Mask secrets in process arguments in every sink, one JSON object per line: {\"binary_regex\":[\"mysql\"],\"redact\":[\"(?:-p|--password)[= ]?(\\\\S+)\"]}; each capture group becomes *****. Empty: none.");
+
+    public static readonly AgentSetting ExportRateLimit = new(
+        "export-rate-limit", "-1", "Most events per minute each sink exports; the rest are dropped, counted and reported in rate_limit_info events. -1: no limit.");
+
+    public static readonly AgentSetting ElasticsearchUrl = new(
+        "elasticsearch-url", "", "Elasticsearch base URL (http:// or https://) to index events into with the _bulk API. Empty: no Elasticsearch export.");
+
+    public static readonly AgentSetting ElasticsearchIndex = new(
+        "elasticsearch-index", "palisade-events", "Data stream name, or index prefix in daily mode (NAME-yyyy.MM.dd). An index template for it is installed on start.");
+
+    public static readonly AgentSetting ElasticsearchIndexMode = new(
+        "elasticsearch-index-mode", "data-stream", "data-stream (one data stream, ILM-friendly) or daily (one index per UTC day).", ["data-stream", "daily"]);
+
+    public static readonly AgentSetting ElasticsearchSpoolDir = new(
+        "elasticsearch-spool-dir", "/var/lib/palisade/elasticsearch", "Where events wait on disk while Elasticsearch is unreachable; replayed in order on recovery and after restarts. The dead-letter file lives here too.");
+
+    public static readonly AgentSetting ElasticsearchSpoolMaxSize = new(
+        "elasticsearch-spool-max-size", "1G", "Most bytes the spool may hold; past it the oldest spooled events are dropped (counted). Suffixes K, M, G.");
+
+    public static readonly AgentSetting ElasticsearchBatchSize = new(
+        "elasticsearch-batch-size", "1000", "Most events in one _bulk request.");
+
+    public static readonly AgentSetting ElasticsearchBatchBytes = new(
+        "elasticsearch-batch-bytes", "5M", "Most bytes (uncompressed) in one _bulk request. Suffixes K, M.");
+
+    public static readonly AgentSetting ElasticsearchFlushInterval = new(
+        "elasticsearch-flush-interval", "1s", "Longest an event waits for its batch to fill before it is sent.");
+
+    public static readonly AgentSetting ElasticsearchCompress = new(
+        "elasticsearch-compress", "true", "Gzip _bulk request bodies.", ["true", "false"]);
+
+    public static readonly AgentSetting ElasticsearchUsername = new(
+        "elasticsearch-username", "", "Basic-auth user; the password comes from elasticsearch-password-file or the ELASTICSEARCH_PASSWORD environment variable.");
+
+    public static readonly AgentSetting ElasticsearchPasswordFile = new(
+        "elasticsearch-password-file", "", "File holding the basic-auth password (a mounted Secret). Never logged.");
+
+    public static readonly AgentSetting ElasticsearchApiKeyFile = new(
+        "elasticsearch-api-key-file", "", "File holding an API key (the base64 id:key form), sent as 'Authorization: ApiKey'. Or set ELASTICSEARCH_API_KEY.");
+
+    public static readonly AgentSetting ElasticsearchBearerTokenFile = new(
+        "elasticsearch-bearer-token-file", "", "File holding a bearer token, sent as 'Authorization: Bearer'. Or set ELASTICSEARCH_BEARER_TOKEN.");
+
+    public static readonly AgentSetting ElasticsearchCaFile = new(
+        "elasticsearch-ca-file", "", "PEM file of the CA that signed Elasticsearch's certificate. Empty: the system trust store.");
+
+    public static readonly AgentSetting ServerAddress = new(
+        "server-address", "unix:///var/run/palisade/palisade.sock", "Where the gRPC API listens: unix:///path (created mode 0600, root only) or host:port for TCP (then server-tls-cert-file and server-tls-key-file are required unless the host is loopback). Empty: no gRPC API.");
+
+    public static readonly AgentSetting ServerTlsCertFile = new(
+        "server-tls-cert-file", "", "PEM certificate for the gRPC API on TCP.");
+
+    public static readonly AgentSetting ServerTlsKeyFile = new(
+        "server-tls-key-file", "", "PEM private key for server-tls-cert-file.");
+
+    public static readonly AgentSetting MetricsLabelFilter = new(
+        "metrics-label-filter", "namespace,workload,binary", "Labels on per-event metrics, any of namespace, workload, pod, binary. Fewer labels, fewer series.");
+
+    public static readonly AgentSetting MetricsMaxSeries = new(
+        "metrics-max-series", "2000", "Most label sets one per-event metric may grow; events beyond it are counted under the value \"other\" so a busy node cannot blow up Prometheus.");
+
     /// <summary>Settings that select where other settings come from; read before everything else.</summary>
     public static readonly AgentSetting ConfigFile = new(
         "config-file", "/etc/palisade/palisade.yaml", "YAML file of settings (keys as in this table). Missing is fine for the default path, an error for a path given explicitly.");
@@ -98,7 +170,13 @@ public static class AgentSettings
     [
         LogLevel, LogFormat, HealthServerAddress, NodeName, ExportFilename, ExportFileMaxSizeMb, ExportFileMaxBackups, ExportFileCompress, ExportFilePerm,
         ExportFileRotationInterval, ExportStdout, EventQueueSize, EnableAncestors, EnableProcessCred, EnableProcessNs,
-        ProcessCacheSize, ProcessCacheGrace, ProcessArgsMax, RingBufferSize, ProcFs, TracingPolicyDir, TracingPolicySelector, ConfigFile, ConfigDir,
+        ProcessCacheSize, ProcessCacheGrace, ProcessArgsMax, RingBufferSize, ProcFs, TracingPolicyDir, TracingPolicySelector,
+        ExportAllowlist, ExportDenylist, FieldFilters, RedactionFilters, ExportRateLimit,
+        ElasticsearchUrl, ElasticsearchIndex, ElasticsearchIndexMode, ElasticsearchSpoolDir, ElasticsearchSpoolMaxSize, ElasticsearchBatchSize,
+        ElasticsearchBatchBytes, ElasticsearchFlushInterval, ElasticsearchCompress, ElasticsearchUsername, ElasticsearchPasswordFile,
+        ElasticsearchApiKeyFile, ElasticsearchBearerTokenFile, ElasticsearchCaFile,
+        ServerAddress, ServerTlsCertFile, ServerTlsKeyFile, MetricsLabelFilter, MetricsMaxSeries,
+        ConfigFile, ConfigDir,
     ];
 
     public static AgentSetting? Find(string key) => All.FirstOrDefault(s => s.Key == key);

@@ -1,0 +1,383 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Palisade.Events;
+
+namespace Palisade.Exporters.Filters;
+
+/// <summary>A bad filter definition: the field, the value and how to fix it.</summary>
+public sealed class FilterException(string message) : Exception(message);
+
+/// <summary>
+/// One export filter in Tetragon's JSON form (one object per line of --export-allowlist /
+/// --export-denylist): the fields present are ANDed, the values of one field ORed.
+/// An event matches when every field present matches.
+/// </summary>
+public sealed class EventFilter
+{
+    private static readonly Dictionary<string, EventKind> EventSetNames = new(StringComparer.Ordinal)
+    {
+        ["PROCESS_EXEC"] = EventKind.ProcessExec,
+        ["PROCESS_EXIT"] = EventKind.ProcessExit,
+        ["PROCESS_KPROBE"] = EventKind.ProcessKprobe,
+        ["PROCESS_TRACEPOINT"] = EventKind.ProcessTracepoint,
+        ["PROCESS_UPROBE"] = EventKind.ProcessUprobe,
+        ["PROCESS_LSM"] = EventKind.ProcessLsm,
+    };
+
+    /// <summary>The fields a filter may use, as Tetragon names them.</summary>
+    public static readonly string[] Fields =
+    [
+        "event_set", "namespace", "binary_regex", "parent_binary_regex", "ancestor_binary_regex", "pod_regex",
+        "container_name_regex", "labels", "arguments_regex", "policy_names", "pid", "pid_set", "health_check",
+    ];
+
+    private HashSet<EventKind>? _kinds;
+    private HashSet<string>? _namespaces;
+    private Regex? _binary, _parentBinary, _ancestorBinary, _pod, _container, _arguments;
+    private List<LabelTerm>? _labels;
+    private HashSet<string>? _policies;
+    private HashSet<uint>? _pids, _pidSet;
+
+    /// <summary>The filter as written, for status and messages.</summary>
+    public required string Source { get; init; }
+
+    /// <summary>Names the event kinds this filter can match; null when any.</summary>
+    public IReadOnlySet<EventKind>? Kinds => _kinds;
+
+    public static EventKind? KindOf(string eventSetName) => EventSetNames.TryGetValue(eventSetName, out var k) ? k : null;
+
+    public static string NameOf(EventKind kind) => EventSetNames.First(kv => kv.Value == kind).Key;
+
+    /// <summary>Parses one filter object; <paramref name="where"/> names it in errors (e.g. "export-allowlist line 2").</summary>
+    public static EventFilter Parse(string json, string where)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json);
+        }
+        catch (JsonException e)
+        {
+            throw new FilterException($"{where}: not valid JSON ({e.Message}). Fix: write one JSON object per line, e.g. {{\"event_set\":[\"PROCESS_EXEC\"]}}.");
+        }
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw new FilterException($"{where}: a filter is a JSON object, not {doc.RootElement.ValueKind}. Fix: e.g. {{\"namespace\":[\"default\"]}}.");
+            }
+            var filter = new EventFilter { Source = json.Trim() };
+            foreach (var p in doc.RootElement.EnumerateObject())
+            {
+                filter.Set(p, where);
+            }
+            return filter;
+        }
+    }
+
+    /// <summary>Parses a list: one filter per non-empty line (Tetragon's format), or a JSON array of filters.</summary>
+    public static IReadOnlyList<EventFilter> ParseList(string text, string where)
+    {
+        var trimmed = text.Trim();
+        if (trimmed.Length == 0)
+        {
+            return [];
+        }
+        if (trimmed.StartsWith('['))
+        {
+            using var doc = JsonDocument.Parse(trimmed);
+            return [.. doc.RootElement.EnumerateArray().Select((e, i) => Parse(e.GetRawText(), $"{where}[{i}]"))];
+        }
+        var lines = text.Split('\n');
+        var result = new List<EventFilter>();
+        for (var i = 0; i < lines.Length; i++)
+        {
+            if (lines[i].Trim().Length > 0)
+            {
+                result.Add(Parse(lines[i], $"{where} line {i + 1}"));
+            }
+        }
+        return result;
+    }
+
+    private void Set(JsonProperty p, string where)
+    {
+        var field = $"{where}: {p.Name}";
+        switch (p.Name)
+        {
+            case "event_set":
+                _kinds = [.. Strings(p, field).Select(s => KindOf(s) ?? throw new FilterException(
+                    $"{field}: unknown event type \"{s}\". Allowed: {string.Join(", ", EventSetNames.Keys)}."))];
+                break;
+            case "namespace":
+                _namespaces = [.. Strings(p, field)];
+                break;
+            case "binary_regex": _binary = Regexes(p, field); break;
+            case "parent_binary_regex": _parentBinary = Regexes(p, field); break;
+            case "ancestor_binary_regex": _ancestorBinary = Regexes(p, field); break;
+            case "pod_regex": _pod = Regexes(p, field); break;
+            case "container_name_regex": _container = Regexes(p, field); break;
+            case "arguments_regex": _arguments = Regexes(p, field); break;
+            case "labels":
+                _labels = [.. Strings(p, field).Select(s => LabelTerm.Parse(s, field))];
+                break;
+            case "policy_names":
+                _policies = [.. Strings(p, field)];
+                break;
+            case "pid":
+                _pids = [.. Pids(p, field)];
+                break;
+            case "pid_set":
+                _pidSet = [.. Pids(p, field)];
+                break;
+            case "health_check":
+                // Health checks are gRPC calls, never events here: the field is accepted for
+                // compatibility and matches every event when false, none when true.
+                if (p.Value.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+                {
+                    throw new FilterException($"{field}: must be true or false, not {p.Value.GetRawText()}.");
+                }
+                if (p.Value.GetBoolean())
+                {
+                    _kinds = [];
+                }
+                break;
+            default:
+                var hint = Fields.OrderBy(f => Distance(f, p.Name)).First();
+                throw new FilterException($"{field}: unknown filter field. Did you mean \"{hint}\"? Allowed: {string.Join(", ", Fields)}.");
+        }
+    }
+
+    private static string[] Strings(JsonProperty p, string field)
+    {
+        if (p.Value.ValueKind != JsonValueKind.Array || p.Value.EnumerateArray().Any(v => v.ValueKind != JsonValueKind.String))
+        {
+            throw new FilterException($"{field}: must be a list of strings, not {p.Value.GetRawText()}. Fix: e.g. [\"value\"].");
+        }
+        return [.. p.Value.EnumerateArray().Select(v => v.GetString()!)];
+    }
+
+    private static Regex Regexes(JsonProperty p, string field)
+    {
+        var patterns = Strings(p, field);
+        foreach (var pattern in patterns)
+        {
+            try
+            {
+                _ = new Regex(pattern);
+            }
+            catch (ArgumentException e)
+            {
+                throw new FilterException($"{field}: \"{pattern}\" is not a valid regular expression ({e.Message}).");
+            }
+        }
+        // One alternation, compiled once: events are matched on the export path.
+        return new Regex(string.Join('|', patterns.Select(s => $"(?:{s})")), RegexOptions.Compiled | RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(50));
+    }
+
+    private static uint[] Pids(JsonProperty p, string field)
+    {
+        if (p.Value.ValueKind != JsonValueKind.Array || p.Value.EnumerateArray().Any(v => v.ValueKind != JsonValueKind.Number || !v.TryGetUInt32(out _)))
+        {
+            throw new FilterException($"{field}: must be a list of process ids, not {p.Value.GetRawText()}. Fix: e.g. [1234].");
+        }
+        return [.. p.Value.EnumerateArray().Select(v => v.GetUInt32())];
+    }
+
+    /// <summary>True when every field present matches the event.</summary>
+    public bool Matches(PalisadeEvent e)
+    {
+        var p = e.Process;
+        if (_kinds is not null && !_kinds.Contains(e.Kind))
+        {
+            return false;
+        }
+        // Tetragon: the empty namespace "" names processes outside any pod (the host).
+        if (_namespaces is not null && !_namespaces.Contains(p.Pod?.Namespace ?? string.Empty))
+        {
+            return false;
+        }
+        if (_binary is not null && !Safe(_binary, p.Binary))
+        {
+            return false;
+        }
+        if (_parentBinary is not null && !Safe(_parentBinary, (e.Parent ?? p.Parent)?.Binary))
+        {
+            return false;
+        }
+        if (_ancestorBinary is not null && !AncestorMatches(p))
+        {
+            return false;
+        }
+        if (_pod is not null && !Safe(_pod, p.Pod?.Name))
+        {
+            return false;
+        }
+        if (_container is not null && !Safe(_container, p.Pod?.Container?.Name))
+        {
+            return false;
+        }
+        if (_arguments is not null && !Safe(_arguments, p.Arguments))
+        {
+            return false;
+        }
+        if (_labels is not null && !_labels.All(l => l.Matches(p.Pod?.Labels)))
+        {
+            return false;
+        }
+        if (_policies is not null && (e is not ProcessPolicyEvent pe || !_policies.Contains(pe.PolicyName)))
+        {
+            return false;
+        }
+        if (_pids is not null && !_pids.Contains(p.Pid))
+        {
+            return false;
+        }
+        if (_pidSet is not null && !InPidSet(p))
+        {
+            return false;
+        }
+        return true;
+    }
+
+    private bool AncestorMatches(ProcessRecord p)
+    {
+        for (var a = p.Parent; a is not null; a = a.Parent)
+        {
+            if (Safe(_ancestorBinary!, a.Binary))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    // pid_set: the process or any ancestor has one of the pids (Tetragon: "process tree").
+    private bool InPidSet(ProcessRecord p)
+    {
+        for (var a = p; a is not null; a = a.Parent)
+        {
+            if (_pidSet!.Contains(a.Pid))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static bool Safe(Regex regex, string? value)
+    {
+        if (value is null)
+        {
+            return false;
+        }
+        try
+        {
+            return regex.IsMatch(value);
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            return false;
+        }
+    }
+
+    internal static int Distance(string a, string b)
+    {
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (var i = 0; i <= a.Length; i++)
+        {
+            d[i, 0] = i;
+        }
+        for (var j = 0; j <= b.Length; j++)
+        {
+            d[0, j] = j;
+        }
+        for (var i = 1; i <= a.Length; i++)
+        {
+            for (var j = 1; j <= b.Length; j++)
+            {
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+            }
+        }
+        return d[a.Length, b.Length];
+    }
+
+    /// <summary>A label selector term: key=value, key!=value, key (exists) or !key.</summary>
+    private sealed record LabelTerm(string Key, string? Value, bool Negated)
+    {
+        public static LabelTerm Parse(string text, string field)
+        {
+            var t = text.Trim();
+            if (t.Length == 0)
+            {
+                throw new FilterException($"{field}: empty label selector. Fix: write key=value, key!=value, key or !key.");
+            }
+            var ne = t.IndexOf("!=", StringComparison.Ordinal);
+            if (ne > 0)
+            {
+                return new LabelTerm(t[..ne].Trim(), t[(ne + 2)..].Trim(), true);
+            }
+            var eq = t.IndexOf('=', StringComparison.Ordinal);
+            if (eq > 0)
+            {
+                return new LabelTerm(t[..eq].Trim(), t[(eq + 1)..].TrimStart('=').Trim(), false);
+            }
+            return t[0] == '!' ? new LabelTerm(t[1..].Trim(), null, true) : new LabelTerm(t, null, false);
+        }
+
+        public bool Matches(IReadOnlyDictionary<string, string>? labels)
+        {
+            var has = labels is not null && labels.TryGetValue(Key, out var v) && (Value is null || v == Value);
+            return Negated ? !has : has;
+        }
+    }
+}
+
+/// <summary>
+/// Allow and deny lists as Tetragon applies them: an event is exported when it matches any
+/// allow filter (or there are none) and no deny filter. Deny wins.
+/// </summary>
+public sealed class ExportFilter
+{
+    public static readonly ExportFilter All = new([], []);
+
+    public ExportFilter(IReadOnlyList<EventFilter> allow, IReadOnlyList<EventFilter> deny)
+    {
+        Allow = allow;
+        Deny = deny;
+    }
+
+    public IReadOnlyList<EventFilter> Allow { get; }
+
+    public IReadOnlyList<EventFilter> Deny { get; }
+
+    public bool IsEmpty => Allow.Count == 0 && Deny.Count == 0;
+
+    public bool Passes(PalisadeEvent e)
+    {
+        if (Allow.Count > 0)
+        {
+            var any = false;
+            foreach (var f in Allow)
+            {
+                if (f.Matches(e))
+                {
+                    any = true;
+                    break;
+                }
+            }
+            if (!any)
+            {
+                return false;
+            }
+        }
+        foreach (var f in Deny)
+        {
+            if (f.Matches(e))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+}
