@@ -7,6 +7,7 @@ using Microsoft.Extensions.Hosting;
 using Palisade.Agent.Configuration;
 using Palisade.Bpf.Probe;
 using Palisade.Events;
+using Prometheus;
 using Serilog;
 using Serilog.Events;
 using Serilog.Formatting.Compact;
@@ -63,6 +64,8 @@ public static class AgentHost
         // detach) before exporters drain what they produced.
         builder.Services.AddHostedService<KernelSetupService>();
         builder.Services.AddHostedService<ExportService>();
+        builder.Services.AddSingleton<AgentMetrics>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<AgentMetrics>());
         builder.Services.AddHostedService<ProcessSensorService>();
         builder.Services.AddHostedService<PolicyService>();
         builder.Services.AddHostedService<ReadinessService>();
@@ -79,6 +82,7 @@ public static class AgentHost
     {
         app.UseRouting();
         var state = app.Services.GetRequiredService<AgentState>();
+        app.MapMetrics("/metrics", app.Services.GetRequiredService<AgentMetrics>().Registry);
         app.MapGet("/healthz", (HttpContext ctx) => ctx.Response.WriteAsync("ok\n"));
         app.MapGet("/readyz", (HttpContext ctx) =>
         {

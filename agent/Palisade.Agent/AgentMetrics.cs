@@ -1,0 +1,249 @@
+using Microsoft.Extensions.Hosting;
+using Palisade.Agent.Configuration;
+using Palisade.Events;
+using Prometheus;
+
+namespace Palisade.Agent;
+
+/// <summary>
+/// Prometheus metrics (GET /metrics on the health server). Per-event series come from a hub
+/// subscription of their own (so a slow scrape never touches the sensors); everything else
+/// is read from the components' counters just before each scrape. Names and labels are
+/// listed in docs/metrics.md.
+/// </summary>
+internal sealed class AgentMetrics : IHostedService
+{
+    private readonly AgentOptions _options;
+    private readonly EventHub _hub;
+    private readonly AgentState _state;
+    private readonly IServiceProvider _services;
+    private readonly Counter _events, _policyEvents, _policyActions, _kernelLost, _userLost, _exportSent, _exportFailed, _exportDropped,
+        _exportFiltered, _cacheEvictions, _cacheLookups, _published, _metricsOverflow;
+    private readonly Gauge _queueDepth, _queueCapacity, _spooled, _cacheSize, _cacheCapacity, _policies, _policyMemory, _probe, _build;
+    private readonly HashSet<string> _seriesSeen = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _seriesCount = new(StringComparer.Ordinal);
+    private readonly string[] _labels;
+    private EventSubscription? _subscription;
+    private Task? _run;
+
+    public AgentMetrics(AgentOptions options, EventHub hub, AgentState state, IServiceProvider services)
+    {
+        _options = options;
+        _hub = hub;
+        _state = state;
+        _services = services;
+        Registry = Metrics.NewCustomRegistry();
+        var f = Metrics.WithCustomRegistry(Registry);
+        _labels = [.. new[] { "namespace", "workload", "pod", "binary" }.Where(options.MetricsLabels.Contains)];
+        _events = f.CreateCounter("palisade_events_total", "Events exported by type (and the labels chosen by --metrics-label-filter).", ["type", .. _labels]);
+        _policyEvents = f.CreateCounter("palisade_policy_events_total", "Policy events that reached user space, by policy, hook and action.", "policy", "hook", "action");
+        _policyActions = f.CreateCounter("palisade_policy_actions_total", "What policies did in the kernel, per policy: matched, posted, killed, signalled, overridden, monitored, rate_limited, lost.", "policy", "action");
+        _kernelLost = f.CreateCounter("palisade_bpf_lost_events_total", "Events the kernel could not hand to user space, by sensor and reason.", "sensor", "reason");
+        _userLost = f.CreateCounter("palisade_userspace_lost_events_total", "Records user space could not use, by reason.", "reason");
+        _published = f.CreateCounter("palisade_events_published_total", "Events the sensors published to the exporters.");
+        _exportSent = f.CreateCounter("palisade_export_sent_total", "Events a sink wrote out (for Elasticsearch: written to its spool).", "sink");
+        _exportFailed = f.CreateCounter("palisade_export_failed_total", "Events a sink could not encode or write.", "sink");
+        _exportDropped = f.CreateCounter("palisade_export_dropped_total", "Events a sink lost, by reason: queue_full, rate_limited, encode_failed, write_failed, spool_full.", "sink", "reason");
+        _exportFiltered = f.CreateCounter("palisade_export_filtered_total", "Events a sink's allow/deny filters kept out (asked for, not a loss).", "sink");
+        _queueDepth = f.CreateGauge("palisade_export_queue_depth", "Events waiting in a sink's queue.", "sink");
+        _queueCapacity = f.CreateGauge("palisade_export_queue_capacity", "Size of a sink's queue.", "sink");
+        _spooled = f.CreateGauge("palisade_export_spooled_bytes", "Bytes waiting in a sink's disk spool (Elasticsearch).", "sink");
+        _cacheSize = f.CreateGauge("palisade_process_cache_size", "Process records in the cache.");
+        _cacheCapacity = f.CreateGauge("palisade_process_cache_capacity", "Most process records the cache keeps.");
+        _cacheEvictions = f.CreateCounter("palisade_process_cache_evictions_total", "Process records evicted, by reason: grace (expired) or capacity.", "reason");
+        _cacheLookups = f.CreateCounter("palisade_process_cache_lookups_total", "Process cache lookups by result (hit, miss).", "result");
+        _policies = f.CreateGauge("palisade_policies", "Loaded TracingPolicies by state.", "state");
+        _policyMemory = f.CreateGauge("palisade_policy_kernel_memory_bytes", "Estimated kernel memory of a policy's map entries.", "policy");
+        _probe = f.CreateGauge("palisade_kernel_feature", "1 when the start-up probe found the kernel feature working, else 0.", "feature");
+        _build = f.CreateGauge("palisade_build_info", "Always 1; the labels say which build runs.", "version", "runtime");
+        _metricsOverflow = f.CreateCounter("palisade_metrics_series_overflow_total", "Events counted under label value \"other\" because a metric reached --metrics-max-series.", "metric");
+        _build.WithLabels(typeof(AgentMetrics).Assembly.GetName().Version?.ToString(3) ?? "0.0.0", Environment.Version.ToString()).Set(1);
+        foreach (var policyState in new[] { "enabled", "partially_enabled", "error", "disabled" })
+        {
+            _policies.WithLabels(policyState).Set(0);
+        }
+        Registry.AddBeforeCollectCallback(Collect);
+    }
+
+    public CollectorRegistry Registry { get; }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _subscription = _hub.Subscribe("metrics", _options.EventQueueSize);
+        _run = Task.Run(CountAsync, CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _subscription?.Dispose();
+        if (_run is not null)
+        {
+            await _run.ConfigureAwait(false);
+        }
+    }
+
+    private async Task CountAsync()
+    {
+        var reader = _subscription!.Reader;
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            while (reader.TryRead(out var e))
+            {
+                Count(e);
+            }
+        }
+    }
+
+    private void Count(PalisadeEvent e)
+    {
+        var p = e.Process;
+        // A fresh array each time: the library keeps the label values it is given.
+        var values = new string[_labels.Length + 1];
+        values[0] = TypeName(e.Kind);
+        for (var i = 0; i < _labels.Length; i++)
+        {
+            values[i + 1] = _labels[i] switch
+            {
+                "namespace" => p.Pod?.Namespace ?? "",
+                "workload" => p.Pod?.Workload ?? "",
+                "pod" => p.Pod?.Name ?? "",
+                _ => p.Binary,
+            };
+        }
+        _events.WithLabels(Bounded("palisade_events_total", values)).Inc();
+        if (e is ProcessPolicyEvent pe)
+        {
+            string[] policy = [pe.PolicyName, pe.FunctionName, pe.Monitored ? "KPROBE_ACTION_MONITOR" : pe.Action];
+            _policyEvents.WithLabels(Bounded("palisade_policy_events_total", policy)).Inc();
+        }
+    }
+
+    // Past the bound, new label sets collapse into "other" (type/first label kept): memory and
+    // Prometheus stay bounded whatever runs on the node.
+    private string[] Bounded(string metric, string[] values)
+    {
+        var key = metric + "\0" + string.Join('\0', values);
+        if (_seriesSeen.Contains(key))
+        {
+            return values;
+        }
+        var count = _seriesCount.GetValueOrDefault(metric);
+        if (count < _options.MetricsMaxSeries)
+        {
+            _seriesSeen.Add(key);
+            _seriesCount[metric] = count + 1;
+            return values;
+        }
+        _metricsOverflow.WithLabels(metric).Inc();
+        return [values[0], .. values.Skip(1).Select(_ => "other")];
+    }
+
+    internal static string TypeName(EventKind kind) => kind switch
+    {
+        EventKind.ProcessExec => "process_exec",
+        EventKind.ProcessExit => "process_exit",
+        EventKind.ProcessKprobe => "process_kprobe",
+        EventKind.ProcessTracepoint => "process_tracepoint",
+        EventKind.ProcessUprobe => "process_uprobe",
+        EventKind.ProcessLsm => "process_lsm",
+        _ => kind.ToString(),
+    };
+
+    private static void Set(ICounter counter, double value)
+    {
+        if (value > counter.Value)
+        {
+            counter.IncTo(value);
+        }
+    }
+
+    private void Collect()
+    {
+        Set(_published, _hub.Published);
+        if (_state.ProcessSensor is { } sensor)
+        {
+            var s = sensor.Stats();
+            Set(_kernelLost.WithLabels("process", "exec"), s.LostExec);
+            Set(_kernelLost.WithLabels("process", "exit"), s.LostExit);
+            Set(_kernelLost.WithLabels("process", "fork"), s.LostFork);
+            Set(_kernelLost.WithLabels("process", "process_map_full"), s.ProcessMapFull);
+            Set(_userLost.WithLabels("malformed"), s.Decoder.Malformed);
+            Set(_userLost.WithLabels("consumer_error"), s.ConsumerErrors);
+            Set(_userLost.WithLabels("exit_of_unknown_process"), s.Decoder.ExitUnknown);
+            _cacheSize.Set(s.Cache.Count);
+            _cacheCapacity.Set(sensor.Cache.Capacity);
+            Set(_cacheEvictions.WithLabels("grace"), s.Cache.EvictedAfterGrace);
+            Set(_cacheEvictions.WithLabels("capacity"), s.Cache.EvictedForCapacity);
+            Set(_cacheLookups.WithLabels("hit"), s.Cache.Hits);
+            Set(_cacheLookups.WithLabels("miss"), s.Cache.Misses);
+        }
+        var exports = _services.GetService(typeof(IEnumerable<IHostedService>)) is IEnumerable<IHostedService> hosted
+            ? hosted.OfType<ExportService>().FirstOrDefault() : null;
+        foreach (var sub in _hub.Subscriptions)
+        {
+            _queueDepth.WithLabels(sub.Name).Set(sub.Depth);
+            _queueCapacity.WithLabels(sub.Name).Set(sub.Capacity);
+            Set(_exportDropped.WithLabels(sub.Name, "queue_full"), sub.Dropped);
+        }
+        foreach (var sink in exports?.Sinks ?? [])
+        {
+            Set(_exportSent.WithLabels(sink.Name), sink.Written);
+            Set(_exportFailed.WithLabels(sink.Name), sink.Failed);
+            Set(_exportFiltered.WithLabels(sink.Name), sink.Filtered);
+            foreach (var (reason, n) in sink.Drops)
+            {
+                Set(_exportDropped.WithLabels(sink.Name, reason), n);
+            }
+            if (sink is Palisade.Exporters.Elasticsearch.ElasticsearchSink es)
+            {
+                _spooled.WithLabels(sink.Name).Set(es.SpooledBytes);
+                Set(_exportDropped.WithLabels(sink.Name, "spool_full"), es.SpoolDropped);
+            }
+        }
+        if (_state.Policies is { } engine)
+        {
+            var list = engine.List();
+            foreach (var state in new[] { "enabled", "partially_enabled", "error", "disabled" })
+            {
+                _policies.WithLabels(state).Set(list.Count(p => p.State == state));
+            }
+            var live = list.Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
+            foreach (var labels in _policyMemory.GetAllLabelValues().Where(l => !live.Contains(l[0])).ToList())
+            {
+                _policyMemory.RemoveLabelled(labels);
+            }
+            foreach (var labels in _policyActions.GetAllLabelValues().Where(l => !live.Contains(l[0])).ToList())
+            {
+                _policyActions.RemoveLabelled(labels);
+            }
+            foreach (var p in list)
+            {
+                _policyMemory.WithLabels(p.Name).Set(p.KernelMemoryBytes);
+                var c = p.Counters;
+                foreach (var (action, value) in new (string, ulong)[]
+                {
+                    ("matched", c.Matched), ("posted", c.Posted), ("killed", c.Killed), ("signalled", c.Signalled),
+                    ("overridden", c.Overridden), ("monitored", c.Monitored), ("rate_limited", c.RateLimited), ("lost", c.Lost),
+                })
+                {
+                    var child = _policyActions.WithLabels(p.Name, action);
+                    if (value < child.Value)
+                    {
+                        // The policy was deleted and added again: its kernel counters restarted.
+                        _policyActions.RemoveLabelled(p.Name, action);
+                        child = _policyActions.WithLabels(p.Name, action);
+                    }
+                    Set(child, value);
+                }
+            }
+        }
+        if (_state.Probe is { } probe)
+        {
+            foreach (var feature in probe.Features)
+            {
+                _probe.WithLabels(feature.Name).Set(feature.Available ? 1 : 0);
+            }
+        }
+    }
+}
