@@ -55,7 +55,12 @@ public static class AgentHost
             {
                 k.Listen(endpoint);
             }
+            Api.ApiServer.Listen(k, options);
         });
+        if (options.ServerAddress is not null)
+        {
+            builder.Services.AddGrpc(o => o.EnableDetailedErrors = true);
+        }
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<AgentState>();
@@ -71,16 +76,24 @@ public static class AgentHost
         builder.Services.AddHostedService<ReadinessService>();
 
         var app = builder.Build();
+        if (options.HealthServerEndpoint is not null || options.ServerAddress is not null)
+        {
+            app.UseRouting();
+        }
         if (options.HealthServerEndpoint is not null)
         {
             MapHealth(app);
+        }
+        if (options.ServerAddress is not null)
+        {
+            app.MapGrpcService<Api.SensorsService>();
+            Api.ApiServer.SecureSocket(app, options);
         }
         return app;
     }
 
     private static void MapHealth(WebApplication app)
     {
-        app.UseRouting();
         var state = app.Services.GetRequiredService<AgentState>();
         app.MapMetrics("/metrics", app.Services.GetRequiredService<AgentMetrics>().Registry);
         app.MapGet("/healthz", (HttpContext ctx) => ctx.Response.WriteAsync("ok\n"));

@@ -17,6 +17,9 @@ internal static class PalisadeCommand
         root.Subcommands.Add(ProbeCommand());
         root.Subcommands.Add(PolicyCommand());
         root.Subcommands.Add(VersionCommand());
+        root.Subcommands.Add(ClientCommands.GetEvents());
+        root.Subcommands.Add(ClientCommands.Status());
+        root.Subcommands.Add(ClientCommands.Completion());
         return root;
     }
 
@@ -120,15 +123,30 @@ internal static class PalisadeCommand
             return failed ? 1 : 0;
         });
         command.Subcommands.Add(validate);
+        ClientCommands.AddPolicyVerbs(command);
         return command;
     }
 
     private static Command VersionCommand()
     {
-        var command = new Command("version", "Print the version of this build.");
-        command.SetAction(_ =>
+        var command = new Command("version", "Print the version of this build, and of the running agent when it answers.");
+        var server = ClientCommands.ServerOption();
+        command.Options.Add(server);
+        command.SetAction(async (parse, token) =>
         {
-            Console.WriteLine($"palisade {typeof(PalisadeCommand).Assembly.GetName().Version?.ToString(3)}");
+            Console.WriteLine($"palisade {typeof(PalisadeCommand).Assembly.GetName().Version?.ToString(3)} (client)");
+            var address = ApiClient.Resolve(parse.GetValue(server));
+            try
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(token);
+                timeout.CancelAfter(TimeSpan.FromSeconds(2));
+                var v = await ApiClient.Connect(address).GetVersionAsync(new Palisade.Api.V1.GetVersionRequest(), cancellationToken: timeout.Token).ConfigureAwait(false);
+                Console.WriteLine($"palisade {v.Version} (agent at {address})");
+            }
+            catch (Grpc.Core.RpcException)
+            {
+                Console.WriteLine($"agent: not reachable at {address}");
+            }
             return 0;
         });
         return command;

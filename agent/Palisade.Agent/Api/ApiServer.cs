@@ -1,0 +1,70 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Palisade.Agent.Configuration;
+
+namespace Palisade.Agent.Api;
+
+/// <summary>Where the gRPC API listens: a root-only unix socket by default, TCP (TLS off loopback) when asked.</summary>
+internal static class ApiServer
+{
+    public const string UnixPrefix = "unix://";
+
+    public static void Listen(KestrelServerOptions k, AgentOptions options)
+    {
+        if (options.ServerAddress is not { } address)
+        {
+            return;
+        }
+        if (address.StartsWith(UnixPrefix, StringComparison.Ordinal))
+        {
+            var path = address[UnixPrefix.Length..];
+            if (Path.GetDirectoryName(path) is { Length: > 0 } dir)
+            {
+                Directory.CreateDirectory(dir);
+            }
+            if (File.Exists(path))
+            {
+                File.Delete(path); // a stale socket from an earlier run
+            }
+            k.ListenUnixSocket(path, o => o.Protocols = HttpProtocols.Http2);
+            return;
+        }
+        var colon = address.LastIndexOf(':');
+        var host = address[..colon].Trim('[', ']');
+        var ip = host.Length == 0 ? IPAddress.Any : host == "localhost" ? IPAddress.Loopback : IPAddress.Parse(host);
+        var port = int.Parse(address[(colon + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        k.Listen(ip, port, o =>
+        {
+            o.Protocols = HttpProtocols.Http2;
+            if (options.ServerTlsCertFile is { } cert && options.ServerTlsKeyFile is { } key)
+            {
+                o.UseHttps(System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(cert, key));
+            }
+        });
+    }
+
+    /// <summary>Makes the unix socket root-only (0600) as soon as it exists: whoever can talk to it can change enforcement.</summary>
+    public static void SecureSocket(WebApplication app, AgentOptions options)
+    {
+        if (options.ServerAddress is { } address && address.StartsWith(UnixPrefix, StringComparison.Ordinal))
+        {
+            var path = address[UnixPrefix.Length..];
+            app.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStarted.Register(() =>
+                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite));
+            app.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopped.Register(() =>
+            {
+                try
+                {
+                    File.Delete(path);
+                }
+                catch (IOException)
+                {
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,300 @@
+using System.CommandLine;
+using System.Text.Json;
+using Grpc.Core;
+using Palisade.Agent.Api;
+using Palisade.Api.V1;
+using Palisade.Exporters;
+
+namespace Palisade.Cli;
+
+/// <summary>The verbs that talk to a running agent: getevents, policy add/delete/list/enable/disable/set-mode, status.</summary>
+internal static class ClientCommands
+{
+    public static Option<string?> ServerOption() => new("--server-address")
+    {
+        Description = $"The agent's API: unix:///path or host:port. Default: PALISADE_SERVER_ADDRESS, else {ApiClient.DefaultAddress}.",
+    };
+
+    private static async Task<int> Call(string address, Func<FineGuidanceSensors.FineGuidanceSensorsClient, Task<int>> action)
+    {
+        try
+        {
+            return await action(ApiClient.Connect(address)).ConfigureAwait(false);
+        }
+        catch (RpcException e)
+        {
+            await Console.Error.WriteLineAsync($"palisade: {ApiClient.Explain(e, address)}").ConfigureAwait(false);
+            return e.StatusCode is StatusCode.InvalidArgument or StatusCode.NotFound ? 1 : 2;
+        }
+    }
+
+    public static Command GetEvents()
+    {
+        var command = new Command("getevents", "Stream events from the agent as they happen (like `tetra getevents`). Reconnects when the agent restarts.");
+        var server = ServerOption();
+        var output = new Option<string>("--output", "-o") { Description = "compact (one readable line per event) or json (one Tetragon-shaped object per line).", DefaultValueFactory = _ => "json" };
+        output.AcceptOnlyFromAmong("compact", "json");
+        var namespaces = new Option<string[]>("--namespace", "--namespaces") { Description = "Only events of pods in these namespaces (\"\" for host processes).", AllowMultipleArgumentsPerToken = true };
+        var pods = new Option<string[]>("--pod", "--pods") { Description = "Only events of pods whose name matches these regexes.", AllowMultipleArgumentsPerToken = true };
+        var binaries = new Option<string[]>("--binary", "--processes") { Description = "Only events of binaries matching these regexes.", AllowMultipleArgumentsPerToken = true };
+        var policies = new Option<string[]>("--policy-names") { Description = "Only policy events of these policies.", AllowMultipleArgumentsPerToken = true };
+        var types = new Option<string[]>("--event-types") { Description = "Only these types: PROCESS_EXEC, PROCESS_EXIT, PROCESS_KPROBE, PROCESS_TRACEPOINT, PROCESS_UPROBE, PROCESS_LSM.", AllowMultipleArgumentsPerToken = true };
+        var color = new Option<string>("--color") { Description = "auto (when stdout is a terminal and NO_COLOR is unset), always or never.", DefaultValueFactory = _ => "auto" };
+        color.AcceptOnlyFromAmong("auto", "always", "never");
+        foreach (var o in new Option[] { server, output, namespaces, pods, binaries, policies, types, color })
+        {
+            command.Options.Add(o);
+        }
+        command.SetAction(async (parse, token) =>
+        {
+            var address = ApiClient.Resolve(parse.GetValue(server));
+            var filter = new Filter();
+            filter.Namespace.AddRange(parse.GetValue(namespaces) ?? []);
+            filter.PodRegex.AddRange(parse.GetValue(pods) ?? []);
+            filter.BinaryRegex.AddRange(parse.GetValue(binaries) ?? []);
+            filter.PolicyNames.AddRange(parse.GetValue(policies) ?? []);
+            foreach (var t in parse.GetValue(types) ?? [])
+            {
+                if (!Enum.TryParse<EventType>(t.Replace("_", "", StringComparison.Ordinal), ignoreCase: true, out var type) || type == EventType.Undef)
+                {
+                    await Console.Error.WriteLineAsync($"palisade getevents: --event-types: unknown type \"{t}\"; use PROCESS_EXEC, PROCESS_EXIT, PROCESS_KPROBE, PROCESS_TRACEPOINT, PROCESS_UPROBE or PROCESS_LSM.").ConfigureAwait(false);
+                    return 2;
+                }
+                filter.EventSet.Add(type);
+            }
+            var request = new GetEventsRequest();
+            if (!filter.Equals(new Filter()))
+            {
+                request.AllowList.Add(filter);
+            }
+            var compact = parse.GetValue(output) == "compact";
+            var useColor = parse.GetValue(color) switch
+            {
+                "always" => true,
+                "never" => false,
+                _ => !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("NO_COLOR") is null,
+            };
+            var stdout = Console.Out;
+            var announced = false;
+            var delay = TimeSpan.FromMilliseconds(250);
+            while (!token.IsCancellationRequested)
+            {
+                try
+                {
+                    using var call = ApiClient.Connect(address).GetEvents(request, cancellationToken: token);
+                    await foreach (var message in call.ResponseStream.ReadAllAsync(token).ConfigureAwait(false))
+                    {
+                        var json = EventMessages.ToJson(message);
+                        if (compact)
+                        {
+                            using var doc = JsonDocument.Parse(json);
+                            await stdout.WriteLineAsync(CompactFormat.Format(doc.RootElement, useColor)).ConfigureAwait(false);
+                        }
+                        else
+                        {
+                            await stdout.WriteLineAsync(json).ConfigureAwait(false);
+                        }
+                        await stdout.FlushAsync(token).ConfigureAwait(false);
+                        delay = TimeSpan.FromMilliseconds(250);
+                        announced = false;
+                    }
+                }
+                catch (RpcException e) when (e.StatusCode == StatusCode.InvalidArgument)
+                {
+                    await Console.Error.WriteLineAsync($"palisade getevents: {e.Status.Detail}").ConfigureAwait(false);
+                    return 2;
+                }
+                catch (RpcException e) when (!token.IsCancellationRequested && e.StatusCode != StatusCode.Cancelled)
+                {
+                    if (!announced)
+                    {
+                        await Console.Error.WriteLineAsync($"palisade getevents: {ApiClient.Explain(e, address)} Reconnecting...").ConfigureAwait(false);
+                        announced = true;
+                    }
+                }
+                catch (Exception) when (token.IsCancellationRequested)
+                {
+                    break;
+                }
+                try
+                {
+                    await Task.Delay(delay, token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+                delay = TimeSpan.FromMilliseconds(Math.Min(5000, delay.TotalMilliseconds * 2));
+            }
+            return 0;
+        });
+        return command;
+    }
+
+    public static void AddPolicyVerbs(Command policy)
+    {
+        var add = new Command("add", "Load TracingPolicy YAML files into the running agent (replacing policies of the same name).");
+        var addFiles = new Argument<FileInfo[]>("FILE") { Arity = ArgumentArity.OneOrMore, Description = "Policy files." };
+        var addServer = ServerOption();
+        add.Arguments.Add(addFiles);
+        add.Options.Add(addServer);
+        add.SetAction((parse, token) => Call(ApiClient.Resolve(parse.GetValue(addServer)), async client =>
+        {
+            var failed = false;
+            foreach (var file in parse.GetValue(addFiles) ?? [])
+            {
+                if (!file.Exists)
+                {
+                    await Console.Error.WriteLineAsync($"{file.FullName}: no such file").ConfigureAwait(false);
+                    failed = true;
+                    continue;
+                }
+                try
+                {
+                    var response = await client.AddTracingPolicyAsync(new AddTracingPolicyRequest { Yaml = await File.ReadAllTextAsync(file.FullName, token).ConfigureAwait(false) }, cancellationToken: token).ConfigureAwait(false);
+                    foreach (var p in response.Policies)
+                    {
+                        Console.WriteLine($"{file.Name}: {p.Name} {StateName(p.State)} ({ModeName(p.Mode)})" + (p.Error.Length > 0 ? $": {p.Error}" : ""));
+                    }
+                }
+                catch (RpcException e) when (e.StatusCode == StatusCode.InvalidArgument)
+                {
+                    foreach (var line in e.Status.Detail.Split('\n'))
+                    {
+                        await Console.Error.WriteLineAsync($"{file.Name}: {line}").ConfigureAwait(false);
+                    }
+                    failed = true;
+                }
+            }
+            return failed ? 1 : 0;
+        }));
+        policy.Subcommands.Add(add);
+
+        var delete = NameVerb("delete", "Unload a policy: its enforcement stops at once.", (client, name, token) =>
+            client.DeleteTracingPolicyAsync(new DeleteTracingPolicyRequest { Name = name }, cancellationToken: token).ResponseAsync, "deleted");
+        policy.Subcommands.Add(delete);
+        policy.Subcommands.Add(NameVerb("enable", "Enable a loaded policy.", (client, name, token) =>
+            client.ConfigureTracingPolicyAsync(new ConfigureTracingPolicyRequest { Name = name, Enable = true }, cancellationToken: token).ResponseAsync, "enabled"));
+        policy.Subcommands.Add(NameVerb("disable", "Disable a loaded policy (it stays loaded; enable brings it back).", (client, name, token) =>
+            client.ConfigureTracingPolicyAsync(new ConfigureTracingPolicyRequest { Name = name, Enable = false }, cancellationToken: token).ResponseAsync, "disabled"));
+
+        var setMode = new Command("set-mode", "Switch a policy between enforce (kill, signal, override) and monitor (report what it would have done).");
+        var setName = new Argument<string>("NAME") { Description = "Policy name." };
+        var mode = new Argument<string>("MODE") { Description = "enforce or monitor." };
+        mode.AcceptOnlyFromAmong("enforce", "monitor");
+        var setServer = ServerOption();
+        setMode.Arguments.Add(setName);
+        setMode.Arguments.Add(mode);
+        setMode.Options.Add(setServer);
+        setMode.SetAction((parse, token) => Call(ApiClient.Resolve(parse.GetValue(setServer)), async client =>
+        {
+            var name = parse.GetValue(setName)!;
+            var m = parse.GetValue(mode) == "monitor" ? TracingPolicyMode.TpModeMonitor : TracingPolicyMode.TpModeEnforce;
+            await client.ConfigureTracingPolicyAsync(new ConfigureTracingPolicyRequest { Name = name, Mode = m }, cancellationToken: token).ConfigureAwait(false);
+            Console.WriteLine($"{name}: mode {ModeName(m)}");
+            return 0;
+        }));
+        policy.Subcommands.Add(setMode);
+
+        var list = new Command("list", "Loaded policies with state, mode, per-hook status and counters.");
+        var listOutput = new Option<string>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => "table" };
+        listOutput.AcceptOnlyFromAmong("table", "json");
+        var listServer = ServerOption();
+        list.Options.Add(listOutput);
+        list.Options.Add(listServer);
+        list.SetAction((parse, token) => Call(ApiClient.Resolve(parse.GetValue(listServer)), async client =>
+        {
+            var response = await client.ListTracingPoliciesAsync(new ListTracingPoliciesRequest(), cancellationToken: token).ConfigureAwait(false);
+            if (parse.GetValue(listOutput) == "json")
+            {
+                Console.WriteLine(EventMessages.ToJson(response));
+                return 0;
+            }
+            Console.WriteLine($"{"NAME",-32} {"STATE",-18} {"MODE",-8} {"MATCHED",8} {"POSTED",8} {"KILLED",8}  SOURCE");
+            foreach (var p in response.Policies)
+            {
+                var c = p.Counters;
+                Console.WriteLine($"{p.Name,-32} {StateName(p.State),-18} {ModeName(p.Mode),-8} {c.Matched,8} {c.Posted,8} {c.Killed,8}  {p.Source}");
+                foreach (var h in p.Hooks)
+                {
+                    Console.WriteLine($"    {h.Type} {h.Name}: {h.Mode} - {h.Detail}");
+                }
+                if (p.Error.Length > 0)
+                {
+                    Console.WriteLine($"    error: {p.Error}");
+                }
+            }
+            return 0;
+        }));
+        policy.Subcommands.Add(list);
+    }
+
+    private static Command NameVerb(string verb, string description, Func<FineGuidanceSensors.FineGuidanceSensorsClient, string, CancellationToken, Task> call, string done)
+    {
+        var command = new Command(verb, description);
+        var names = new Argument<string[]>("NAME") { Arity = ArgumentArity.OneOrMore, Description = "Policy names." };
+        var server = ServerOption();
+        command.Arguments.Add(names);
+        command.Options.Add(server);
+        command.SetAction((parse, token) => Call(ApiClient.Resolve(parse.GetValue(server)), async client =>
+        {
+            foreach (var name in parse.GetValue(names) ?? [])
+            {
+                await call(client, name, token).ConfigureAwait(false);
+                Console.WriteLine($"{name}: {done}");
+            }
+            return 0;
+        }));
+        return command;
+    }
+
+    public static Command Status()
+    {
+        var command = new Command("status", "Health, version, kernel and counters of the running agent.");
+        var server = ServerOption();
+        command.Options.Add(server);
+        command.SetAction((parse, token) => Call(ApiClient.Resolve(parse.GetValue(server)), async client =>
+        {
+            var health = await client.GetHealthAsync(new GetHealthStatusRequest(), cancellationToken: token).ConfigureAwait(false);
+            var info = await client.GetInfoAsync(new GetInfoRequest(), cancellationToken: token).ConfigureAwait(false);
+            var h = health.HealthStatus.FirstOrDefault();
+            Console.WriteLine($"agent:   palisade {info.Version}, {(h?.Status == HealthStatusResult.HealthStatusRunning ? "running" : h?.Details ?? "unknown")}");
+            Console.WriteLine($"kernel:  {info.KernelRelease}; {info.Probes.Count(p => p.Enabled)}/{info.Probes.Count} probed features available");
+            Console.WriteLine(info.StatusJson);
+            return h?.Status == HealthStatusResult.HealthStatusRunning ? 0 : 1;
+        }));
+        return command;
+    }
+
+    public static Command Completion()
+    {
+        var command = new Command("completion", "Print a shell completion script: `source <(palisade completion bash)` (or zsh).");
+        var shell = new Argument<string>("SHELL") { Description = "bash or zsh." };
+        shell.AcceptOnlyFromAmong("bash", "zsh");
+        command.Arguments.Add(shell);
+        command.SetAction(parse =>
+        {
+            var bash = """
+                _palisade_complete() {
+                  local IFS=$'\n'
+                  COMPREPLY=( $(palisade "[suggest:${COMP_POINT}]" "${COMP_LINE}" 2>/dev/null) )
+                }
+                complete -o default -F _palisade_complete palisade
+                """;
+            Console.WriteLine(parse.GetValue(shell) == "zsh" ? "autoload -U +X bashcompinit && bashcompinit\n" + bash : bash);
+            return 0;
+        });
+        return command;
+    }
+
+    private static string StateName(TracingPolicyState s) => s switch
+    {
+        TracingPolicyState.TpStateEnabled => "enabled",
+        TracingPolicyState.TpStateDisabled => "disabled",
+        TracingPolicyState.TpStatePartiallyEnabled => "partially_enabled",
+        TracingPolicyState.TpStateLoadError or TracingPolicyState.TpStateError => "error",
+        _ => "unknown",
+    };
+
+    private static string ModeName(TracingPolicyMode m) => m == TracingPolicyMode.TpModeMonitor ? "monitor" : "enforce";
+}
