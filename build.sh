@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 
 # Build: clang/llvm/libbpf-dev/bpftool compile the BPF objects and generate vmlinux.h.
-# Run: libbpf1 (loaded by the agent), iproute2. Tests: iputils-ping for traffic between test namespaces.
-APT_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool libelf-dev zlib1g-dev iproute2 iputils-ping gcc libc6-dev)
+# Run: libbpf1 (loaded by the agent), iproute2. Tests: iputils-ping for traffic between test namespaces,
+# prometheus (a real server scrapes the agent in the metrics test).
+APT_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool libelf-dev zlib1g-dev iproute2 iputils-ping gcc libc6-dev prometheus)
 CONFIGURATION=${CONFIGURATION:-Release}
 
 log() { printf '==> %s\n' "$*" >&2; }

@@ -72,6 +72,15 @@ public static class TetragonJson
         w.WriteEndObject();
     }
 
+    /// <summary>The JSON key of a policy event's body.</summary>
+    public static string EventKey(EventKind hookKind) => hookKind switch
+    {
+        EventKind.ProcessTracepoint => "process_tracepoint",
+        EventKind.ProcessUprobe => "process_uprobe",
+        EventKind.ProcessLsm => "process_lsm",
+        _ => "process_kprobe",
+    };
+
     /// <summary>Writes the event with field filters applied to its body (slower: goes through a DOM).</summary>
     public static void WriteFiltered(Utf8JsonWriter w, PalisadeEvent e, string nodeName, TetragonJsonOptions options, IReadOnlyList<Filters.FieldFilter> filters)
     {
@@ -111,13 +120,7 @@ public static class TetragonJson
 
     private static void WritePolicyEvent(Utf8JsonWriter w, ProcessPolicyEvent e, TetragonJsonOptions options)
     {
-        w.WriteStartObject(e.HookKind switch
-        {
-            EventKind.ProcessTracepoint => "process_tracepoint",
-            EventKind.ProcessUprobe => "process_uprobe",
-            EventKind.ProcessLsm => "process_lsm",
-            _ => "process_kprobe",
-        });
+        w.WriteStartObject(EventKey(e.HookKind));
         WriteProcess(w, "process", e.Process, options);
         WriteOptionalProcess(w, "parent", e.Parent, options);
         if (e.HookKind == EventKind.ProcessTracepoint)

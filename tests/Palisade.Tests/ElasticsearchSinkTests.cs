@@ -52,7 +52,8 @@ public sealed class ElasticsearchSinkTests : IDisposable
         {
             TetragonJson.Write(w, e, "node", TetragonJsonOptions.Default);
         }
-        return ElasticsearchSink.DocumentId(buffer.WrittenSpan);
+        using var doc = JsonDocument.Parse(buffer.WrittenMemory);
+        return ElasticsearchSink.DocumentId(doc.RootElement);
     }
 
     [Fact]

@@ -104,12 +104,41 @@ public sealed class ElasticsearchSink : EventSink
 
     public string? LastError => _lastError;
 
-    /// <summary>The _id of an event: a hash of its Tetragon JSON, so a replay of the same event gets the same id.</summary>
-    public static string DocumentId(ReadOnlySpan<byte> tetragonJson)
+    /// <summary>
+    /// The _id of an event, from what identifies it and never changes: node, type, exec_id,
+    /// time (ns), and for policy events the policy, hook and action. Content that may differ
+    /// between two encodings of one event (reference counts, late pod data) is left out, so
+    /// the id can be recomputed from any export of the event (see the JSON overload).
+    /// </summary>
+    public static string DocumentId(string node, string type, string execId, string time, string? policy = null, string? hook = null, string? action = null)
     {
         Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(tetragonJson, hash);
+        SHA256.HashData(Encoding.UTF8.GetBytes($"{node}|{type}|{execId}|{time}|{policy}|{hook}|{action}"), hash);
         return Convert.ToBase64String(hash[..20]).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    }
+
+    /// <summary>The _id of an event given as a Tetragon JSON line (e.g. from the file export), for cross-referencing.</summary>
+    public static string DocumentId(JsonElement line)
+    {
+        var body = line.EnumerateObject().First(p => p.Value.ValueKind == JsonValueKind.Object);
+        string? Text(JsonElement e, string name) => e.TryGetProperty(name, out var v) ? v.GetString() : null;
+        var execId = body.Value.TryGetProperty("process", out var p) ? Text(p, "exec_id") ?? "" : "";
+        var hook = Text(body.Value, "function_name") ?? Text(body.Value, "symbol") ?? Text(body.Value, "event");
+        return DocumentId(Text(line, "node_name") ?? "", body.Name, execId, Text(line, "time") ?? "", Text(body.Value, "policy_name"), hook, Text(body.Value, "action"));
+    }
+
+    private string DocumentId(PalisadeEvent e)
+    {
+        Span<byte> time = stackalloc byte[40];
+        var t = Encoding.UTF8.GetString(time[..TetragonJson.FormatTime(e.Time, time)]);
+        return e switch
+        {
+            ProcessExecEvent => DocumentId(NodeName, "process_exec", e.Process.ExecId, t),
+            ProcessExitEvent => DocumentId(NodeName, "process_exit", e.Process.ExecId, t),
+            ProcessPolicyEvent pe => DocumentId(NodeName, TetragonJson.EventKey(pe.HookKind), e.Process.ExecId, t, pe.PolicyName,
+                pe.HookKind == EventKind.ProcessTracepoint ? pe.EventName : pe.FunctionName, pe.HookKind == EventKind.ProcessUprobe ? null : pe.Action),
+            _ => DocumentId(NodeName, e.Kind.ToString(), e.Process.ExecId, t),
+        };
     }
 
     public override void Start()
@@ -123,7 +152,7 @@ public sealed class ElasticsearchSink : EventSink
         _scratch.ResetWrittenCount();
         JsonLine(e, _scratch, _scratchJson);
         var tetragon = _scratch.WrittenSpan[..^1]; // without the newline
-        WriteAction(buffer, json, DocumentId(tetragon), e.Time);
+        WriteAction(buffer, json, DocumentId(e), e.Time);
         json.Reset(buffer);
         EcsDocument.Write(json, e, tetragon, NodeName, JsonOptions);
         json.Flush();
@@ -136,7 +165,7 @@ public sealed class ElasticsearchSink : EventSink
         base.EncodeRateLimitInfo(dropped, _scratch, _scratchJson);
         var tetragon = _scratch.WrittenSpan[..^1];
         var now = DateTimeOffset.UtcNow;
-        WriteAction(buffer, json, DocumentId(tetragon), now);
+        WriteAction(buffer, json, DocumentId(NodeName, "rate_limit_info", "", now.ToString("O", System.Globalization.CultureInfo.InvariantCulture), dropped.ToString(System.Globalization.CultureInfo.InvariantCulture)), now);
         json.Reset(buffer);
         json.WriteStartObject();
         TetragonJson.WriteTime(json, "@timestamp", now);

@@ -11,13 +11,23 @@ internal sealed class AgentProcess : IDisposable
 {
     private readonly StringBuilder _stderr = new();
 
-    private AgentProcess(Process process, int port)
+    private AgentProcess(Process process, int port, string apiAddress)
     {
         Process = process;
+        ApiAddress = apiAddress;
         Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
     }
 
     public Process Process { get; }
+
+    /// <summary>The agent's gRPC API (a socket of its own, so agents of parallel tests never share one).</summary>
+    public string ApiAddress { get; }
+
+    /// <summary>GETs a path of the health/status server as text.</summary>
+    public string Get(string path) => Http.GetStringAsync(new Uri(path, UriKind.Relative)).GetAwaiter().GetResult();
+
+    /// <summary>Runs the CLI against this agent's API.</summary>
+    public CommandResult Cli(params string[] args) => Command.Run(Launcher(), [.. args, "--server-address", ApiAddress]);
 
     /// <summary>Talks to the agent's health/status server.</summary>
     public HttpClient Http { get; }
@@ -58,12 +68,18 @@ internal sealed class AgentProcess : IDisposable
             listener.Start();
             port = ((IPEndPoint)listener.LocalEndpoint).Port;
         }
+        var api = args.Contains("--server-address") ? args[Array.IndexOf(args, "--server-address") + 1]
+            : $"unix://{Path.Combine(Path.GetTempPath(), $"pal-api-{port}.sock")}";
+        if (!args.Contains("--server-address"))
+        {
+            args = [.. args, "--server-address", api];
+        }
         var psi = new ProcessStartInfo(Launcher(), ["agent", "--health-server-address", $"127.0.0.1:{port}", .. args])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        var agent = new AgentProcess(Process.Start(psi)!, port);
+        var agent = new AgentProcess(Process.Start(psi)!, port, api);
         agent.Process.ErrorDataReceived += (_, e) =>
         {
             lock (agent._stderr)

@@ -1,0 +1,93 @@
+using System.Text;
+using System.Text.Json;
+using Palisade.Exporters.Elasticsearch;
+using Palisade.IntegrationTests.Infrastructure;
+using Palisade.Testing;
+
+namespace Palisade.IntegrationTests;
+
+/// <summary>
+/// The real agent indexing into a loopback _bulk server through a 30 s outage with an agent
+/// restart in the middle: every event the agent saw is indexed exactly once, in order, and
+/// the spool ends empty.
+/// </summary>
+public sealed class ElasticsearchExportTests : IDisposable
+{
+    private readonly string _dir;
+
+    public ElasticsearchExportTests()
+    {
+        Kernel.Require();
+        _dir = Directory.CreateTempSubdirectory("pal-es-it-").FullName;
+    }
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void AnOutageAndARestartLoseAndDuplicateNothing()
+    {
+        using var es = new FakeElasticsearch { Reject429Every = 40 };
+        var file = Path.Combine(_dir, "events.json");
+        var spool = Path.Combine(_dir, "spool");
+        string[] args = ["--export-filename", file, "--elasticsearch-url", es.Url.ToString(), "--elasticsearch-spool-dir", spool,
+            "--elasticsearch-flush-interval", "200ms", "--elasticsearch-batch-size", "200", "--export-denylist", """{"binary_regex":["^/usr/bin/(?!true$)"]}"""];
+        var load = new CancellationTokenSource();
+        var sequence = 0;
+        var loader = new Thread(() =>
+        {
+            while (!load.IsCancellationRequested)
+            {
+                var n = Interlocked.Increment(ref sequence);
+                Command.Run("/usr/bin/true", n == 25 ? "MAPPING-ERROR" : $"es-load-{n}");
+                Thread.Sleep(40);
+            }
+        });
+        loader.Start();
+
+        var first = AgentProcess.Start(args);
+        first.WaitReady();
+        Thread.Sleep(4000);
+        es.Stop();                              // outage starts
+        Thread.Sleep(8000);
+        Assert.True(first.Terminate(), first.Log); // agent restarts during the outage
+        first.Dispose();
+        Assert.NotEmpty(Directory.GetFiles(spool, "seg-*"));
+        using var second = AgentProcess.Start(args);
+        second.WaitReady();
+        Thread.Sleep(22000);
+        es.Start();                             // recovery after 30 s
+        Thread.Sleep(4000);
+        load.Cancel();
+        loader.Join();
+
+        long Spooled()
+        {
+            using var s = JsonDocument.Parse(second.Get("/v1/status"));
+            var e = s.RootElement.GetProperty("exporters").EnumerateArray().Single(x => x.GetProperty("name").GetString() == "elasticsearch");
+            return e.GetProperty("spooled_bytes").GetInt64() + e.GetProperty("queue_depth").GetInt64();
+        }
+        Assert.True(Command.WaitUntil(() => Spooled() == 0, TimeSpan.FromSeconds(60)), second.Log);
+        Assert.True(second.Terminate(), second.Log);
+
+        // Every event in the file (both agents') is in Elasticsearch exactly once, in file order.
+        var lines = File.ReadAllLines(file);
+        static string Id(string line)
+        {
+            using var doc = JsonDocument.Parse(line);
+            return ElasticsearchSink.DocumentId(doc.RootElement);
+        }
+        var ids = lines.Select(Id).ToList();
+        var mapping = lines.Where(l => l.Contains("MAPPING-ERROR", StringComparison.Ordinal)).Select(Id).ToHashSet();
+        Assert.NotEmpty(mapping);
+        var expected = ids.Where(id => !mapping.Contains(id)).ToList();
+        Assert.True(expected.Count > 300, $"only {expected.Count} events");
+        Assert.Equal(expected.Count, es.Created.Count);
+        Assert.Equal(expected.ToHashSet(), es.Created.ToHashSet());
+        Assert.Equal(ids, es.FirstSeen.Where(ids.Contains)); // sent in the order the agent saw them
+        Assert.True(es.Rejected429 > 0, "the server never pushed back");
+        Assert.Equal(mapping.Order(), es.MappingErrors.Distinct().Order());
+        var dead = File.ReadAllLines(Path.Combine(spool, "dead-letter.jsonl"));
+        Assert.All(dead, d => Assert.Contains("mapper_parsing_exception", d, StringComparison.Ordinal));
+        Assert.Empty(Directory.GetFiles(spool, "seg-*"));
+    }
+}
