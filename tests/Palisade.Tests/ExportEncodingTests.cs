@@ -50,7 +50,13 @@ public sealed class TetragonJsonTests
         {
             TetragonJson.Write(w, e, "kind-control-plane", options);
         }
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+        var json = Encoding.UTF8.GetString(buffer.WrittenSpan);
+        // The gRPC message carries exactly what the JSON export says: same fields, same values.
+        var message = Palisade.Agent.Api.EventMessages.ToMessage(e, "kind-control-plane", options ?? TetragonJsonOptions.Default, []);
+        var viaApi = Palisade.Agent.Api.EventMessages.ToJson(message);
+        Assert.True(System.Text.Json.Nodes.JsonNode.DeepEquals(System.Text.Json.Nodes.JsonNode.Parse(json), System.Text.Json.Nodes.JsonNode.Parse(viaApi)),
+            $"the API message differs from the JSON export:\n{json}\n{viaApi}");
+        return json;
     }
 
     [Fact]
