@@ -143,8 +143,7 @@ public sealed class EventFilter
                 }
                 break;
             default:
-                var hint = Fields.OrderBy(f => Distance(f, p.Name)).First();
-                throw new FilterException($"{field}: unknown filter field. Did you mean \"{hint}\"? Allowed: {string.Join(", ", Fields)}.");
+                throw new FilterException($"{field}: unknown filter field.{Palisade.Policies.Suggestions.For(p.Name, Fields)}");
         }
     }
 
@@ -279,27 +278,6 @@ public sealed class EventFilter
         {
             return false;
         }
-    }
-
-    internal static int Distance(string a, string b)
-    {
-        var d = new int[a.Length + 1, b.Length + 1];
-        for (var i = 0; i <= a.Length; i++)
-        {
-            d[i, 0] = i;
-        }
-        for (var j = 0; j <= b.Length; j++)
-        {
-            d[0, j] = j;
-        }
-        for (var i = 1; i <= a.Length; i++)
-        {
-            for (var j = 1; j <= b.Length; j++)
-            {
-                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-            }
-        }
-        return d[a.Length, b.Length];
     }
 
     /// <summary>A label selector term: key=value, key!=value, key (exists) or !key.</summary>
