@@ -48,7 +48,7 @@ public abstract class EventSink : IAsyncDisposable
         _limiter = _pipeline.RateLimitPerMinute > 0 ? new RateLimiter(_pipeline.RateLimitPerMinute) : null;
         _subscription = subscription;
         NodeName = nodeName;
-        _json = new Utf8JsonWriter(_buffer, new JsonWriterOptions { SkipValidation = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+        _json = new Utf8JsonWriter(_buffer, TetragonJson.WriterOptions);
     }
 
     public string NodeName { get; }
@@ -200,14 +200,7 @@ public abstract class EventSink : IAsyncDisposable
     protected void JsonLine(PalisadeEvent e, ArrayBufferWriter<byte> buffer, Utf8JsonWriter json)
     {
         json.Reset(buffer);
-        if (_pipeline.Fields.Count == 0)
-        {
-            TetragonJson.Write(json, e, NodeName, JsonOptions);
-        }
-        else
-        {
-            TetragonJson.WriteFiltered(json, e, NodeName, JsonOptions, _pipeline.Fields);
-        }
+        TetragonJson.WriteFiltered(json, e, NodeName, JsonOptions, _pipeline.Fields);
         json.Flush();
         buffer.Write("\n"u8);
     }

@@ -20,6 +20,13 @@ public sealed record TetragonJsonOptions(bool ProcessCredentials = false, bool P
 /// </summary>
 public static class TetragonJson
 {
+    /// <summary>How every sink writes Tetragon lines: non-ASCII and HTML characters as they are, like Tetragon's export.</summary>
+    public static readonly JsonWriterOptions WriterOptions = new()
+    {
+        SkipValidation = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
     private static readonly string[] CapabilityNames =
     [
         "CAP_CHOWN", "DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
@@ -81,9 +88,14 @@ public static class TetragonJson
         _ => "process_kprobe",
     };
 
-    /// <summary>Writes the event with field filters applied to its body (slower: goes through a DOM).</summary>
+    /// <summary>Writes the event with field filters applied to its body (through a DOM, so only when there are filters).</summary>
     public static void WriteFiltered(Utf8JsonWriter w, PalisadeEvent e, string nodeName, TetragonJsonOptions options, IReadOnlyList<Filters.FieldFilter> filters)
     {
+        if (filters.Count == 0)
+        {
+            Write(w, e, nodeName, options);
+            return;
+        }
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(2048);
         using (var inner = new Utf8JsonWriter(buffer))
         {

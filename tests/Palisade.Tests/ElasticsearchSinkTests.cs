@@ -48,7 +48,7 @@ public sealed class ElasticsearchSinkTests : IDisposable
     private static string IdOf(PalisadeEvent e)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        using (var w = new Utf8JsonWriter(buffer, TetragonJson.WriterOptions))
         {
             TetragonJson.Write(w, e, "node", TetragonJsonOptions.Default);
         }

@@ -22,16 +22,9 @@ public static class EventMessages
     public static GetEventsResponse ToMessage(PalisadeEvent e, string nodeName, TetragonJsonOptions options, IReadOnlyList<FieldFilter> fields)
     {
         var buffer = new ArrayBufferWriter<byte>(2048);
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        using (var w = new Utf8JsonWriter(buffer, TetragonJson.WriterOptions))
         {
-            if (fields.Count == 0)
-            {
-                TetragonJson.Write(w, e, nodeName, options);
-            }
-            else
-            {
-                TetragonJson.WriteFiltered(w, e, nodeName, options, fields);
-            }
+            TetragonJson.WriteFiltered(w, e, nodeName, options, fields);
         }
         return Parser.Parse<GetEventsResponse>(System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan));
     }

@@ -64,7 +64,7 @@ public sealed class ElasticsearchSink : EventSink
         _log = log;
         _spool = new BulkSpool(options.SpoolDir, options.SpoolMaxBytes);
         _deadLetterPath = Path.Combine(Path.GetFullPath(options.SpoolDir), "dead-letter.jsonl");
-        _scratchJson = new Utf8JsonWriter(_scratch, new JsonWriterOptions { SkipValidation = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+        _scratchJson = new Utf8JsonWriter(_scratch, TetragonJson.WriterOptions);
         _http = new HttpClient(handler ?? CreateHandler(options), disposeHandler: true) { BaseAddress = options.Url, Timeout = TimeSpan.FromSeconds(30) };
         if (Authorization(options) is { } auth)
         {
@@ -391,7 +391,7 @@ public sealed class ElasticsearchSink : EventSink
             Access = FileAccess.Write,
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
         });
-        using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+        using var w = new Utf8JsonWriter(stream, TetragonJson.WriterOptions);
         w.WriteStartObject();
         TetragonJson.WriteTime(w, "time", DateTimeOffset.UtcNow);
         w.WriteNumber("status", status);
