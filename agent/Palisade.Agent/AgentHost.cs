@@ -68,7 +68,8 @@ public static class AgentHost
         // Start order is registration order; stop order is the reverse: sensors stop (and
         // detach) before exporters drain what they produced.
         builder.Services.AddHostedService<KernelSetupService>();
-        builder.Services.AddHostedService<ExportService>();
+        builder.Services.AddSingleton<ExportService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ExportService>());
         builder.Services.AddSingleton<AgentMetrics>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AgentMetrics>());
         builder.Services.AddHostedService<ProcessSensorService>();
@@ -105,7 +106,7 @@ public static class AgentHost
         app.MapGet("/v1/status", async (HttpContext ctx) =>
         {
             ctx.Response.ContentType = "application/json";
-            var exports = app.Services.GetServices<IHostedService>().OfType<ExportService>().SingleOrDefault();
+            var exports = app.Services.GetRequiredService<ExportService>();
             await ctx.Response.WriteAsync(AgentStatus.Json(state, app.Services.GetRequiredService<EventHub>(), exports)).ConfigureAwait(false);
         });
         app.MapGet("/v1/policies", async (HttpContext ctx) =>

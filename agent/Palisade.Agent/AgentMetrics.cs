@@ -16,7 +16,7 @@ internal sealed class AgentMetrics : IHostedService
     private readonly AgentOptions _options;
     private readonly EventHub _hub;
     private readonly AgentState _state;
-    private readonly IServiceProvider _services;
+    private readonly ExportService _exports;
     private readonly Counter _events, _policyEvents, _policyActions, _kernelLost, _userLost, _exportSent, _exportFailed, _exportDropped,
         _exportFiltered, _cacheEvictions, _cacheLookups, _published, _metricsOverflow;
     private readonly Gauge _queueDepth, _queueCapacity, _spooled, _cacheSize, _cacheCapacity, _policies, _policyMemory, _probe, _build;
@@ -26,12 +26,12 @@ internal sealed class AgentMetrics : IHostedService
     private EventSubscription? _subscription;
     private Task? _run;
 
-    public AgentMetrics(AgentOptions options, EventHub hub, AgentState state, IServiceProvider services)
+    public AgentMetrics(AgentOptions options, EventHub hub, AgentState state, ExportService exports)
     {
         _options = options;
         _hub = hub;
         _state = state;
-        _services = services;
+        _exports = exports;
         Registry = Metrics.NewCustomRegistry();
         var f = Metrics.WithCustomRegistry(Registry);
         _labels = [.. new[] { "namespace", "workload", "pod", "binary" }.Where(options.MetricsLabels.Contains)];
@@ -178,15 +178,13 @@ internal sealed class AgentMetrics : IHostedService
             Set(_cacheLookups.WithLabels("hit"), s.Cache.Hits);
             Set(_cacheLookups.WithLabels("miss"), s.Cache.Misses);
         }
-        var exports = _services.GetService(typeof(IEnumerable<IHostedService>)) is IEnumerable<IHostedService> hosted
-            ? hosted.OfType<ExportService>().FirstOrDefault() : null;
         foreach (var sub in _hub.Subscriptions)
         {
             _queueDepth.WithLabels(sub.Name).Set(sub.Depth);
             _queueCapacity.WithLabels(sub.Name).Set(sub.Capacity);
             Set(_exportDropped.WithLabels(sub.Name, "queue_full"), sub.Dropped);
         }
-        foreach (var sink in exports?.Sinks ?? [])
+        foreach (var sink in _exports.Sinks)
         {
             Set(_exportSent.WithLabels(sink.Name), sink.Written);
             Set(_exportFailed.WithLabels(sink.Name), sink.Failed);

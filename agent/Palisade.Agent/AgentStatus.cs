@@ -7,7 +7,7 @@ namespace Palisade.Agent;
 /// <summary>The agent's counters as one JSON document (GET /v1/status): sensors, cache, exporters, memory.</summary>
 internal static class AgentStatus
 {
-    public static string Json(AgentState state, EventHub hub, ExportService? exports)
+    public static string Json(AgentState state, EventHub hub, ExportService exports)
     {
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
@@ -47,7 +47,7 @@ internal static class AgentStatus
             w.WriteStartArray("exporters");
             foreach (var sub in hub.Subscriptions)
             {
-                var sink = exports?.Sinks.FirstOrDefault(k => k.Subscription == sub);
+                var sink = exports.Sinks.FirstOrDefault(k => k.Subscription == sub);
                 w.WriteStartObject();
                 w.WriteString("name", sub.Name);
                 w.WriteNumber("queued", sub.Queued);

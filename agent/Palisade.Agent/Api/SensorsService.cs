@@ -11,7 +11,7 @@ using Palisade.Runtime.Policies;
 namespace Palisade.Agent.Api;
 
 /// <summary>The gRPC API: event stream, policy management, health, version and probe results.</summary>
-internal sealed partial class SensorsService(AgentOptions options, AgentState state, EventHub hub, ILogger<SensorsService> logger)
+internal sealed partial class SensorsService(AgentOptions options, AgentState state, EventHub hub, ExportService exports, ILogger<SensorsService> logger)
     : FineGuidanceSensors.FineGuidanceSensorsBase
 {
     private static long _streams;
@@ -146,7 +146,7 @@ internal sealed partial class SensorsService(AgentOptions options, AgentState st
         {
             response.Probes.Add(new GetInfoResponse.Types.Probe { Name = f.Name, Enabled = f.Available, Detail = f.Detail });
         }
-        response.StatusJson = AgentStatus.Json(state, hub, null);
+        response.StatusJson = AgentStatus.Json(state, hub, exports);
         return Task.FromResult(response);
     }
 
