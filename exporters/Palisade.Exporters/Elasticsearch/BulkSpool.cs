@@ -71,7 +71,7 @@ public sealed class BulkSpool : IDisposable
         {
             lock (_gate)
             {
-                return _segments.Sum(kv => kv.Key >= _cursorSeg ? kv.Value : 0) - (_segments.ContainsKey(_cursorSeg) ? _cursorOff : 0);
+                return PendingBytesLocked();
             }
         }
     }
