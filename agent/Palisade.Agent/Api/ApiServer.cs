@@ -1,4 +1,3 @@
-using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -33,11 +32,8 @@ internal static class ApiServer
             k.ListenUnixSocket(path, o => o.Protocols = HttpProtocols.Http2);
             return;
         }
-        var colon = address.LastIndexOf(':');
-        var host = address[..colon].Trim('[', ']');
-        var ip = host.Length == 0 ? IPAddress.Any : host == "localhost" ? IPAddress.Loopback : IPAddress.Parse(host);
-        var port = int.Parse(address[(colon + 1)..], System.Globalization.CultureInfo.InvariantCulture);
-        k.Listen(ip, port, o =>
+        var endpoint = options.ServerEndpoint ?? throw new InvalidOperationException($"server-address {address} was not resolved to an endpoint");
+        k.Listen(endpoint, o =>
         {
             o.Protocols = HttpProtocols.Http2;
             if (options.ServerTlsCertFile is { } cert && options.ServerTlsKeyFile is { } key)

@@ -126,9 +126,10 @@ public static class AgentConfiguration
         var pipeline = ParsePipeline(values, errors, out var redactor);
         var elasticsearch = ParseElasticsearch(values, errors);
         var serverAddress = values[AgentSettings.ServerAddress.Key].Value;
+        IPEndPoint? serverEndpoint = null;
         if (serverAddress.Length > 0 && !serverAddress.StartsWith("unix://", StringComparison.Ordinal))
         {
-            var endpoint = ParseEndpoint(AgentSettings.ServerAddress, values[AgentSettings.ServerAddress.Key], errors);
+            var endpoint = serverEndpoint = ParseEndpoint(AgentSettings.ServerAddress, values[AgentSettings.ServerAddress.Key], errors);
             var tls = values[AgentSettings.ServerTlsCertFile.Key].Value.Length > 0;
             if (endpoint is not null && !tls && !IPAddress.IsLoopback(endpoint.Address))
             {
@@ -155,6 +156,7 @@ public static class AgentConfiguration
             Redactor = redactor,
             Elasticsearch = elasticsearch,
             ServerAddress = serverAddress.Length > 0 ? serverAddress : null,
+            ServerEndpoint = serverEndpoint,
             ServerTlsCertFile = NullIfEmpty(values[AgentSettings.ServerTlsCertFile.Key].Value),
             ServerTlsKeyFile = NullIfEmpty(values[AgentSettings.ServerTlsKeyFile.Key].Value),
             MetricsLabels = metricLabels,

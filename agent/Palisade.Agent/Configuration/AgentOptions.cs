@@ -58,6 +58,9 @@ public sealed record AgentOptions
     /// <summary>gRPC API address: unix:///path or host:port; null: off.</summary>
     public string? ServerAddress { get; init; }
 
+    /// <summary>The TCP endpoint of <see cref="ServerAddress"/>; null for a unix socket.</summary>
+    public IPEndPoint? ServerEndpoint { get; init; }
+
     public string? ServerTlsCertFile { get; init; }
 
     public string? ServerTlsKeyFile { get; init; }
