@@ -128,6 +128,47 @@ public sealed class ConfigurationTests
         Assert.Equal(new Dictionary<string, string> { ["log-format"] = "json" }, layer.Values);
     }
 
+    [Theory]
+    [InlineData("server-address", "0.0.0.0:54321", "off loopback without TLS")]
+    [InlineData("server-tls-cert-file", "/x.pem", "give both or neither")]
+    [InlineData("elasticsearch-url", "ftp://es:9200", "is not an http:// or https:// URL")]
+    [InlineData("elasticsearch-url", "https://elastic:secret@es:9200", "credentials in the URL would be logged")]
+    [InlineData("elasticsearch-spool-max-size", "lots", "\"lots\" (from flags) is not a size")]
+    [InlineData("metrics-label-filter", "namespace,container", "\"container\" is not a metrics label")]
+    [InlineData("export-rate-limit", "0", "must be a whole number from 1 to 100000000")]
+    [InlineData("export-allowlist", "{\"event_sets\":[\"PROCESS_EXEC\"]}", "export-allowlist (from flags) line 1: event_sets: unknown filter field. Did you mean \"event_set\"?")]
+    [InlineData("redaction-filters", "{\"redact\":[\"--password=\\\\S+\"]}", "has no capture group")]
+    public void BadExportAndApiSettingsNameTheSettingAndTheFix(string key, string value, string expected)
+    {
+        (string, string)[] values = key.StartsWith("elasticsearch-", StringComparison.Ordinal) && key != "elasticsearch-url"
+            ? [("elasticsearch-url", "http://127.0.0.1:9200"), (key, value)]
+            : key == "server-tls-cert-file" ? [("server-address", "127.0.0.1:54321"), (key, value)] : [(key, value)];
+        var e = Assert.Throws<AgentConfigurationException>(() => AgentConfiguration.Resolve([Layer("flags", values)]));
+        Assert.Contains(e.Errors, error => error.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("Palisade-Events")]
+    [InlineData("_events")]
+    [InlineData("events,all")]
+    public void BadElasticsearchIndexNamesAreRefused(string index)
+    {
+        var e = Assert.Throws<AgentConfigurationException>(() => AgentConfiguration.Resolve([Layer("flags",
+            ("elasticsearch-url", "http://127.0.0.1:9200"), ("elasticsearch-index", index))]));
+        Assert.Contains(e.Errors, error => error.Contains($"\"{index}\" is not a valid index name", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void ApiAndElasticsearchSettingsResolve()
+    {
+        var options = AgentConfiguration.Resolve([Layer("flags", ("server-address", "localhost:54321"), ("elasticsearch-url", "https://es:9200"),
+            ("elasticsearch-spool-max-size", "2G"), ("export-rate-limit", "600"))]);
+        Assert.Equal("127.0.0.1:54321", options.ServerEndpoint!.ToString());
+        Assert.Equal(2L << 30, options.Elasticsearch!.SpoolMaxBytes);
+        Assert.Equal(600, options.ExportPipeline.RateLimitPerMinute);
+        Assert.Null(AgentConfiguration.Resolve([]).ServerEndpoint); // the default is the unix socket
+    }
+
     [Fact]
     public void AnExplicitMissingConfigFileIsAnError()
     {
