@@ -7,6 +7,24 @@ namespace Palisade.Exporters.Filters;
 /// <summary>A bad filter definition: the field, the value and how to fix it.</summary>
 public sealed class FilterException(string message) : Exception(message);
 
+/// <summary>Tetragon's filter-list format: one JSON object per non-empty line, each named "WHERE line N" in errors.</summary>
+internal static class FilterLines
+{
+    public static List<T> Parse<T>(string text, string where, Func<string, string, T> parseOne)
+    {
+        var lines = text.Split('\n');
+        var result = new List<T>();
+        for (var i = 0; i < lines.Length; i++)
+        {
+            if (lines[i].Trim().Length > 0)
+            {
+                result.Add(parseOne(lines[i], $"{where} line {i + 1}"));
+            }
+        }
+        return result;
+    }
+}
+
 /// <summary>
 /// One export filter in Tetragon's JSON form (one object per line of --export-allowlist /
 /// --export-denylist): the fields present are ANDed, the values of one field ORed.
@@ -88,16 +106,7 @@ public sealed class EventFilter
             using var doc = JsonDocument.Parse(trimmed);
             return [.. doc.RootElement.EnumerateArray().Select((e, i) => Parse(e.GetRawText(), $"{where}[{i}]"))];
         }
-        var lines = text.Split('\n');
-        var result = new List<EventFilter>();
-        for (var i = 0; i < lines.Length; i++)
-        {
-            if (lines[i].Trim().Length > 0)
-            {
-                result.Add(Parse(lines[i], $"{where} line {i + 1}"));
-            }
-        }
-        return result;
+        return FilterLines.Parse(text, where, Parse);
     }
 
     private void Set(JsonProperty p, string where)

@@ -82,19 +82,7 @@ public sealed class FieldFilter
         }
     }
 
-    public static IReadOnlyList<FieldFilter> ParseList(string text, string where)
-    {
-        var lines = text.Split('\n');
-        var result = new List<FieldFilter>();
-        for (var i = 0; i < lines.Length; i++)
-        {
-            if (lines[i].Trim().Length > 0)
-            {
-                result.Add(Parse(lines[i], $"{where} line {i + 1}"));
-            }
-        }
-        return result;
-    }
+    public static IReadOnlyList<FieldFilter> ParseList(string text, string where) => FilterLines.Parse(text, where, Parse);
 
     public bool AppliesTo(EventKind kind) => _kinds is null || _kinds.Contains(kind) != _invert;
 
@@ -175,54 +163,45 @@ public sealed class Redactor
 
     public int Count => _rules.Count;
 
-    public static Redactor Parse(string text, string where)
+    public static Redactor Parse(string text, string where) => new(FilterLines.Parse(text, where, ParseRule));
+
+    private static (System.Text.RegularExpressions.Regex?, System.Text.RegularExpressions.Regex[]) ParseRule(string line, string at)
     {
-        var rules = new List<(System.Text.RegularExpressions.Regex?, System.Text.RegularExpressions.Regex[])>();
-        var lines = text.Split('\n');
-        for (var i = 0; i < lines.Length; i++)
+        try
         {
-            if (lines[i].Trim().Length == 0)
+            using var doc = JsonDocument.Parse(line);
+            System.Text.RegularExpressions.Regex? binary = null;
+            System.Text.RegularExpressions.Regex[] redact = [];
+            foreach (var p in doc.RootElement.EnumerateObject())
             {
-                continue;
-            }
-            var at = $"{where} line {i + 1}";
-            try
-            {
-                using var doc = JsonDocument.Parse(lines[i]);
-                System.Text.RegularExpressions.Regex? binary = null;
-                System.Text.RegularExpressions.Regex[] redact = [];
-                foreach (var p in doc.RootElement.EnumerateObject())
+                switch (p.Name)
                 {
-                    switch (p.Name)
-                    {
-                        case "redact":
-                            redact = [.. p.Value.EnumerateArray().Select(v => Compile(v.GetString() ?? "", $"{at}: redact"))];
-                            foreach (var r in redact.Where(r => r.GetGroupNumbers().Length < 2))
-                            {
-                                throw new FilterException($"{at}: redact: \"{r}\" has no capture group, so nothing would be redacted. Fix: put the secret in parentheses, e.g. \"--password[= ](\\\\S+)\".");
-                            }
-                            break;
-                        case "binary_regex":
-                            binary = Compile(string.Join('|', p.Value.EnumerateArray().Select(v => $"(?:{v.GetString()})")), $"{at}: binary_regex");
-                            break;
-                        case "match":
-                            throw new FilterException($"{at}: match: not supported (Tetragon deprecated it too). Fix: use binary_regex to choose binaries.");
-                        default:
-                            throw new FilterException($"{at}: {p.Name}: unknown redaction field. Allowed: redact, binary_regex.");
-                    }
+                    case "redact":
+                        redact = [.. p.Value.EnumerateArray().Select(v => Compile(v.GetString() ?? "", $"{at}: redact"))];
+                        foreach (var r in redact.Where(r => r.GetGroupNumbers().Length < 2))
+                        {
+                            throw new FilterException($"{at}: redact: \"{r}\" has no capture group, so nothing would be redacted. Fix: put the secret in parentheses, e.g. \"--password[= ](\\\\S+)\".");
+                        }
+                        break;
+                    case "binary_regex":
+                        binary = Compile(string.Join('|', p.Value.EnumerateArray().Select(v => $"(?:{v.GetString()})")), $"{at}: binary_regex");
+                        break;
+                    case "match":
+                        throw new FilterException($"{at}: match: not supported (Tetragon deprecated it too). Fix: use binary_regex to choose binaries.");
+                    default:
+                        throw new FilterException($"{at}: {p.Name}: unknown redaction field. Allowed: redact, binary_regex.");
                 }
-                if (redact.Length == 0)
-                {
-                    throw new FilterException($"{at}: redact: missing. Fix: give regexes whose capture groups are secrets, e.g. {{\"redact\":[\"(?:--password|-p)[\\\\s=]+(\\\\S+)\"]}}.");
-                }
-                rules.Add((binary, redact));
             }
-            catch (JsonException e)
+            if (redact.Length == 0)
             {
-                throw new FilterException($"{at}: not valid JSON ({e.Message}).");
+                throw new FilterException($"{at}: redact: missing. Fix: give regexes whose capture groups are secrets, e.g. {{\"redact\":[\"(?:--password|-p)[\\\\s=]+(\\\\S+)\"]}}.");
             }
+            return (binary, redact);
         }
-        return new Redactor(rules);
+        catch (JsonException e)
+        {
+            throw new FilterException($"{at}: not valid JSON ({e.Message}).");
+        }
     }
 
     private static System.Text.RegularExpressions.Regex Compile(string pattern, string field)
