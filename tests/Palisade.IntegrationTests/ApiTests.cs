@@ -20,26 +20,7 @@ public sealed class ApiTests : IDisposable
     private string KillPolicy(string name, string prefix)
     {
         var file = Path.Combine(_dir, name + ".yaml");
-        File.WriteAllText(file, $"""
-            apiVersion: cilium.io/v1alpha1
-            kind: TracingPolicy
-            metadata:
-              name: {name}
-            spec:
-              kprobes:
-              - call: security_bprm_check
-                syscall: false
-                args:
-                - index: 0
-                  type: linux_binprm
-                selectors:
-                - matchArgs:
-                  - index: 0
-                    operator: Prefix
-                    values: ["{prefix}"]
-                  matchActions:
-                  - action: Sigkill
-            """);
+        File.WriteAllText(file, TestPolicies.ExecPrefixKill(name, prefix));
         return file;
     }
 
@@ -124,7 +105,7 @@ public sealed class ApiTests : IDisposable
 
         // validate is offline and precise; add refuses the same file with the same errors.
         var bad = Path.Combine(_dir, "bad.yaml");
-        File.WriteAllText(bad, File.ReadAllText(KillPolicy("bad", "/x/")).Replace("operator: Prefix", "operator: Prefixx", StringComparison.Ordinal));
+        File.WriteAllText(bad, TestPolicies.ExecPrefixKill("bad", "/x/").Replace("operator: \"Prefix\"", "operator: \"Prefixx\"", StringComparison.Ordinal));
         var validate = Command.Run(AgentProcess.Launcher(), "policy", "validate", bad);
         Assert.Equal(1, validate.ExitCode);
         Assert.Contains("spec.kprobes[0].selectors[0].matchArgs[0].operator: unknown operator \"Prefixx\"", validate.Stdout, StringComparison.Ordinal);

@@ -162,27 +162,7 @@ public sealed class PolicyEnforcementTests : IDisposable
         var copy = Path.Combine(forbidden, "opener");
         File.Copy(Opener, copy);
         File.SetUnixFileMode(copy, UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.UserWrite);
-        h.ApplyRunning($"""
-            apiVersion: cilium.io/v1alpha1
-            kind: TracingPolicy
-            metadata:
-              name: no-exec-from-forbidden
-            spec:
-              kprobes:
-              - call: "security_bprm_check"
-                syscall: false
-                args:
-                - index: 0
-                  type: "linux_binprm"
-                selectors:
-                - matchArgs:
-                  - index: 0
-                    operator: "Prefix"
-                    values:
-                    - "{forbidden}/"
-                  matchActions:
-                  - action: Sigkill
-            """);
+        h.ApplyRunning(TestPolicies.ExecPrefixKill("no-exec-from-forbidden", forbidden + "/"));
         var marker = Path.Combine(_dir, "marker");
         var r = RunIn("/", copy, "marker", marker);
         Assert.Equal(KilledBySigkill, r.ExitCode);

@@ -41,26 +41,7 @@ public sealed class PrometheusTests : IDisposable
         }
         File.Copy("/usr/bin/true", Path.Combine(ok, "promwork"));
         File.Copy("/usr/bin/true", Path.Combine(bad, "promwork"));
-        File.WriteAllText(Path.Combine(policies, "kill.yaml"), $"""
-            apiVersion: cilium.io/v1alpha1
-            kind: TracingPolicy
-            metadata:
-              name: prom-kill
-            spec:
-              kprobes:
-              - call: security_bprm_check
-                syscall: false
-                args:
-                - index: 0
-                  type: linux_binprm
-                selectors:
-                - matchArgs:
-                  - index: 0
-                    operator: Prefix
-                    values: ["{bad}/"]
-                  matchActions:
-                  - action: Sigkill
-            """);
+        File.WriteAllText(Path.Combine(policies, "kill.yaml"), TestPolicies.ExecPrefixKill("prom-kill", bad + "/"));
         using var agent = AgentProcess.Start("--tracing-policy-dir", policies, "--metrics-label-filter", "namespace,binary");
         agent.WaitReady();
         Assert.True(Command.WaitUntil(() => agent.Get("/v1/policies").Contains("prom-kill", StringComparison.Ordinal),
