@@ -75,8 +75,6 @@ public abstract class EventSink : IAsyncDisposable
         ["write_failed"] = Interlocked.Read(ref _failed) - Interlocked.Read(ref _encodeFailed),
     };
 
-    public SinkPipeline Pipeline => _pipeline;
-
     public EventSubscription Subscription => _subscription;
 
     public virtual void Start() => _run = Task.Run(RunAsync);

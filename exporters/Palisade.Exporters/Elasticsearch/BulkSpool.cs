@@ -25,7 +25,6 @@ public sealed class BulkSpool : IDisposable
     private long _cursorSeg;
     private long _cursorOff;
     private long _dropped;
-    private long _droppedBytes;
 
     public BulkSpool(string directory, long maxBytes)
     {
@@ -61,8 +60,6 @@ public sealed class BulkSpool : IDisposable
 
     /// <summary>Items dropped because the spool was full.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
-
-    public long DroppedBytes => Interlocked.Read(ref _droppedBytes);
 
     /// <summary>Bytes written but not yet acknowledged.</summary>
     public long PendingBytes
@@ -136,7 +133,6 @@ public sealed class BulkSpool : IDisposable
         var from = oldest == _cursorSeg ? _cursorOff : 0;
         var lost = CountItems(SegmentPath(oldest), from, _segments[oldest]);
         Interlocked.Add(ref _dropped, lost);
-        Interlocked.Add(ref _droppedBytes, _segments[oldest] - from);
         File.Delete(SegmentPath(oldest));
         _segments.Remove(oldest);
         if (_cursorSeg <= oldest)

@@ -53,7 +53,7 @@ public sealed class ElasticsearchSink : EventSink
     private readonly Action<string>? _log;
     private Task? _sender;
     private bool _templateInstalled;
-    private long _indexed, _duplicates, _deadLettered, _retries, _requests, _bytesSent;
+    private long _indexed, _duplicates, _deadLettered, _retries, _requests;
     private volatile string? _lastError;
 
     public ElasticsearchSink(EventSubscription subscription, string nodeName, ElasticsearchOptions options, TetragonJsonOptions? jsonOptions = null,
@@ -76,8 +76,6 @@ public sealed class ElasticsearchSink : EventSink
         }
     }
 
-    public ElasticsearchOptions Options => _options;
-
     /// <summary>Items Elasticsearch created.</summary>
     public long Indexed => Interlocked.Read(ref _indexed);
 
@@ -91,8 +89,6 @@ public sealed class ElasticsearchSink : EventSink
     public long Retries => Interlocked.Read(ref _retries);
 
     public long Requests => Interlocked.Read(ref _requests);
-
-    public long BytesSent => Interlocked.Read(ref _bytesSent);
 
     /// <summary>Bytes in the spool not yet acknowledged.</summary>
     public long SpooledBytes => _spool.PendingBytes;
@@ -342,7 +338,6 @@ public sealed class ElasticsearchSink : EventSink
                 // Keep the events and retry; the error is in the log and the status.
                 throw new RetryException($"_bulk: HTTP {(int)response.StatusCode}: {Encoding.UTF8.GetString(body.AsSpan(0, Math.Min(body.Length, 300)))}");
             }
-            Interlocked.Add(ref _bytesSent, content.Headers.ContentLength ?? raw.Length);
             return HandleItems(items, body);
         }
     }

@@ -56,15 +56,7 @@ public sealed class EventFilter
     private HashSet<string>? _policies;
     private HashSet<uint>? _pids, _pidSet;
 
-    /// <summary>The filter as written, for status and messages.</summary>
-    public required string Source { get; init; }
-
-    /// <summary>Names the event kinds this filter can match; null when any.</summary>
-    public IReadOnlySet<EventKind>? Kinds => _kinds;
-
     public static EventKind? KindOf(string eventSetName) => EventSetNames.TryGetValue(eventSetName, out var k) ? k : null;
-
-    public static string NameOf(EventKind kind) => EventSetNames.First(kv => kv.Value == kind).Key;
 
     /// <summary>Parses one filter object; <paramref name="where"/> names it in errors (e.g. "export-allowlist line 2").</summary>
     public static EventFilter Parse(string json, string where)
@@ -84,7 +76,7 @@ public sealed class EventFilter
             {
                 throw new FilterException($"{where}: a filter is a JSON object, not {doc.RootElement.ValueKind}. Fix: e.g. {{\"namespace\":[\"default\"]}}.");
             }
-            var filter = new EventFilter { Source = json.Trim() };
+            var filter = new EventFilter();
             foreach (var p in doc.RootElement.EnumerateObject())
             {
                 filter.Set(p, where);
@@ -337,8 +329,6 @@ public sealed class ExportFilter
     public IReadOnlyList<EventFilter> Allow { get; }
 
     public IReadOnlyList<EventFilter> Deny { get; }
-
-    public bool IsEmpty => Allow.Count == 0 && Deny.Count == 0;
 
     public bool Passes(PalisadeEvent e)
     {

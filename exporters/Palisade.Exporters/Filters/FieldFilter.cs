@@ -15,19 +15,15 @@ public sealed class FieldFilter
     private readonly HashSet<EventKind>? _kinds;
     private readonly bool _invert;
     private readonly string[][] _paths;
+    private readonly bool _include;
 
-    private FieldFilter(HashSet<EventKind>? kinds, bool invert, string[][] paths, bool include, string source)
+    private FieldFilter(HashSet<EventKind>? kinds, bool invert, string[][] paths, bool include)
     {
         _kinds = kinds;
         _invert = invert;
         _paths = paths;
-        Include = include;
-        Source = source;
+        _include = include;
     }
-
-    public bool Include { get; }
-
-    public string Source { get; }
 
     public static FieldFilter Parse(string json, string where)
     {
@@ -78,7 +74,7 @@ public sealed class FieldFilter
                 throw new FilterException($"{where}: fields: missing. Fix: name the fields, e.g. \"fields\":\"process.binary,process.arguments\".");
             }
             var paths = fields.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(f => f.Split('.')).ToArray();
-            return new FieldFilter(kinds, invert, paths, include, json.Trim());
+            return new FieldFilter(kinds, invert, paths, include);
         }
     }
 
@@ -89,7 +85,7 @@ public sealed class FieldFilter
     /// <summary>Filters the event body (the object under process_exec, process_kprobe, ...) in place.</summary>
     public void Apply(JsonObject body)
     {
-        if (Include)
+        if (_include)
         {
             var kept = new JsonObject();
             foreach (var path in _paths)
