@@ -252,17 +252,25 @@ public sealed class BulkSpool : IDisposable
     }
 
     // A crash can leave a half-written item at a segment's end: only whole items count.
+    // Streamed, so a full spool (up to 64 MiB a segment) is never read into memory at start.
     private static long WholeItemsLength(string file)
     {
-        var bytes = File.ReadAllBytes(file);
-        var newlines = 0;
-        long end = 0;
-        for (var i = 0; i < bytes.Length; i++)
+        using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        var buffer = new byte[64 * 1024];
+        long newlines = 0, end = 0, offset = 0;
+        int n;
+        while ((n = stream.Read(buffer, 0, buffer.Length)) > 0)
         {
-            if (bytes[i] == '\n' && ++newlines % 2 == 0)
+            for (var i = buffer.AsSpan(0, n).IndexOf((byte)'\n'); i >= 0;)
             {
-                end = i + 1;
+                if (++newlines % 2 == 0)
+                {
+                    end = offset + i + 1;
+                }
+                var next = buffer.AsSpan(i + 1, n - i - 1).IndexOf((byte)'\n');
+                i = next < 0 ? -1 : i + 1 + next;
             }
+            offset += n;
         }
         return end;
     }
