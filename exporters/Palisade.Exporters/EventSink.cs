@@ -122,6 +122,11 @@ public abstract class EventSink : IAsyncDisposable
             if (_buffer.WrittenCount >= FlushThreshold)
             {
                 pending = await FlushAsync(pending).ConfigureAwait(false);
+                // A long queue keeps this loop busy without ever awaiting anything (writes
+                // often complete at once): give the thread pool back between buffers, or
+                // on a one-CPU pod (one pool thread at first) other sinks' and the
+                // Elasticsearch sender's work waits ~0.5 s for the pool to grow.
+                await Task.Yield();
             }
         }
         if (_limiter?.TakeReport(force: reader.Completion.IsCompleted) is > 0 and var dropped)

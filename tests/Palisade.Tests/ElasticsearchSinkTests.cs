@@ -169,6 +169,38 @@ public sealed class ElasticsearchSinkTests : IDisposable
     }
 
     [Fact]
+    public void SpoolBatchesRunAcrossSegmentsAndCountPendingItems()
+    {
+        var dir = Path.Combine(_dir, "segments");
+        // 64 KiB bound: 16 KiB segments, so 40 items of ~1 KiB fill three of them.
+        var spool = new BulkSpool(dir, 64 * 1024);
+        for (var i = 0; i < 40; i++)
+        {
+            spool.Append(System.Text.Encoding.UTF8.GetBytes($"{{\"create\":{{}}}}\n{{\"n\":{i},\"x\":\"{new string('a', 1000)}\"}}\n"));
+        }
+        Assert.True(Directory.GetFiles(dir, "seg-*").Length >= 3);
+        Assert.Equal(40, spool.PendingItems);
+
+        var (items, next) = spool.Read(30, 1 << 20);
+        Assert.Equal(30, items.Count);
+        Assert.Equal(30, next.Items);
+        Assert.Contains("\"n\":29,", System.Text.Encoding.UTF8.GetString(items[29].Span), StringComparison.Ordinal);
+        spool.Commit(next);
+        Assert.Equal(10, spool.PendingItems);
+        spool.Dispose();
+
+        // A restart counts what is still pending; the acknowledged segments are gone.
+        using var again = new BulkSpool(dir, 64 * 1024);
+        Assert.Equal(10, again.PendingItems);
+        var (rest, end) = again.Read(100, 1 << 20);
+        Assert.Equal(10, rest.Count);
+        Assert.Contains("\"n\":30,", System.Text.Encoding.UTF8.GetString(rest[0].Span), StringComparison.Ordinal);
+        again.Commit(end);
+        Assert.Equal(0, again.PendingItems);
+        Assert.Equal(0, again.PendingBytes);
+    }
+
+    [Fact]
     public void SpoolIgnoresAHalfWrittenItemAfterACrash()
     {
         var dir = Path.Combine(_dir, "crash");

@@ -25,6 +25,7 @@ public sealed class BulkSpool : IDisposable
     private long _cursorSeg;
     private long _cursorOff;
     private long _dropped;
+    private long _pendingItems;
 
     public BulkSpool(string directory, long maxBytes)
     {
@@ -52,6 +53,7 @@ public sealed class BulkSpool : IDisposable
             (_cursorSeg, _cursorOff) = (_segments.Keys.First(), 0);
         }
         RecoveredBytes = PendingBytes;
+        _pendingItems = _segments.Sum(kv => kv.Key < _cursorSeg ? 0 : CountItems(SegmentPath(kv.Key), kv.Key == _cursorSeg ? _cursorOff : 0, kv.Value));
         _writer = OpenSegment(_segments.Count == 0 ? Math.Max(1, _cursorSeg) : _segments.Keys.Last() + 1);
     }
 
@@ -60,6 +62,9 @@ public sealed class BulkSpool : IDisposable
 
     /// <summary>Items dropped because the spool was full.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
+
+    /// <summary>Items written but not yet acknowledged.</summary>
+    public long PendingItems => Interlocked.Read(ref _pendingItems);
 
     /// <summary>Bytes written but not yet acknowledged.</summary>
     public long PendingBytes
@@ -111,6 +116,7 @@ public sealed class BulkSpool : IDisposable
             _writer.Write(items);
             _writer.Flush();
             _segments[_writing] += items.Length;
+            Interlocked.Add(ref _pendingItems, items.Count((byte)'\n') / 2);
             if (_segments[_writing] >= _segmentBytes)
             {
                 Rotate();
@@ -133,6 +139,7 @@ public sealed class BulkSpool : IDisposable
         var from = oldest == _cursorSeg ? _cursorOff : 0;
         var lost = CountItems(SegmentPath(oldest), from, _segments[oldest]);
         Interlocked.Add(ref _dropped, lost);
+        Interlocked.Add(ref _pendingItems, -lost);
         File.Delete(SegmentPath(oldest));
         _segments.Remove(oldest);
         if (_cursorSeg <= oldest)
@@ -142,16 +149,19 @@ public sealed class BulkSpool : IDisposable
         }
     }
 
-    /// <summary>A position in the spool: what to commit after a batch is acknowledged.</summary>
-    public readonly record struct Position(long Segment, long Offset);
+    /// <summary>A position in the spool: what to commit after a batch is acknowledged, and how many items it covers.</summary>
+    public readonly record struct Position(long Segment, long Offset, int Items);
 
     /// <summary>
     /// Reads up to <paramref name="maxItems"/> items (and about <paramref name="maxBytes"/>) from the
-    /// acknowledged position on. Returns the raw items and the position after them.
+    /// acknowledged position on, continuing into the next segments when one ends, so a batch
+    /// is not cut short at a segment boundary. Returns the raw items (valid until the next Read) and
+    /// the position after them.
     /// </summary>
     public (List<ReadOnlyMemory<byte>> Items, Position Next) Read(int maxItems, int maxBytes)
     {
-        long seg, off, len;
+        long seg, off;
+        List<KeyValuePair<long, long>> segments;
         lock (_gate)
         {
             // Finished segments behind the writer are deleted once fully acknowledged.
@@ -162,54 +172,86 @@ public sealed class BulkSpool : IDisposable
                 (_cursorSeg, _cursorOff) = (_segments.Keys.First(), 0);
                 WriteCursor();
             }
-            if (!_segments.TryGetValue(_cursorSeg, out len))
-            {
-                return ([], new Position(_cursorSeg, _cursorOff));
-            }
             (seg, off) = (_cursorSeg, _cursorOff);
+            segments = [.. _segments.Where(kv => kv.Key >= seg)];
         }
         var items = new List<ReadOnlyMemory<byte>>();
-        if (len <= off)
+        _readBuffersUsed = 0;
+        var at = new Position(seg, off, 0);
+        var bytes = 0L;
+        foreach (var (n, len) in segments)
         {
-            return (items, new Position(seg, off));
+            var from = n == seg ? off : 0;
+            if (len <= from)
+            {
+                continue;
+            }
+            var want = (int)Math.Min(len - from, Math.Max(maxBytes - bytes, 1));
+            var buffer = ReadRange(n, from, want);
+            var consumed = Split(buffer, items, maxItems);
+            if (items.Count == 0)
+            {
+                // One item larger than maxBytes: read it whole and send it alone.
+                buffer = ReadRange(n, from, (int)Math.Min(len - from, int.MaxValue));
+                consumed = Split(buffer, items, 1);
+            }
+            if (consumed == 0)
+            {
+                break; // the next item does not fit in what is left of maxBytes
+            }
+            at = new Position(n, from + consumed, items.Count);
+            bytes += consumed;
+            if (items.Count >= maxItems || bytes >= maxBytes || from + consumed < len)
+            {
+                break;
+            }
         }
-        var want = (int)Math.Min(len - off, Math.Max(maxBytes, 1));
-        var buffer = ReadRange(seg, off, want);
-        var consumed = Split(buffer, items, maxItems);
-        if (items.Count == 0)
-        {
-            // One item larger than maxBytes: read it whole and send it alone.
-            buffer = ReadRange(seg, off, (int)Math.Min(len - off, int.MaxValue));
-            consumed = Split(buffer, items, 1);
-        }
-        return (items, new Position(seg, off + consumed));
+        return (items, at);
     }
 
-    private byte[] ReadRange(long seg, long off, int count)
+    // The items of one Read point into these buffers: they stay valid until the next Read
+    // (one sender reads, sends, commits, then reads again). Reused, because a batch is
+    // megabytes and a fresh array per batch is large-object-heap churn.
+    private readonly List<byte[]> _readBuffers = [];
+    private int _readBuffersUsed;
+
+    private ArraySegment<byte> ReadRange(long seg, long off, int count)
     {
         using var file = new FileStream(SegmentPath(seg), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         file.Position = off;
-        var buffer = new byte[count];
-        file.ReadExactly(buffer);
-        return buffer;
+        if (_readBuffersUsed == _readBuffers.Count)
+        {
+            _readBuffers.Add([]);
+        }
+        var buffer = _readBuffers[_readBuffersUsed];
+        if (buffer.Length < count)
+        {
+            buffer = _readBuffers[_readBuffersUsed] = new byte[Math.Max(count, Math.Min(2 * buffer.Length, int.MaxValue / 2))];
+        }
+        _readBuffersUsed++;
+        file.ReadExactly(buffer, 0, count);
+        return new ArraySegment<byte>(buffer, 0, count);
     }
 
     // Cuts whole items (two lines each) off the front of the buffer.
-    private static int Split(byte[] buffer, List<ReadOnlyMemory<byte>> items, int maxItems)
+    private static int Split(ArraySegment<byte> buffer, List<ReadOnlyMemory<byte>> items, int maxItems)
     {
         var at = 0;
+        var span = buffer.AsSpan();
         while (items.Count < maxItems)
         {
-            var first = Array.IndexOf(buffer, (byte)'\n', at);
+            var first = span[at..].IndexOf((byte)'\n');
             if (first < 0)
             {
                 break;
             }
-            var second = Array.IndexOf(buffer, (byte)'\n', first + 1);
+            first += at;
+            var second = span[(first + 1)..].IndexOf((byte)'\n');
             if (second < 0)
             {
                 break;
             }
+            second += first + 1;
             items.Add(buffer.AsMemory(at, second + 1 - at));
             at = second + 1;
         }
@@ -227,6 +269,13 @@ public sealed class BulkSpool : IDisposable
             }
             (_cursorSeg, _cursorOff) = (next.Segment, next.Offset);
             WriteCursor();
+            Interlocked.Add(ref _pendingItems, -next.Items);
+            // A batch that ran into later segments leaves the earlier ones fully acknowledged.
+            foreach (var done in _segments.Keys.Where(n => n < _cursorSeg).ToList())
+            {
+                File.Delete(SegmentPath(done));
+                _segments.Remove(done);
+            }
         }
     }
 

@@ -47,6 +47,7 @@ public sealed class ElasticsearchSink : EventSink
     private readonly BulkSpool _spool;
     private readonly string _deadLetterPath;
     private readonly ArrayBufferWriter<byte> _scratch = new(4096);
+    private readonly MemoryStream _body = new();
     private readonly Utf8JsonWriter _scratchJson;
     private readonly SemaphoreSlim _dataReady = new(0, int.MaxValue);
     private readonly CancellationTokenSource _stop = new();
@@ -222,7 +223,10 @@ public sealed class ElasticsearchSink : EventSink
                 {
                     // Let the batch fill for up to the flush interval: fewer, larger requests.
                     var until = DateTime.UtcNow + _options.FlushInterval;
-                    while (DateTime.UtcNow < until && await _dataReady.WaitAsync(until - DateTime.UtcNow, token).ConfigureAwait(false))
+                    // It stops lingering as soon as a full batch is waiting: under load, batches
+                    // go out back to back.
+                    while (DateTime.UtcNow < until && _spool.PendingItems < _options.BatchSize && _spool.PendingBytes < _options.BatchBytes
+                        && await _dataReady.WaitAsync(until - DateTime.UtcNow, token).ConfigureAwait(false))
                     {
                     }
                     (items, next) = _spool.Read(_options.BatchSize, _options.BatchBytes);
@@ -301,26 +305,28 @@ public sealed class ElasticsearchSink : EventSink
 
     private async Task<List<ReadOnlyMemory<byte>>> SendOnceAsync(List<ReadOnlyMemory<byte>> items, CancellationToken token)
     {
-        var raw = new MemoryStream(items.Sum(i => i.Length));
-        foreach (var item in items)
-        {
-            raw.Write(item.Span);
-        }
-        HttpContent content;
+        // One request body buffer, reused (a batch is megabytes: a fresh one per request is
+        // large-object-heap churn); items go into it directly, through gzip when asked.
+        _body.SetLength(0);
         if (_options.Compress)
         {
-            var zipped = new MemoryStream();
-            using (var gzip = new System.IO.Compression.GZipStream(zipped, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true))
+            using var gzip = new System.IO.Compression.GZipStream(_body, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true);
+            foreach (var item in items)
             {
-                raw.Position = 0;
-                raw.CopyTo(gzip);
+                gzip.Write(item.Span);
             }
-            content = new ByteArrayContent(zipped.GetBuffer(), 0, (int)zipped.Length);
-            content.Headers.ContentEncoding.Add("gzip");
         }
         else
         {
-            content = new ByteArrayContent(raw.GetBuffer(), 0, (int)raw.Length);
+            foreach (var item in items)
+            {
+                _body.Write(item.Span);
+            }
+        }
+        var content = new ByteArrayContent(_body.GetBuffer(), 0, (int)_body.Length);
+        if (_options.Compress)
+        {
+            content.Headers.ContentEncoding.Add("gzip");
         }
         content.Headers.ContentType = new MediaTypeHeaderValue("application/x-ndjson");
         using (content)
