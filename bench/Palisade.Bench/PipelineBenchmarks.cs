@@ -17,7 +17,6 @@ public class PipelineBenchmarks
 {
     private List<byte[]> _records = [];
     private List<PalisadeEvent> _events = [];
-    private ProcessEventDecoder _decoder = null!;
     private readonly ArrayBufferWriter<byte> _buffer = new(1 << 20);
     private Utf8JsonWriter _json = null!;
 
@@ -29,25 +28,17 @@ public class PipelineBenchmarks
     {
         var helper = Environment.GetEnvironmentVariable("PALISADE_EXECSTORM") ?? throw new InvalidOperationException("set PALISADE_EXECSTORM (bench/run-pipeline.sh does)");
         _records = RecordedEvents.Capture(helper, Execs);
-        _decoder = NewDecoder(_events);
-        foreach (var r in _records)
-        {
-            _decoder.OnRecord(r);
-        }
+        _events = RecordedEvents.Decode(_records);
         _json = new Utf8JsonWriter(_buffer, new JsonWriterOptions { SkipValidation = true });
         Console.WriteLine($"// recorded {_records.Count} records, {_events.Count} events");
     }
-
-    private static ProcessEventDecoder NewDecoder(List<PalisadeEvent> sink) =>
-        new("bench-node", new ProcessCache(1 << 20, TimeSpan.FromSeconds(10), TimeProvider.System),
-            new BootClock(DateTimeOffset.UnixEpoch), new uint[10], ancestors: false, sink.Add);
 
     /// <summary>Decode + enrich (cache lookups, records, events) of every recorded record.</summary>
     [Benchmark(OperationsPerInvoke = 1)]
     public int DecodeAndEnrich()
     {
         var sink = new List<PalisadeEvent>(_events.Count);
-        var decoder = NewDecoder(sink);
+        var decoder = RecordedEvents.NewDecoder(sink.Add);
         foreach (var r in _records)
         {
             decoder.OnRecord(r);
@@ -65,6 +56,32 @@ public class PipelineBenchmarks
             _buffer.ResetWrittenCount();
             _json.Reset(_buffer);
             TetragonJson.Write(_json, e, "bench-node");
+            _json.Flush();
+            bytes += _buffer.WrittenCount;
+        }
+        return bytes;
+    }
+
+    /// <summary>
+    /// What the Elasticsearch sink encodes per event: the Tetragon JSON (kept under
+    /// `palisade`), the `_id` (SHA-256 of the identifying fields) and the ECS document.
+    /// </summary>
+    [Benchmark]
+    public long EncodeElasticsearchDocument()
+    {
+        long bytes = 0;
+        var tetragon = new ArrayBufferWriter<byte>(4096);
+        using var tetragonJson = new Utf8JsonWriter(tetragon, new JsonWriterOptions { SkipValidation = true });
+        foreach (var e in _events)
+        {
+            tetragon.ResetWrittenCount();
+            tetragonJson.Reset(tetragon);
+            TetragonJson.Write(tetragonJson, e, "bench-node");
+            tetragonJson.Flush();
+            bytes += Palisade.Exporters.Elasticsearch.ElasticsearchSink.DocumentId("bench-node", "process_exec", e.Process.ExecId, "2026-11-23T00:00:00.000000000Z").Length;
+            _buffer.ResetWrittenCount();
+            _json.Reset(_buffer);
+            Palisade.Exporters.Elasticsearch.EcsDocument.Write(_json, e, tetragon.WrittenSpan, "bench-node", TetragonJsonOptions.Default);
             _json.Flush();
             bytes += _buffer.WrittenCount;
         }

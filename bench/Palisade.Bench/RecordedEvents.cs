@@ -36,4 +36,20 @@ internal static class RecordedEvents
         reader.Stop();
         return recorder.Records;
     }
+
+    /// <summary>The events user space makes of <paramref name="records"/> (decode + enrich, as the agent does).</summary>
+    public static List<Palisade.Events.PalisadeEvent> Decode(List<byte[]> records)
+    {
+        var events = new List<Palisade.Events.PalisadeEvent>();
+        var decoder = NewDecoder(events.Add);
+        foreach (var r in records)
+        {
+            decoder.OnRecord(r);
+        }
+        return events;
+    }
+
+    public static Palisade.Runtime.Processes.ProcessEventDecoder NewDecoder(Action<Palisade.Events.PalisadeEvent> sink) =>
+        new("bench-node", new Palisade.Runtime.Processes.ProcessCache(1 << 20, TimeSpan.FromSeconds(10), TimeProvider.System),
+            new Palisade.Runtime.Processes.BootClock(DateTimeOffset.UnixEpoch), new uint[10], ancestors: false, sink);
 }
