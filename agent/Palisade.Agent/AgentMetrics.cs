@@ -19,9 +19,10 @@ internal sealed class AgentMetrics : IHostedService
     private readonly ExportService _exports;
     private readonly Counter _events, _policyEvents, _policyActions, _kernelLost, _userLost, _exportSent, _exportFailed, _exportDropped,
         _exportFiltered, _cacheEvictions, _cacheLookups, _published, _metricsOverflow;
+    private readonly Gauge _ringPending, _ringCapacity, _mapEntries, _mapCapacity;
     private readonly Gauge _queueDepth, _queueCapacity, _spooled, _cacheSize, _cacheCapacity, _policies, _policyMemory, _probe, _build;
-    private readonly HashSet<string> _seriesSeen = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, int> _seriesCount = new(StringComparer.Ordinal);
+    // Label sets seen per metric (compared by value: no key string built per event).
+    private readonly Dictionary<string, HashSet<string[]>> _seriesSeen = new(StringComparer.Ordinal);
     private readonly string[] _labels;
     private EventSubscription? _subscription;
     private Task? _run;
@@ -40,6 +41,10 @@ internal sealed class AgentMetrics : IHostedService
         _policyActions = f.CreateCounter("palisade_policy_actions_total", "What policies did in the kernel, per policy: matched, posted, killed, signalled, overridden, monitored, rate_limited, lost.", "policy", "action");
         _kernelLost = f.CreateCounter("palisade_bpf_lost_events_total", "Events the kernel could not hand to user space, by sensor and reason.", "sensor", "reason");
         _userLost = f.CreateCounter("palisade_userspace_lost_events_total", "Records user space could not use, by reason.", "reason");
+        _ringPending = f.CreateGauge("palisade_bpf_ringbuf_pending_bytes", "Bytes in a BPF ring buffer not yet read by user space; near the capacity, events are lost.", "map");
+        _ringCapacity = f.CreateGauge("palisade_bpf_ringbuf_capacity_bytes", "Size of a BPF ring buffer (--rb-size for the process sensor).", "map");
+        _mapEntries = f.CreateGauge("palisade_bpf_map_entries", "Entries in a BPF hash/LRU/LPM map (counted at most every 10 s).", "map");
+        _mapCapacity = f.CreateGauge("palisade_bpf_map_capacity", "Most entries a BPF hash/LRU/LPM map holds.", "map");
         _published = f.CreateCounter("palisade_events_published_total", "Events the sensors published to the exporters.");
         _exportSent = f.CreateCounter("palisade_export_sent_total", "Events a sink wrote out (for Elasticsearch: written to its spool).", "sink");
         _exportFailed = f.CreateCounter("palisade_export_failed_total", "Events a sink could not encode or write.", "sink");
@@ -123,20 +128,38 @@ internal sealed class AgentMetrics : IHostedService
     // Prometheus stay bounded whatever runs on the node.
     private string[] Bounded(string metric, string[] values)
     {
-        var key = metric + "\0" + string.Join('\0', values);
-        if (_seriesSeen.Contains(key))
+        if (!_seriesSeen.TryGetValue(metric, out var seen))
+        {
+            _seriesSeen[metric] = seen = new HashSet<string[]>(LabelValues.Comparer);
+        }
+        if (seen.Contains(values))
         {
             return values;
         }
-        var count = _seriesCount.GetValueOrDefault(metric);
-        if (count < _options.MetricsMaxSeries)
+        if (seen.Count < _options.MetricsMaxSeries)
         {
-            _seriesSeen.Add(key);
-            _seriesCount[metric] = count + 1;
+            seen.Add(values);
             return values;
         }
         _metricsOverflow.WithLabels(metric).Inc();
         return [values[0], .. values.Skip(1).Select(_ => "other")];
+    }
+
+    private sealed class LabelValues : IEqualityComparer<string[]>
+    {
+        public static readonly LabelValues Comparer = new();
+
+        public bool Equals(string[]? x, string[]? y) => x.AsSpan().SequenceEqual(y, StringComparer.Ordinal);
+
+        public int GetHashCode(string[] values)
+        {
+            var hash = new HashCode();
+            foreach (var v in values)
+            {
+                hash.Add(v, StringComparer.Ordinal);
+            }
+            return hash.ToHashCode();
+        }
     }
 
     internal static string TypeName(EventKind kind) => kind switch
@@ -158,9 +181,12 @@ internal sealed class AgentMetrics : IHostedService
         }
     }
 
+    private DateTime _mapsCounted;
+
     private void Collect()
     {
         Set(_published, _hub.Published);
+        CollectMaps();
         if (_state.ProcessSensor is { } sensor)
         {
             var s = sensor.Stats();
@@ -242,6 +268,35 @@ internal sealed class AgentMetrics : IHostedService
             {
                 _probe.WithLabels(feature.Name).Set(feature.Available ? 1 : 0);
             }
+        }
+    }
+
+    // Ring-buffer fill on every scrape (two reads of mapped pages); map entry counts iterate
+    // keys, one syscall each, so at most every 10 s.
+    private void CollectMaps()
+    {
+        var rings = (_state.ProcessSensor?.RingBufferUsage() ?? []).Concat(_state.Policies?.RingBufferUsage() ?? []);
+        foreach (var (map, pending, capacity) in rings)
+        {
+            _ringPending.WithLabels(map).Set(pending);
+            _ringCapacity.WithLabels(map).Set(capacity);
+        }
+        if (DateTime.UtcNow - _mapsCounted < TimeSpan.FromSeconds(10))
+        {
+            return;
+        }
+        _mapsCounted = DateTime.UtcNow;
+        try
+        {
+            foreach (var (map, entries, capacity) in (_state.ProcessSensor?.MapUsage() ?? []).Concat(_state.Policies?.MapUsage() ?? []))
+            {
+                _mapEntries.WithLabels(map).Set(entries);
+                _mapCapacity.WithLabels(map).Set(capacity);
+            }
+        }
+        catch (Palisade.Bpf.BpfException)
+        {
+            // A sensor stopping during the scrape: the next scrape counts again.
         }
     }
 }

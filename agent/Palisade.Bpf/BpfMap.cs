@@ -102,6 +102,31 @@ public sealed unsafe class BpfMap
     }
 
     /// <summary>A typed view; the struct sizes must equal the map's key and value sizes.</summary>
+    /// <summary>True for map types whose entries come and go (hashes, LRU, LPM tries), where a fill level means something; arrays are always full.</summary>
+    public bool HasVariableEntries => Type is BpfMapType.Hash or BpfMapType.LruHash or BpfMapType.PercpuHash or BpfMapType.LruPercpuHash
+        or BpfMapType.LpmTrie or BpfMapType.HashOfMaps or BpfMapType.DevmapHash or BpfMapType.Sockhash;
+
+    /// <summary>Entries now in the map, by key iteration (one syscall per entry: for metrics, not hot paths).</summary>
+    public int CountEntries()
+    {
+        var size = KeySize;
+        var current = new byte[size];
+        var next = new byte[size];
+        var count = 0;
+        fixed (byte* c = current, n = next)
+        {
+            var rc = Interop.Libbpf.MapGetNextKey(Fd, null, n);
+            while (rc == 0)
+            {
+                count++;
+                next.CopyTo(current, 0);
+                rc = Interop.Libbpf.MapGetNextKey(Fd, c, n);
+            }
+            var errno = BpfException.LastErrno();
+            return errno == Errnos.ENOENT ? count : throw new BpfException("count entries of", Describe(), errno);
+        }
+    }
+
     public BpfMap<TKey, TValue> Typed<TKey, TValue>() where TKey : unmanaged where TValue : unmanaged
     {
         CheckSize<TKey>("key", KeySize);

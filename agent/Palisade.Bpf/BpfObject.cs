@@ -50,6 +50,10 @@ public sealed unsafe partial class BpfObject : IDisposable
 
     public IReadOnlyList<BpfMap> Maps => _maps;
 
+    /// <summary>Entries and capacity of each map whose entries come and go (for the map fill metrics).</summary>
+    public IReadOnlyList<(string Map, int Entries, int Capacity)> MapUsage() =>
+        [.. _maps.Where(m => m.Fd >= 0 && m.HasVariableEntries).Select(m => (m.Name, m.CountEntries(), m.MaxEntries))];
+
     /// <summary>Opens an object from ELF bytes. Nothing reaches the kernel until <see cref="Load"/>.</summary>
     public static BpfObject Open(ReadOnlySpan<byte> elf, string name)
     {

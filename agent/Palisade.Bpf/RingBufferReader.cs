@@ -28,6 +28,8 @@ public sealed unsafe class RingBufferReader : IDisposable
     private long _consumerErrors;
     private long _pollErrors;
     private Exception? _lastConsumerError;
+    private readonly List<(string Name, long Capacity, nint Pages)> _positions = [];
+    private readonly Lock _positionsGate = new(); // Usage() must never read an unmapped page
 
     public RingBufferReader(IRingBufferConsumer consumer, params BpfMap[] maps)
     {
@@ -48,6 +50,17 @@ public sealed unsafe class RingBufferReader : IDisposable
             }
         }
         _consumer = consumer;
+        foreach (var map in maps)
+        {
+            // A read-only view of the ring's first two pages (consumer and producer
+            // positions) for the fill level; libbpf 1.1 has no call for it. Optional: without
+            // it only the fill metric is missing.
+            var pages = Interop.Libc.Mmap(0, (nuint)(2 * Environment.SystemPageSize), Interop.Libc.PROT_READ, Interop.Libc.MAP_SHARED, map.Fd, 0);
+            if (pages != -1)
+            {
+                _positions.Add((map.Name, map.MaxEntries, pages));
+            }
+        }
         _self = GCHandle.Alloc(this);
         var ctx = (void*)GCHandle.ToIntPtr(_self);
         _ring = Interop.Libbpf.RingBufferNew(maps[0].Fd, &OnSample, ctx, null);
@@ -79,6 +92,25 @@ public sealed unsafe class RingBufferReader : IDisposable
 
     /// <summary>The most recent exception a consumer threw, for diagnostics.</summary>
     public Exception? LastConsumerError => Volatile.Read(ref _lastConsumerError);
+
+    /// <summary>
+    /// Bytes each ring buffer holds that user space has not consumed yet, and its size: the
+    /// fill level. Near the size, the kernel starts losing events (counted as lost).
+    /// </summary>
+    public IReadOnlyList<(string Map, long Pending, long Capacity)> Usage()
+    {
+        lock (_positionsGate)
+        {
+            var usage = new List<(string, long, long)>(_positions.Count);
+            foreach (var (name, capacity, pages) in _positions)
+            {
+                var consumer = Volatile.Read(ref *(long*)pages);
+                var producer = Volatile.Read(ref *(long*)(pages + Environment.SystemPageSize));
+                usage.Add((name, Math.Clamp(producer - consumer, 0, capacity), capacity));
+            }
+            return usage;
+        }
+    }
 
     /// <summary>Starts the reader thread.</summary>
     public void Start(string threadName = "palisade-ringbuf")
@@ -149,6 +181,14 @@ public sealed unsafe class RingBufferReader : IDisposable
     {
         Stop();
         _ring.Dispose();
+        lock (_positionsGate)
+        {
+            foreach (var (_, _, pages) in _positions)
+            {
+                Interop.Libc.Munmap(pages, (nuint)(2 * Environment.SystemPageSize));
+            }
+            _positions.Clear();
+        }
         if (_self.IsAllocated)
         {
             _self.Free();

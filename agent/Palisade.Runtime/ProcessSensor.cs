@@ -53,6 +53,7 @@ public sealed class ProcessSensor : IDisposable
     private readonly EventHub _hub;
     private readonly TimeProvider _time;
     private BpfObject? _object;
+    private readonly Lock _objectGate = new(); // MapUsage() never touches a freed object
     private RingBufferReader? _reader;
     private ITimer? _collector;
 
@@ -134,6 +135,9 @@ public sealed class ProcessSensor : IDisposable
     /// <summary>Starts consuming after Start(startReader: false).</summary>
     internal void StartReader() => _reader!.Start("palisade-process");
 
+    /// <summary>Fill level of the sensor's ring buffer (empty before start).</summary>
+    public IReadOnlyList<(string Map, long Pending, long Capacity)> RingBufferUsage() => _reader?.Usage() ?? [];
+
     public ProcessSensorStats Stats()
     {
         var obj = _object ?? throw new InvalidOperationException("The sensor is not started.");
@@ -192,11 +196,23 @@ public sealed class ProcessSensor : IDisposable
         return count;
     }
 
+    /// <summary>Entries vs capacity of the sensor's hash maps (empty before start and after dispose).</summary>
+    public IReadOnlyList<(string Map, int Entries, int Capacity)> MapUsage()
+    {
+        lock (_objectGate)
+        {
+            return _object?.MapUsage() ?? [];
+        }
+    }
+
     public void Dispose()
     {
         _collector?.Dispose();
         _reader?.Dispose();
-        _object?.Dispose();
-        _object = null;
+        lock (_objectGate)
+        {
+            _object?.Dispose();
+            _object = null;
+        }
     }
 }

@@ -185,6 +185,11 @@ public sealed class ProcessSensorTests : IDisposable
 
         var storm = Command.Run(TimeSpan.FromMinutes(2), Helpers.Path("execstorm"), "500", "1", "/bin/true");
         Assert.Equal(0, storm.ExitCode);
+        // Nobody reads yet: the fill level shows the ring (nearly) full.
+        var (map, pending, capacity) = Assert.Single(h.Sensor.RingBufferUsage());
+        Assert.Equal("pal_process_events", map);
+        Assert.Equal(4096, capacity);
+        Assert.InRange(pending, 2048, 4096);
         h.Sensor.StartReader();
 
         Assert.True(Command.WaitUntil(() =>
@@ -195,5 +200,6 @@ public sealed class ProcessSensorTests : IDisposable
         var stats = h.Sensor.Stats();
         Assert.True(stats.LostExec > 0, "a 4 KiB ring buffer not being read must overflow during 500 execs");
         Assert.True(stats.KernelExecs >= 500);
+        Assert.True(Command.WaitUntil(() => h.Sensor.RingBufferUsage()[0].Pending == 0, TimeSpan.FromSeconds(10)), "a drained ring shows 0 pending");
     }
 }

@@ -24,6 +24,15 @@ internal static partial class Interop
         [LibraryImport(Libraries.Libc, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
         internal static partial int Open(string path, int flags);
 
+        internal const int PROT_READ = 1;
+        internal const int MAP_SHARED = 1;
+
+        [LibraryImport(Libraries.Libc, EntryPoint = "mmap", SetLastError = true)]
+        internal static partial nint Mmap(nint addr, nuint length, int prot, int flags, int fd, long offset);
+
+        [LibraryImport(Libraries.Libc, EntryPoint = "munmap", SetLastError = true)]
+        internal static partial int Munmap(nint addr, nuint length);
+
         [LibraryImport(Libraries.Libc, EntryPoint = "close", SetLastError = true)]
         internal static partial int Close(int fd);
 

@@ -38,6 +38,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
     private readonly Func<uint, ulong, ProcessRecord?>? _resolve;
     private readonly string _procRoot;
     private BpfObject? _object;
+    private readonly Lock _objectGate = new(); // MapUsage() never touches a freed object
     private RingBufferReader? _reader;
     private readonly List<BpfLink> _links = [];
     private readonly Dictionary<string, Loaded> _policies = new(StringComparer.Ordinal);
@@ -157,8 +158,23 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         }
         _lazy.Clear();
         _links.Clear();
-        _object?.Dispose();
-        _object = null;
+        lock (_objectGate)
+        {
+            _object?.Dispose();
+            _object = null;
+        }
+    }
+
+    /// <summary>Fill level of the engine's ring buffer.</summary>
+    public IReadOnlyList<(string Map, long Pending, long Capacity)> RingBufferUsage() => _reader?.Usage() ?? [];
+
+    /// <summary>Entries vs capacity of the engine's hash and LPM maps (selectors, strings, process state).</summary>
+    public IReadOnlyList<(string Map, int Entries, int Capacity)> MapUsage()
+    {
+        lock (_objectGate)
+        {
+            return _object?.MapUsage() ?? [];
+        }
     }
 
     private BpfObject Obj => _object ?? throw new InvalidOperationException("The policy engine is not started.");
