@@ -1,0 +1,373 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Text.Json;
+
+namespace Palisade.Exporters.Elasticsearch;
+
+/// <summary>
+/// The _bulk client under every Elasticsearch export (events, agent logs): items (an action
+/// line and a document line each, already encoded) go through an on-disk spool first
+/// (<see cref="BulkSpool"/>), so an outage or a restart loses nothing; a sender replays the
+/// spool in order in batches (count, bytes, time), gzipped, with exponential backoff and
+/// jitter. Per item: 2xx is done, 409 (op "create" of an _id already there) is done and
+/// counted as a duplicate, 429 and 5xx are retried, anything else (mapping errors) goes to
+/// the dead-letter file with the reason. Installs its index template first.
+/// </summary>
+public sealed class BulkClient : IAsyncDisposable
+{
+    private readonly ElasticsearchOptions _options;
+    private readonly string _spoolDir;
+    private readonly string _templateName;
+    private readonly string _templateBody;
+    private readonly string _what;
+    private readonly HttpClient _http;
+    private readonly BulkSpool _spool;
+    private readonly string _deadLetterPath;
+    private readonly MemoryStream _body = new();
+    private readonly SemaphoreSlim _dataReady = new(0, int.MaxValue);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Action<string>? _log;
+    private Task? _sender;
+    private bool _templateInstalled;
+    private long _indexed, _duplicates, _deadLettered, _retries, _requests;
+    private volatile string? _lastError;
+
+    /// <param name="options">URL, batching, auth, TLS (the --elasticsearch-* settings).</param>
+    /// <param name="spoolDir">This client's own spool directory (also holds dead-letter.jsonl).</param>
+    /// <param name="templateName">Name of the index template installed on start.</param>
+    /// <param name="templateBody">The template (JSON).</param>
+    /// <param name="what">What is shipped ("events", "agent logs"), for messages.</param>
+    public BulkClient(ElasticsearchOptions options, string spoolDir, string templateName, string templateBody, string what,
+        HttpMessageHandler? handler = null, Action<string>? log = null)
+    {
+        _options = options;
+        _spoolDir = spoolDir;
+        _templateName = templateName;
+        _templateBody = templateBody;
+        _what = what;
+        _log = log;
+        _spool = new BulkSpool(spoolDir, options.SpoolMaxBytes);
+        _deadLetterPath = Path.Combine(Path.GetFullPath(spoolDir), "dead-letter.jsonl");
+        _http = new HttpClient(handler ?? CreateHandler(options), disposeHandler: true) { BaseAddress = options.Url, Timeout = TimeSpan.FromSeconds(30) };
+        if (Authorization(options) is { } auth)
+        {
+            _http.DefaultRequestHeaders.Authorization = auth;
+        }
+        if (_spool.RecoveredBytes > 0)
+        {
+            _dataReady.Release();
+        }
+    }
+
+    /// <summary>Items Elasticsearch created.</summary>
+    public long Indexed => Interlocked.Read(ref _indexed);
+
+    /// <summary>Replayed items Elasticsearch already had (409): done, not indexed twice.</summary>
+    public long Duplicates => Interlocked.Read(ref _duplicates);
+
+    /// <summary>Items Elasticsearch refused for good (mapping errors, ...), written to the dead-letter file.</summary>
+    public long DeadLettered => Interlocked.Read(ref _deadLettered);
+
+    /// <summary>Retried requests and items (429, 5xx, unreachable).</summary>
+    public long Retries => Interlocked.Read(ref _retries);
+
+    public long Requests => Interlocked.Read(ref _requests);
+
+    /// <summary>Bytes in the spool not yet acknowledged.</summary>
+    public long SpooledBytes => _spool.PendingBytes;
+
+    /// <summary>Items the full spool dropped (oldest first).</summary>
+    public long SpoolDropped => _spool.Dropped;
+
+    public string DeadLetterPath => _deadLetterPath;
+
+    public string? LastError => _lastError;
+
+    public void Start() => _sender ??= Task.Run(SendLoopAsync);
+
+    /// <summary>Spools whole items (action and document lines) and wakes the sender.</summary>
+    public void Append(ReadOnlySpan<byte> items)
+    {
+        _spool.Append(items);
+        _dataReady.Release();
+    }
+
+    private async Task SendLoopAsync()
+    {
+        var token = _stop.Token;
+        var attempt = 0;
+        while (!token.IsCancellationRequested)
+        {
+            try
+            {
+                if (!_templateInstalled)
+                {
+                    await InstallTemplateAsync(token).ConfigureAwait(false);
+                }
+                var (items, next) = _spool.Read(_options.BatchSize, _options.BatchBytes);
+                if (items.Count == 0)
+                {
+                    await _dataReady.WaitAsync(token).ConfigureAwait(false);
+                    continue;
+                }
+                if (items.Count < _options.BatchSize && items.Sum(i => i.Length) < _options.BatchBytes)
+                {
+                    // Let the batch fill for up to the flush interval: fewer, larger requests.
+                    var until = DateTime.UtcNow + _options.FlushInterval;
+                    // It stops lingering as soon as a full batch is waiting: under load, batches
+                    // go out back to back.
+                    while (DateTime.UtcNow < until && _spool.PendingItems < _options.BatchSize && _spool.PendingBytes < _options.BatchBytes
+                        && await _dataReady.WaitAsync(until - DateTime.UtcNow, token).ConfigureAwait(false))
+                    {
+                    }
+                    (items, next) = _spool.Read(_options.BatchSize, _options.BatchBytes);
+                }
+                await SendBatchAsync(items, token).ConfigureAwait(false);
+                _spool.Commit(next);
+                attempt = 0;
+                _lastError = null;
+            }
+            catch (OperationCanceledException) when (token.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException or RetryException or JsonException)
+            {
+                _lastError = e.Message;
+                Interlocked.Increment(ref _retries);
+                if (attempt == 0)
+                {
+                    _log?.Invoke($"Elasticsearch export of {_what}: {e.Message}; {_what} are spooled in {_spoolDir} and retried");
+                }
+                try
+                {
+                    await Task.Delay(Backoff(attempt++), token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+        }
+    }
+
+    private TimeSpan Backoff(int attempt)
+    {
+        var ceiling = Math.Min(_options.MaxBackoff.TotalMilliseconds, 100 * Math.Pow(2, Math.Min(attempt, 20)));
+        return TimeSpan.FromMilliseconds(ceiling / 2 + Random.Shared.NextDouble() * ceiling / 2);
+    }
+
+    private sealed class RetryException(string message) : Exception(message);
+
+    private async Task InstallTemplateAsync(CancellationToken token)
+    {
+        using var body = new StringContent(_templateBody, Encoding.UTF8, "application/json");
+        using var response = await _http.PutAsync($"_index_template/{_templateName}", body, token).ConfigureAwait(false);
+        if (response.StatusCode is HttpStatusCode.TooManyRequests || (int)response.StatusCode >= 500)
+        {
+            throw new RetryException($"installing index template {_templateName}: HTTP {(int)response.StatusCode}");
+        }
+        if (!response.IsSuccessStatusCode)
+        {
+            // Not allowed to manage templates (a least-privilege key): index anyway, the
+            // cluster's own template applies. Say so once.
+            _log?.Invoke($"Elasticsearch export of {_what}: could not install index template {_templateName} (HTTP {(int)response.StatusCode}); indexing without it");
+        }
+        _templateInstalled = true;
+    }
+
+    /// <summary>Sends the items until each is created, already there, or dead-lettered.</summary>
+    private async Task SendBatchAsync(List<ReadOnlyMemory<byte>> items, CancellationToken token)
+    {
+        var pending = items;
+        var attempt = 0;
+        while (pending.Count > 0)
+        {
+            var retry = await SendOnceAsync(pending, token).ConfigureAwait(false);
+            if (retry.Count == 0)
+            {
+                return;
+            }
+            Interlocked.Add(ref _retries, retry.Count);
+            pending = retry;
+            await Task.Delay(Backoff(attempt++), token).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<List<ReadOnlyMemory<byte>>> SendOnceAsync(List<ReadOnlyMemory<byte>> items, CancellationToken token)
+    {
+        // One request body buffer, reused (a batch is megabytes: a fresh one per request is
+        // large-object-heap churn); items go into it directly, through gzip when asked.
+        _body.SetLength(0);
+        if (_options.Compress)
+        {
+            using var gzip = new System.IO.Compression.GZipStream(_body, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true);
+            foreach (var item in items)
+            {
+                gzip.Write(item.Span);
+            }
+        }
+        else
+        {
+            foreach (var item in items)
+            {
+                _body.Write(item.Span);
+            }
+        }
+        var content = new ByteArrayContent(_body.GetBuffer(), 0, (int)_body.Length);
+        if (_options.Compress)
+        {
+            content.Headers.ContentEncoding.Add("gzip");
+        }
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/x-ndjson");
+        using (content)
+        {
+            Interlocked.Increment(ref _requests);
+            using var response = await _http.PostAsync("_bulk", content, token).ConfigureAwait(false);
+            var body = await response.Content.ReadAsByteArrayAsync(token).ConfigureAwait(false);
+            if (response.StatusCode is HttpStatusCode.TooManyRequests || (int)response.StatusCode >= 500)
+            {
+                throw new RetryException($"_bulk: HTTP {(int)response.StatusCode}");
+            }
+            if (!response.IsSuccessStatusCode)
+            {
+                // 401/403/400 on the whole request: a configuration problem, not this data's.
+                // Keep the events and retry; the error is in the log and the status.
+                throw new RetryException($"_bulk: HTTP {(int)response.StatusCode}: {Encoding.UTF8.GetString(body.AsSpan(0, Math.Min(body.Length, 300)))}");
+            }
+            return HandleItems(items, body);
+        }
+    }
+
+    private List<ReadOnlyMemory<byte>> HandleItems(List<ReadOnlyMemory<byte>> items, byte[] body)
+    {
+        var retry = new List<ReadOnlyMemory<byte>>();
+        using var doc = JsonDocument.Parse(body);
+        if (!doc.RootElement.TryGetProperty("items", out var results) || results.GetArrayLength() != items.Count)
+        {
+            throw new RetryException("_bulk: response does not list one result per item");
+        }
+        var i = 0;
+        foreach (var result in results.EnumerateArray())
+        {
+            var item = items[i++];
+            var op = result.EnumerateObject().First().Value;
+            var status = op.TryGetProperty("status", out var s) ? s.GetInt32() : 0;
+            if (status is >= 200 and < 300)
+            {
+                Interlocked.Increment(ref _indexed);
+            }
+            else if (status == 409)
+            {
+                Interlocked.Increment(ref _duplicates);
+            }
+            else if (status is 429 or >= 500 or 0)
+            {
+                retry.Add(item);
+            }
+            else
+            {
+                DeadLetter(item, status, op.TryGetProperty("error", out var error) ? error.GetRawText() : "{}");
+            }
+        }
+        return retry;
+    }
+
+    private void DeadLetter(ReadOnlyMemory<byte> item, int status, string error)
+    {
+        var span = item.Span;
+        var newline = span.IndexOf((byte)'\n');
+        using var stream = new FileStream(_deadLetterPath, new FileStreamOptions
+        {
+            Mode = FileMode.Append,
+            Access = FileAccess.Write,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        });
+        using var w = new Utf8JsonWriter(stream, TetragonJson.WriterOptions);
+        w.WriteStartObject();
+        TetragonJson.WriteTime(w, "time", DateTimeOffset.UtcNow);
+        w.WriteNumber("status", status);
+        w.WritePropertyName("error");
+        w.WriteRawValue(error);
+        w.WritePropertyName("action");
+        w.WriteRawValue(span[..newline], skipInputValidation: true);
+        w.WritePropertyName("document");
+        w.WriteRawValue(span[(newline + 1)..^1], skipInputValidation: true);
+        w.WriteEndObject();
+        w.Flush();
+        stream.Write("\n"u8);
+        Interlocked.Increment(ref _deadLettered);
+    }
+
+    private static AuthenticationHeaderValue? Authorization(ElasticsearchOptions o)
+    {
+        static string? Secret(string? file, string env)
+        {
+            if (file is not null)
+            {
+                return File.Exists(file) ? File.ReadAllText(file).Trim()
+                    : throw new InvalidOperationException($"Elasticsearch credentials file {file} does not exist. Fix: mount the Secret there or unset the setting.");
+            }
+            return Environment.GetEnvironmentVariable(env) is { Length: > 0 } v ? v : null;
+        }
+        if (Secret(o.ApiKeyFile, "ELASTICSEARCH_API_KEY") is { } apiKey)
+        {
+            return new AuthenticationHeaderValue("ApiKey", apiKey);
+        }
+        if (Secret(o.BearerTokenFile, "ELASTICSEARCH_BEARER_TOKEN") is { } token)
+        {
+            return new AuthenticationHeaderValue("Bearer", token);
+        }
+        if (o.Username is not null)
+        {
+            var password = Secret(o.PasswordFile, "ELASTICSEARCH_PASSWORD") ?? string.Empty;
+            return new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{o.Username}:{password}")));
+        }
+        return null;
+    }
+
+    private static SocketsHttpHandler CreateHandler(ElasticsearchOptions o)
+    {
+        var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), ConnectTimeout = TimeSpan.FromSeconds(5) };
+        if (o.CaFile is { } caFile)
+        {
+            var ca = X509CertificateLoader.LoadCertificateFromFile(caFile);
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+            {
+                if (certificate is null)
+                {
+                    return false;
+                }
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.Add(ca);
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                var nameOk = (errors & System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch) == 0;
+                return nameOk && chain.Build(X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()));
+            };
+        }
+        return handler;
+    }
+
+    /// <summary>Gives the sender a moment to send what is spooled, then stops; what is left stays spooled for the next start.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(3);
+        while (_spool.PendingBytes > 0 && _lastError is null && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50).ConfigureAwait(false);
+        }
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_sender is not null)
+        {
+            await _sender.ConfigureAwait(false);
+        }
+        _spool.Dispose();
+        _http.Dispose();
+        _stop.Dispose();
+        _dataReady.Dispose();
+        await _body.DisposeAsync().ConfigureAwait(false);
+    }
+}
