@@ -20,11 +20,15 @@ public static class AgentHost
     /// <summary>Runs until SIGTERM/SIGINT, then stops every service (detaching what they attached) and returns 0.</summary>
     public static async Task<int> RunAsync(AgentOptions options, CancellationToken cancellationToken = default)
     {
-        using var logger = CreateLogger(options);
+        // Shipping logs to Elasticsearch starts before the logger, so start-up lines ship too,
+        // and stops after it, so the last lines do.
+        await using var shippedLogs = options is { Elasticsearch: { } es, ElasticsearchLogsIndex: { } logsIndex }
+            ? new ElasticsearchLogs(es, logsIndex, options.NodeName) : null;
+        using var logger = CreateLogger(options, shippedLogs);
         Log.Logger = logger;
         try
         {
-            await using var app = Build(options, logger);
+            await using var app = Build(options, logger, shippedLogs);
             logger.Information("Palisade agent {Version} starting (pid {Pid}); settings: {Settings}",
                 typeof(AgentHost).Assembly.GetName().Version?.ToString(3), Environment.ProcessId,
                 string.Join(", ", options.Sources.Select(kv => $"{kv.Key} from {kv.Value}")));
@@ -43,7 +47,7 @@ public static class AgentHost
         }
     }
 
-    internal static WebApplication Build(AgentOptions options, Serilog.ILogger logger)
+    internal static WebApplication Build(AgentOptions options, Serilog.ILogger logger, ElasticsearchLogs? shippedLogs = null)
     {
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = "palisade" });
         builder.Services.AddSerilog(logger, dispose: false);
@@ -62,6 +66,10 @@ public static class AgentHost
             builder.Services.AddGrpc(o => o.EnableDetailedErrors = true);
         }
         builder.Services.AddSingleton(options);
+        if (shippedLogs is not null)
+        {
+            builder.Services.AddSingleton(shippedLogs);
+        }
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<AgentState>();
         builder.Services.AddSingleton<EventHub>();
@@ -107,7 +115,7 @@ public static class AgentHost
         {
             ctx.Response.ContentType = "application/json";
             var exports = app.Services.GetRequiredService<ExportService>();
-            await ctx.Response.WriteAsync(AgentStatus.Json(state, app.Services.GetRequiredService<EventHub>(), exports)).ConfigureAwait(false);
+            await ctx.Response.WriteAsync(AgentStatus.Json(state, app.Services.GetRequiredService<EventHub>(), exports, app.Services.GetService<ElasticsearchLogs>())).ConfigureAwait(false);
         });
         app.MapGet("/v1/policies", async (HttpContext ctx) =>
         {
@@ -127,7 +135,7 @@ public static class AgentHost
         });
     }
 
-    internal static Serilog.Core.Logger CreateLogger(AgentOptions options)
+    internal static Serilog.Core.Logger CreateLogger(AgentOptions options, ElasticsearchLogs? shippedLogs = null)
     {
         var level = options.LogLevel switch
         {
@@ -147,6 +155,10 @@ public static class AgentHost
             ? config.WriteTo.Console(new CompactJsonFormatter(), standardErrorFromLevel: LogEventLevel.Verbose)
             : config.WriteTo.Console(outputTemplate: "{Timestamp:HH:mm:ss.fff} {Level:u4} {SourceContext:l}: {Message:lj}{NewLine}{Exception}",
                 standardErrorFromLevel: LogEventLevel.Verbose, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
+        if (shippedLogs is not null)
+        {
+            config = config.WriteTo.Sink(shippedLogs);
+        }
         return config.CreateLogger();
     }
 }

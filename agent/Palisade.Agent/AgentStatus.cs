@@ -7,7 +7,7 @@ namespace Palisade.Agent;
 /// <summary>The agent's counters as one JSON document (GET /v1/status): sensors, cache, exporters, memory.</summary>
 internal static class AgentStatus
 {
-    public static string Json(AgentState state, EventHub hub, ExportService exports)
+    public static string Json(AgentState state, EventHub hub, ExportService exports, ElasticsearchLogs? shippedLogs = null)
     {
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
@@ -83,6 +83,22 @@ internal static class AgentStatus
                 w.WriteEndObject();
             }
             w.WriteEndArray();
+            if (shippedLogs is not null)
+            {
+                var c = shippedLogs.Client;
+                w.WriteStartObject("elasticsearch_logs");
+                w.WriteNumber("indexed", c.Indexed);
+                w.WriteNumber("dropped_queue_full", shippedLogs.Dropped);
+                w.WriteNumber("dead_lettered", c.DeadLettered);
+                w.WriteNumber("retries", c.Retries);
+                w.WriteNumber("spooled_bytes", c.SpooledBytes);
+                w.WriteNumber("spool_dropped", c.SpoolDropped);
+                if (c.LastError is { } error)
+                {
+                    w.WriteString("last_error", error);
+                }
+                w.WriteEndObject();
+            }
             var gc = GC.GetGCMemoryInfo();
             w.WriteStartObject("memory");
             w.WriteNumber("working_set_bytes", Environment.WorkingSet);

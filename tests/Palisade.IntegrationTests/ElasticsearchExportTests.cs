@@ -90,4 +90,26 @@ public sealed class ElasticsearchExportTests : IDisposable
         Assert.All(dead, d => Assert.Contains("mapper_parsing_exception", d, StringComparison.Ordinal));
         Assert.Empty(Directory.GetFiles(spool, "seg-*"));
     }
+
+    [Fact]
+    public void AgentLogsShipToTheirOwnDataStreamFromStartToStop()
+    {
+        using var es = new FakeElasticsearch();
+        var spool = Path.Combine(_dir, "spool");
+        using var agent = AgentProcess.Start("--elasticsearch-url", es.Url.ToString(), "--elasticsearch-spool-dir", spool,
+            "--elasticsearch-flush-interval", "200ms", "--elasticsearch-logs", "true");
+        agent.WaitReady();
+        List<string> Logs() => [.. es.Created.Select(es.Document).Where(d => d.Contains("\"dataset\":\"palisade.agent\"", StringComparison.Ordinal))];
+        Assert.True(Command.WaitUntil(() => Logs().Any(d => d.Contains("Palisade agent", StringComparison.Ordinal) && d.Contains("starting", StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(20)), agent.Log);
+        Assert.Contains("palisade-logs", es.Templates);
+        Assert.True(agent.Terminate(), agent.Log);
+        // The last line is logged after the host stopped; the shipper outlives the logger, so it ships too.
+        var logs = Logs();
+        Assert.Contains(logs, d => d.Contains("Palisade agent stopped", StringComparison.Ordinal));
+        using var start = JsonDocument.Parse(logs.First(d => d.Contains("starting", StringComparison.Ordinal)));
+        Assert.Equal("info", start.RootElement.GetProperty("log").GetProperty("level").GetString());
+        Assert.Equal("palisade-agent", start.RootElement.GetProperty("service").GetProperty("name").GetString());
+        Assert.Empty(Directory.GetFiles(Path.Combine(spool, "logs"), "seg-*"));
+    }
 }

@@ -135,12 +135,16 @@ public sealed class ConfigurationTests
     [InlineData("elasticsearch-url", "https://elastic:secret@es:9200", "credentials in the URL would be logged")]
     [InlineData("elasticsearch-spool-max-size", "lots", "\"lots\" (from flags) is not a size")]
     [InlineData("metrics-label-filter", "namespace,container", "\"container\" is not a metrics label")]
+    [InlineData("elasticsearch-logs", "true", "elasticsearch-logs: true needs elasticsearch-url")]
+    [InlineData("elasticsearch-logs-index", "palisade-events", "logs and events need data streams of their own")]
     [InlineData("export-rate-limit", "0", "must be a whole number from 1 to 100000000")]
     [InlineData("export-allowlist", "{\"event_sets\":[\"PROCESS_EXEC\"]}", "export-allowlist (from flags) line 1: event_sets: unknown filter field. Did you mean \"event_set\"?")]
     [InlineData("redaction-filters", "{\"redact\":[\"--password=\\\\S+\"]}", "has no capture group")]
     public void BadExportAndApiSettingsNameTheSettingAndTheFix(string key, string value, string expected)
     {
-        (string, string)[] values = key.StartsWith("elasticsearch-", StringComparison.Ordinal) && key != "elasticsearch-url"
+        (string, string)[] values = key == "elasticsearch-logs" ? [(key, value)]
+            : key == "elasticsearch-logs-index" ? [("elasticsearch-url", "http://127.0.0.1:9200"), ("elasticsearch-logs", "true"), (key, value)]
+            : key.StartsWith("elasticsearch-", StringComparison.Ordinal) && key != "elasticsearch-url"
             ? [("elasticsearch-url", "http://127.0.0.1:9200"), (key, value)]
             : key == "server-tls-cert-file" ? [("server-address", "127.0.0.1:54321"), (key, value)] : [(key, value)];
         var e = Assert.Throws<AgentConfigurationException>(() => AgentConfiguration.Resolve([Layer("flags", values)]));

@@ -224,4 +224,48 @@ public sealed class ElasticsearchSinkTests : IDisposable
         await sink.DisposeAsync();
         Assert.All(_es.AuthorizationHeaders, h => Assert.Equal("ApiKey aWQ6a2V5", h));
     }
+
+    private static Serilog.Events.LogEvent LogRecord(string template, Exception? error, params (string Name, object Value)[] properties) => new(
+        DateTimeOffset.UnixEpoch.AddSeconds(5), error is null ? Serilog.Events.LogEventLevel.Information : Serilog.Events.LogEventLevel.Error, error,
+        new Serilog.Parsing.MessageTemplateParser().Parse(template),
+        [.. properties.Select(p => new Serilog.Events.LogEventProperty(p.Name, new Serilog.Events.ScalarValue(p.Value)))]);
+
+    [Fact]
+    public void AgentLogRecordsBecomeEcsLogDocuments()
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            Palisade.Agent.ElasticsearchLogs.Write(w, LogRecord("Policy {Name} failed to load", new InvalidOperationException("map full"),
+                ("Name", "block-tmp"), ("SourceContext", "Palisade.Agent.PolicyService")), "node-1");
+        }
+        using var doc = System.Text.Json.JsonDocument.Parse(buffer.WrittenMemory);
+        var root = doc.RootElement;
+        Assert.Equal("1970-01-01T00:00:05.0000000Z", root.GetProperty("@timestamp").GetString());
+        Assert.Equal("Policy \"block-tmp\" failed to load", root.GetProperty("message").GetString());
+        Assert.Equal("error", root.GetProperty("log").GetProperty("level").GetString());
+        Assert.Equal("Palisade.Agent.PolicyService", root.GetProperty("log").GetProperty("logger").GetString());
+        Assert.Equal("palisade.agent", root.GetProperty("event").GetProperty("dataset").GetString());
+        Assert.Equal("node-1", root.GetProperty("host").GetProperty("name").GetString());
+        Assert.Equal("map full", root.GetProperty("error").GetProperty("message").GetString());
+        Assert.Equal("System.InvalidOperationException", root.GetProperty("error").GetProperty("type").GetString());
+        Assert.Equal("block-tmp", root.GetProperty("palisade").GetProperty("log").GetProperty("Name").GetString());
+        Assert.Equal("Policy {Name} failed to load", root.GetProperty("palisade").GetProperty("log").GetProperty("template").GetString());
+    }
+
+    [Fact]
+    public async Task AgentLogsShipThroughTheSpooledBulkClient()
+    {
+        var logs = new Palisade.Agent.ElasticsearchLogs(Options(), "palisade-logs", "node-1");
+        for (var i = 0; i < 120; i++)
+        {
+            logs.Emit(LogRecord("line {N}", null, ("N", i)));
+        }
+        await Until(() => logs.Client.Indexed == 120, "120 log records indexed");
+        await logs.DisposeAsync();
+        Assert.Equal(120, _es.Created.Count);
+        Assert.Contains("palisade-logs", _es.Templates);
+        Assert.Equal(0, logs.Dropped);
+        Assert.Empty(Directory.GetFiles(Path.Combine(_dir, "spool", "logs"), "seg-*"));
+    }
 }

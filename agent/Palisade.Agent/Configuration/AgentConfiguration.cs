@@ -125,6 +125,23 @@ public static class AgentConfiguration
         }
         var pipeline = ParsePipeline(values, errors, out var redactor);
         var elasticsearch = ParseElasticsearch(values, errors);
+        string? logsIndex = null;
+        if (values[AgentSettings.ElasticsearchLogs.Key].Value == "true")
+        {
+            logsIndex = values[AgentSettings.ElasticsearchLogsIndex.Key].Value;
+            if (elasticsearch is null)
+            {
+                errors.Add($"{AgentSettings.ElasticsearchLogs.Key}: true needs {AgentSettings.ElasticsearchUrl.Key}. Fix: set {AgentSettings.ElasticsearchUrl.Key}, or drop {AgentSettings.ElasticsearchLogs.Key}.");
+            }
+            else if (!ValidIndexName(logsIndex))
+            {
+                errors.Add($"{AgentSettings.ElasticsearchLogsIndex.Key}: \"{logsIndex}\" is not a valid data stream name. Fix: lower case, no spaces or \\/*?\"<>|,#:, not starting with -, _ or +.");
+            }
+            else if (logsIndex == elasticsearch.Index)
+            {
+                errors.Add($"{AgentSettings.ElasticsearchLogsIndex.Key}: \"{logsIndex}\" is also {AgentSettings.ElasticsearchIndex.Key}; logs and events need data streams of their own. Fix: keep the default palisade-logs.");
+            }
+        }
         var serverAddress = values[AgentSettings.ServerAddress.Key].Value;
         IPEndPoint? serverEndpoint = null;
         if (serverAddress.Length > 0 && !serverAddress.StartsWith("unix://", StringComparison.Ordinal))
@@ -155,6 +172,7 @@ public static class AgentConfiguration
             ExportPipeline = pipeline,
             Redactor = redactor,
             Elasticsearch = elasticsearch,
+            ElasticsearchLogsIndex = elasticsearch is null ? null : logsIndex,
             ServerAddress = serverAddress.Length > 0 ? serverAddress : null,
             ServerEndpoint = serverEndpoint,
             ServerTlsCertFile = NullIfEmpty(values[AgentSettings.ServerTlsCertFile.Key].Value),
@@ -417,7 +435,7 @@ public static class AgentConfiguration
             errors.Add($"{AgentSettings.ElasticsearchUrl.Key}: credentials in the URL would be logged. Fix: use elasticsearch-username and elasticsearch-password-file.");
         }
         var index = values[AgentSettings.ElasticsearchIndex.Key].Value;
-        if (index.Length == 0 || index != index.ToLowerInvariant() || index.IndexOfAny(['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':']) >= 0 || index[0] is '-' or '_' or '+')
+        if (!ValidIndexName(index))
         {
             errors.Add($"{AgentSettings.ElasticsearchIndex.Key}: \"{index}\" is not a valid index name. Fix: lower case, no spaces or \\/*?\"<>|,#:, not starting with -, _ or +.");
         }
@@ -440,6 +458,9 @@ public static class AgentConfiguration
             CaFile = NullIfEmpty(values[AgentSettings.ElasticsearchCaFile.Key].Value),
         };
     }
+
+    private static bool ValidIndexName(string index) =>
+        index.Length > 0 && index == index.ToLowerInvariant() && index.IndexOfAny(['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':']) < 0 && index[0] is not ('-' or '_' or '+');
 
     /// <summary>A byte count such as "512K", "64M", "1G" or "4096".</summary>
     internal static long ParseBytes(AgentSetting setting, (string Value, string Source) entry, List<string> errors)

@@ -55,6 +55,9 @@ public sealed record AgentOptions
     /// <summary>Null when no Elasticsearch export is configured.</summary>
     public Palisade.Exporters.Elasticsearch.ElasticsearchOptions? Elasticsearch { get; init; }
 
+    /// <summary>Data stream the agent's own logs ship to; null when --elasticsearch-logs is off.</summary>
+    public string? ElasticsearchLogsIndex { get; init; }
+
     /// <summary>gRPC API address: unix:///path or host:port; null: off.</summary>
     public string? ServerAddress { get; init; }
 

@@ -111,6 +111,12 @@ public static class AgentSettings
     public static readonly AgentSetting ElasticsearchIndexMode = new(
         "elasticsearch-index-mode", "data-stream", "data-stream (one data stream, ILM-friendly) or daily (one index per UTC day).", ["data-stream", "daily"]);
 
+    public static readonly AgentSetting ElasticsearchLogs = new(
+        "elasticsearch-logs", "false", "Also ship the agent's own logs (at log-level) to Elasticsearch, as ECS log documents into the elasticsearch-logs-index data stream, through the same spooled bulk client (spool in elasticsearch-spool-dir/logs). Needs elasticsearch-url.", ["true", "false"]);
+
+    public static readonly AgentSetting ElasticsearchLogsIndex = new(
+        "elasticsearch-logs-index", "palisade-logs", "Data stream for the agent's logs (elasticsearch-logs). An index template for it is installed on start.");
+
     public static readonly AgentSetting ElasticsearchSpoolDir = new(
         "elasticsearch-spool-dir", "/var/lib/palisade/elasticsearch", "Where events wait on disk while Elasticsearch is unreachable; replayed in order on recovery and after restarts. The dead-letter file lives here too.");
 
@@ -172,7 +178,7 @@ public static class AgentSettings
         ExportFileRotationInterval, ExportStdout, EventQueueSize, EnableAncestors, EnableProcessCred, EnableProcessNs,
         ProcessCacheSize, ProcessCacheGrace, ProcessArgsMax, RingBufferSize, ProcFs, TracingPolicyDir, TracingPolicySelector,
         ExportAllowlist, ExportDenylist, FieldFilters, RedactionFilters, ExportRateLimit,
-        ElasticsearchUrl, ElasticsearchIndex, ElasticsearchIndexMode, ElasticsearchSpoolDir, ElasticsearchSpoolMaxSize, ElasticsearchBatchSize,
+        ElasticsearchUrl, ElasticsearchIndex, ElasticsearchIndexMode, ElasticsearchLogs, ElasticsearchLogsIndex, ElasticsearchSpoolDir, ElasticsearchSpoolMaxSize, ElasticsearchBatchSize,
         ElasticsearchBatchBytes, ElasticsearchFlushInterval, ElasticsearchCompress, ElasticsearchUsername, ElasticsearchPasswordFile,
         ElasticsearchApiKeyFile, ElasticsearchBearerTokenFile, ElasticsearchCaFile,
         ServerAddress, ServerTlsCertFile, ServerTlsKeyFile, MetricsLabelFilter, MetricsMaxSeries,
