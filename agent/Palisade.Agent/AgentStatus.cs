@@ -68,35 +68,16 @@ internal static class AgentStatus
                 }
                 if (sink is Palisade.Exporters.Elasticsearch.ElasticsearchSink es)
                 {
-                    w.WriteNumber("indexed", es.Indexed);
-                    w.WriteNumber("duplicates", es.Duplicates);
-                    w.WriteNumber("dead_lettered", es.DeadLettered);
-                    w.WriteNumber("retries", es.Retries);
-                    w.WriteNumber("requests", es.Requests);
-                    w.WriteNumber("spooled_bytes", es.SpooledBytes);
-                    w.WriteNumber("spool_dropped", es.SpoolDropped);
-                    if (es.LastError is { } error)
-                    {
-                        w.WriteString("last_error", error);
-                    }
+                    WriteBulk(w, es.Client);
                 }
                 w.WriteEndObject();
             }
             w.WriteEndArray();
             if (shippedLogs is not null)
             {
-                var c = shippedLogs.Client;
                 w.WriteStartObject("elasticsearch_logs");
-                w.WriteNumber("indexed", c.Indexed);
                 w.WriteNumber("dropped_queue_full", shippedLogs.Dropped);
-                w.WriteNumber("dead_lettered", c.DeadLettered);
-                w.WriteNumber("retries", c.Retries);
-                w.WriteNumber("spooled_bytes", c.SpooledBytes);
-                w.WriteNumber("spool_dropped", c.SpoolDropped);
-                if (c.LastError is { } error)
-                {
-                    w.WriteString("last_error", error);
-                }
+                WriteBulk(w, shippedLogs.Client);
                 w.WriteEndObject();
             }
             var gc = GC.GetGCMemoryInfo();
@@ -109,5 +90,20 @@ internal static class AgentStatus
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    private static void WriteBulk(Utf8JsonWriter w, Palisade.Exporters.Elasticsearch.BulkClient c)
+    {
+        w.WriteNumber("indexed", c.Indexed);
+        w.WriteNumber("duplicates", c.Duplicates);
+        w.WriteNumber("dead_lettered", c.DeadLettered);
+        w.WriteNumber("retries", c.Retries);
+        w.WriteNumber("requests", c.Requests);
+        w.WriteNumber("spooled_bytes", c.SpooledBytes);
+        w.WriteNumber("spool_dropped", c.SpoolDropped);
+        if (c.LastError is { } error)
+        {
+            w.WriteString("last_error", error);
+        }
     }
 }

@@ -50,6 +50,9 @@ public sealed class ElasticsearchSink : EventSink
         _scratchJson = new Utf8JsonWriter(_scratch, TetragonJson.WriterOptions);
     }
 
+    /// <summary>The spool, sender and counters under this sink.</summary>
+    public BulkClient Client => _client;
+
     /// <summary>Items Elasticsearch created.</summary>
     public long Indexed => _client.Indexed;
 
