@@ -17,6 +17,7 @@ internal static class PalisadeCommand
         root.Subcommands.Add(ProbeCommand());
         root.Subcommands.Add(PolicyCommand());
         root.Subcommands.Add(VersionCommand());
+        root.Subcommands.Add(CrdsCommand());
         root.Subcommands.Add(ClientCommands.GetEvents());
         root.Subcommands.Add(ClientCommands.Status());
         root.Subcommands.Add(ClientCommands.Completion());
@@ -83,6 +84,30 @@ internal static class PalisadeCommand
             Console.WriteLine(parse.GetValue(output) == "json"
                 ? JsonSerializer.Serialize(report, ProbeReportJsonContext.Default.ProbeReport)
                 : report.ToTable());
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command CrdsCommand()
+    {
+        var command = new Command("crds", "Write the CustomResourceDefinitions of the policy kinds (TracingPolicy, TracingPolicyNamespaced), generated from the schema the agent parses with. Without --out they go to stdout as one multi-document YAML.");
+        var output = new Option<DirectoryInfo?>("--out") { Description = "Directory to write one file per CRD into (e.g. helm/palisade/crds)." };
+        command.Options.Add(output);
+        command.SetAction(parse =>
+        {
+            var crds = Palisade.Policies.Schema.CrdGenerator.Generate();
+            if (parse.GetValue(output) is { } dir)
+            {
+                dir.Create();
+                foreach (var (file, yaml) in crds)
+                {
+                    File.WriteAllText(Path.Combine(dir.FullName, file), yaml);
+                    Console.WriteLine(Path.Combine(dir.FullName, file));
+                }
+                return 0;
+            }
+            Console.Write(string.Join("---\n", crds.Select(c => c.Yaml)));
             return 0;
         });
         return command;

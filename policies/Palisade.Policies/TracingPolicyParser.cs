@@ -1,3 +1,4 @@
+using Palisade.Policies.Schema;
 using System.Text.RegularExpressions;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -17,28 +18,28 @@ public sealed record PolicyParseResult(IReadOnlyList<TracingPolicy> Policies, IR
 /// </summary>
 public static partial class TracingPolicyParser
 {
-    private static readonly string[] TopFields = ["apiVersion", "kind", "metadata", "spec"];
-    private static readonly string[] MetadataFields = ["name", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields"];
-    private static readonly string[] SpecFields = ["kprobes", "fentries", "tracepoints", "uprobes", "usdts", "lsmhooks", "lists", "options", "enforcers", "podSelector", "containerSelector", "hostSelector", "nodeSelector", "loader", "tags"];
-    private static readonly string[] KprobeFields = ["call", "syscall", "return", "message", "args", "data", "returnArg", "returnArgAction", "selectors", "tags", "callNotFound", "ignore"];
-    private static readonly string[] TracepointFields = ["subsystem", "event", "raw", "message", "args", "selectors", "tags"];
-    private static readonly string[] UprobeFields = ["path", "btfPath", "symbols", "offsets", "addrs", "refCtrOffsets", "return", "message", "args", "data", "returnArg", "selectors", "tags", "binaryDigests", "ignore"];
-    private static readonly string[] UsdtFields = ["path", "btfPath", "provider", "name", "message", "args", "selectors", "tags"];
-    private static readonly string[] LsmFields = ["hook", "message", "args", "selectors", "tags"];
-    private static readonly string[] ArgFields = ["index", "type", "label", "sizeArgIndex", "returnCopy", "maxData", "resolve", "source", "btfType", "btfTypeModule"];
-    private static readonly string[] SelectorFields = ["matchPIDs", "matchArgs", "matchData", "matchActions", "matchReturnArgs", "matchReturnActions", "matchBinaries", "matchParentBinaries", "matchNamespaces", "matchNamespaceChanges", "matchCapabilities", "matchCapabilityChanges", "matchWorkloads", "macros"];
-    private static readonly string[] ArgSelectorFields = ["index", "args", "operator", "values"];
-    private static readonly string[] PidFields = ["operator", "values", "followForks", "isNamespacePID"];
-    private static readonly string[] BinaryFields = ["operator", "values", "followChildren"];
-    private static readonly string[] NamespaceFields = ["namespace", "operator", "values"];
-    private static readonly string[] NsChangeFields = ["operator", "values"];
-    private static readonly string[] CapFields = ["type", "operator", "isNamespaceCapability", "values"];
-    private static readonly string[] ActionFields = ["action", "argUrl", "argFqdn", "argError", "argSig", "argSock", "argFd", "argName", "argIndex", "argValue", "argRegs", "argNewSymbol", "argNewAddr", "argNewOffset", "rateLimit", "rateLimitScope", "kernelStackTrace", "userStackTrace", "imaHash"];
-    private static readonly string[] ListFields = ["name", "values", "type", "pattern", "validated"];
-    private static readonly string[] OptionFields = ["name", "value"];
-    private static readonly string[] EnforcerFields = ["calls"];
-    private static readonly string[] LabelSelectorFields = ["matchLabels", "matchExpressions"];
-    private static readonly string[] LabelRequirementFields = ["key", "operator", "values"];
+    private static readonly string[] TopFields = TracingPolicySchema.TopFields;
+    private static readonly string[] MetadataFields = TracingPolicySchema.MetadataFields;
+    private static readonly string[] SpecFields = TracingPolicySchema.Spec.Names;
+    private static readonly string[] KprobeFields = TracingPolicySchema.Kprobe.Names;
+    private static readonly string[] TracepointFields = TracingPolicySchema.Tracepoint.Names;
+    private static readonly string[] UprobeFields = TracingPolicySchema.Uprobe.Names;
+    private static readonly string[] UsdtFields = TracingPolicySchema.Usdt.Names;
+    private static readonly string[] LsmFields = TracingPolicySchema.LsmHook.Names;
+    private static readonly string[] ArgFields = TracingPolicySchema.Arg.Names;
+    private static readonly string[] SelectorFields = TracingPolicySchema.Selector.Names;
+    private static readonly string[] ArgSelectorFields = TracingPolicySchema.ArgSelector.Names;
+    private static readonly string[] PidFields = TracingPolicySchema.PidSelector.Names;
+    private static readonly string[] BinaryFields = TracingPolicySchema.BinarySelector.Names;
+    private static readonly string[] NamespaceFields = TracingPolicySchema.NamespaceSelector.Names;
+    private static readonly string[] NsChangeFields = TracingPolicySchema.NamespaceChangesSelector.Names;
+    private static readonly string[] CapFields = TracingPolicySchema.CapabilitiesSelector.Names;
+    private static readonly string[] ActionFields = TracingPolicySchema.Action.Names;
+    private static readonly string[] ListFields = TracingPolicySchema.List.Names;
+    private static readonly string[] OptionFields = TracingPolicySchema.Option.Names;
+    private static readonly string[] EnforcerFields = TracingPolicySchema.Enforcer.Names;
+    private static readonly string[] LabelSelectorFields = TracingPolicySchema.LabelSelector.Names;
+    private static readonly string[] LabelRequirementFields = TracingPolicySchema.LabelRequirement.Names;
 
     /// <summary>Parses every YAML document in <paramref name="yaml"/>; <paramref name="source"/> names the file in errors.</summary>
     public static PolicyParseResult Parse(string yaml, string source = "policy")

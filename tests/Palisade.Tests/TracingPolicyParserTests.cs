@@ -4,7 +4,7 @@ namespace Palisade.Tests;
 
 public sealed class TetragonExamplesCompatibilityTests
 {
-    private static string ExamplesDir()
+    internal static string ExamplesDir()
     {
         var shared = Environment.GetEnvironmentVariable("PALISADE_SHARED_DIR") ?? Path.Combine(RepoPaths.Root, "..", "shared");
         var dir = Path.GetFullPath(Path.Combine(shared, "compat", "tetragon-examples"));
