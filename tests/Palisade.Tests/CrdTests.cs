@@ -96,15 +96,6 @@ public sealed partial class CrdTests
         Assert.Contains(errors, e => e.Contains(expected, StringComparison.Ordinal));
     }
 
-    [GeneratedRegex(@"^[-+]?(0x[0-9a-fA-F]+|[0-9]+)$")]
-    private static partial Regex YamlInteger();
-
-    [GeneratedRegex(@"^(y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$")]
-    private static partial Regex YamlBoolean();
-
-    [GeneratedRegex(@"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")]
-    private static partial Regex YamlFloat();
-
     private static bool IsNull(YamlNode node) => node is YamlScalarNode { Style: ScalarStyle.Plain, Value: null or "" or "~" or "null" };
 
     // What the API server does with a structural schema (YAML 1.1 scalars, as sigs.k8s.io/yaml
@@ -119,7 +110,7 @@ public sealed partial class CrdTests
         switch (type)
         {
             case StringType s:
-                if (node is not YamlScalarNode scalar || (plain is not null && (YamlInteger().IsMatch(plain) || YamlBoolean().IsMatch(plain) || YamlFloat().IsMatch(plain))))
+                if (node is not YamlScalarNode scalar || (plain is not null && (YamlScalars.Integer().IsMatch(plain) || YamlScalars.Boolean().IsMatch(plain) || YamlScalars.Float().IsMatch(plain))))
                 {
                     errors.Add($"{path}: must be a string");
                 }
@@ -129,13 +120,13 @@ public sealed partial class CrdTests
                 }
                 break;
             case IntegerType:
-                if (plain is null || !YamlInteger().IsMatch(plain))
+                if (plain is null || !YamlScalars.Integer().IsMatch(plain))
                 {
                     errors.Add($"{path}: must be an integer");
                 }
                 break;
             case BooleanType:
-                if (plain is null || !YamlBoolean().IsMatch(plain))
+                if (plain is null || !YamlScalars.Boolean().IsMatch(plain))
                 {
                     errors.Add($"{path}: must be a boolean");
                 }

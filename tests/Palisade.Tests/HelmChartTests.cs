@@ -28,20 +28,14 @@ public sealed partial class HelmChartTests
         return stream.Documents.Single().RootNode;
     }
 
-    [GeneratedRegex(@"^[-+]?(0x[0-9a-fA-F]+|[0-9]+)$")]
-    private static partial Regex YamlInteger();
-
-    [GeneratedRegex(@"^(true|True|TRUE|false|False|FALSE)$")]
-    private static partial Regex YamlBoolean();
-
     // YAML as Helm reads it into .Values (plain scalars typed, quoted ones strings).
     private static JsonNode? ToJson(YamlNode node) => node switch
     {
         YamlMappingNode m => new JsonObject(m.Children.Select(kv => KeyValuePair.Create(kv.Key.ToString(), ToJson(kv.Value)))),
         YamlSequenceNode s => new JsonArray([.. s.Children.Select(ToJson)]),
         YamlScalarNode { Style: ScalarStyle.Plain, Value: null or "" or "~" or "null" } => null,
-        YamlScalarNode { Style: ScalarStyle.Plain } p when YamlInteger().IsMatch(p.Value!) => JsonValue.Create(long.Parse(p.Value!, CultureInfo.InvariantCulture)),
-        YamlScalarNode { Style: ScalarStyle.Plain } p when YamlBoolean().IsMatch(p.Value!) => JsonValue.Create(bool.Parse(p.Value!)),
+        YamlScalarNode { Style: ScalarStyle.Plain } p when YamlScalars.Integer().IsMatch(p.Value!) => JsonValue.Create(long.Parse(p.Value!, CultureInfo.InvariantCulture)),
+        YamlScalarNode { Style: ScalarStyle.Plain } p when YamlScalars.Boolean().IsMatch(p.Value!) => JsonValue.Create(YamlScalars.IsTrue(p.Value!)),
         YamlScalarNode s => JsonValue.Create(s.Value),
         _ => throw new InvalidOperationException($"unexpected YAML node {node.NodeType}"),
     };
