@@ -24,6 +24,7 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
 {
     private PolicyEngine? _engine;
     private FileSystemWatcher? _watcher;
+    private readonly Dictionary<string, DateTime> _emptySince = new(StringComparer.Ordinal);
     private Timer? _rescan;
     private readonly Lock _sync = new();
     private readonly Dictionary<string, (DateTime Stamp, long Length, List<string> Names)> _files = new(StringComparer.Ordinal);
@@ -104,6 +105,16 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
                 {
                     continue; // being written: the next event or rescan picks it up
                 }
+                if (string.IsNullOrWhiteSpace(text) && _files.TryGetValue(file, out var previous) && previous.Names.Count > 0
+                    && _emptySince.GetValueOrDefault(file) != info.LastWriteTimeUtc)
+                {
+                    // Empty right now: most likely an editor or `cp` truncated it and is still
+                    // writing. Keep enforcing what it held; if it is still empty at the next
+                    // rescan, it really was emptied and its policies go.
+                    _emptySince[file] = info.LastWriteTimeUtc;
+                    continue;
+                }
+                _emptySince.Remove(file);
                 var parsed = TracingPolicyParser.Parse(text, file);
                 var names = new List<string>();
                 foreach (var error in parsed.Errors)
@@ -126,6 +137,14 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
                 {
                     foreach (var removed in before.Names.Where(n => !names.Contains(n)))
                     {
+                        if (parsed.Errors.Count > 0)
+                        {
+                            // A typo must not switch enforcement off: the last good version
+                            // of the policy keeps running until the file is fixed or deleted.
+                            names.Add(removed);
+                            LogKeptLastGood(logger, removed, file);
+                            continue;
+                        }
                         engine.Delete(removed);
                         LogDeleted(logger, removed, file);
                     }
@@ -170,4 +189,7 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Policy {Name} deleted ({File} changed or removed)")]
     private static partial void LogDeleted(ILogger logger, string name, string file);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Policy {Name} keeps running its last good version: {File} has errors (see above); fix or delete the file")]
+    private static partial void LogKeptLastGood(ILogger logger, string name, string file);
 }

@@ -70,8 +70,16 @@ public sealed class PolicyDirectoryTests : IDisposable
         Assert.Equal(137, Open());
 
         File.WriteAllText(file, PolicyYaml("monitor"));
-        Assert.True(Command.WaitUntil(() => Policies(agent).Single().GetProperty("mode").GetString() == "monitor", TimeSpan.FromSeconds(15)), agent.Log);
+        Assert.True(Command.WaitUntil(() => Policies(agent) is [var only] && only.GetProperty("mode").GetString() == "monitor", TimeSpan.FromSeconds(15)), agent.Log);
         Assert.Equal(0, Open());
+
+        // A typo in the file keeps the last good version running (monitor), reported in the log.
+        File.WriteAllText(file, PolicyYaml("monitor").Replace("Sigkill", "Sigkil", StringComparison.Ordinal));
+        Assert.True(Command.WaitUntil(() => agent.Log.Contains("keeps running its last good version", StringComparison.Ordinal), TimeSpan.FromSeconds(15)), agent.Log);
+        Assert.True(Policies(agent) is [var kept] && kept.GetProperty("mode").GetString() == "monitor");
+        File.WriteAllText(file, PolicyYaml("enforce"));
+        Assert.True(Command.WaitUntil(() => Policies(agent) is [var fixedUp] && fixedUp.GetProperty("mode").GetString() == "enforce", TimeSpan.FromSeconds(15)), agent.Log);
+        Assert.Equal(137, Open());
 
         File.Delete(file);
         Assert.True(Command.WaitUntil(() => Policies(agent).Length == 0, TimeSpan.FromSeconds(15)), agent.Log);
