@@ -20,33 +20,8 @@ public sealed class PolicyDirectoryTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private string PolicyYaml(string mode) => $"""
-        apiVersion: cilium.io/v1alpha1
-        kind: TracingPolicy
-        metadata:
-          name: dir-policy
-          labels:
-            team: sec
-        spec:
-          options:
-          - name: policy-mode
-            value: {mode}
-          kprobes:
-          - call: "fd_install"
-            args:
-            - index: 0
-              type: int
-            - index: 1
-              type: "file"
-            selectors:
-            - matchArgs:
-              - index: 1
-                operator: "Equal"
-                values:
-                - "{Path.Combine(_dir, "secret")}"
-              matchActions:
-              - action: Sigkill
-        """;
+    private string PolicyYaml(string mode) =>
+        TestPolicies.FdInstallKill("dir-policy", Path.Combine(_dir, "secret"), label: "team: sec", mode: mode);
 
     private int Open() => Command.Run(Helpers.Path("opener"), "open", Path.Combine(_dir, "secret")).ExitCode;
 

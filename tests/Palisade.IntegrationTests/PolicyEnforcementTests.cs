@@ -43,38 +43,13 @@ public sealed class PolicyEnforcementTests : IDisposable
         return path;
     }
 
-    private static string FdInstallPolicy(string name, string path, string extraSelector = "", string actions = "- action: Sigkill") => $"""
-        apiVersion: cilium.io/v1alpha1
-        kind: TracingPolicy
-        metadata:
-          name: {name}
-        spec:
-          kprobes:
-          - call: "fd_install"
-            syscall: false
-            args:
-            - index: 0
-              type: int
-            - index: 1
-              type: "file"
-            selectors:
-            - matchArgs:
-              - index: 1
-                operator: "Equal"
-                values:
-                - "{path}"
-        {extraSelector}
-              matchActions:
-              {actions}
-        """;
-
     [Fact]
     public void FdInstallKillsEveryWayOfOpeningTheFileAndAllowlistedBinariesReadIt()
     {
         using var h = new PolicyHarness();
         var secret = Secret();
         var cat = Helpers.RealPath("/bin/cat");
-        h.ApplyRunning(FdInstallPolicy("protect-secret", secret, $"""
+        h.ApplyRunning(TestPolicies.FdInstallKill("protect-secret", secret, $"""
                   matchBinaries:
                   - operator: NotIn
                     values:

@@ -25,4 +25,41 @@ internal static class TestPolicies
               matchActions:
               - action: Sigkill
         """;
+
+    /// <summary>
+    /// Kills whoever gets an fd for <paramref name="path"/> (fd_install, resolved path Equal).
+    /// <paramref name="extraSelector"/> adds conditions to the selector (indented as a matchArgs
+    /// sibling); <paramref name="label"/> ("key: value") and <paramref name="mode"/> (policy-mode)
+    /// are added when given.
+    /// </summary>
+    public static string FdInstallKill(string name, string path, string extraSelector = "", string actions = "- action: Sigkill",
+        string? label = null, string? mode = null)
+    {
+        var labels = label is null ? "" : $"\n  labels:\n    {label}";
+        var options = mode is null ? "" : $"\n  options:\n  - name: policy-mode\n    value: {mode}";
+        return $"""
+            apiVersion: cilium.io/v1alpha1
+            kind: TracingPolicy
+            metadata:
+              name: {name}{labels}
+            spec:{options}
+              kprobes:
+              - call: "fd_install"
+                syscall: false
+                args:
+                - index: 0
+                  type: int
+                - index: 1
+                  type: "file"
+                selectors:
+                - matchArgs:
+                  - index: 1
+                    operator: "Equal"
+                    values:
+                    - "{path}"
+            {extraSelector}
+                  matchActions:
+                  {actions}
+            """;
+    }
 }
