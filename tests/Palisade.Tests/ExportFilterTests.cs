@@ -85,6 +85,23 @@ public sealed class ExportFilterTests
         Assert.StartsWith("export-allowlist line 1", e.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("field-filters", "[1]", "field-filters line 1: must be a JSON object, not Array. Fix: e.g. {\"fields\"")]
+    [InlineData("field-filters", "{fields", "field-filters line 1: not valid JSON")]
+    [InlineData("redaction-filters", "3", "redaction-filters line 1: must be a JSON object, not Number. Fix: e.g. {\"redact\"")]
+    [InlineData("redaction-filters", "{redact", "redaction-filters line 1: not valid JSON")]
+    [InlineData("export-allowlist", "\"x\"", "export-allowlist line 1: must be a JSON object, not String. Fix: e.g. {\"event_set\"")]
+    public void EveryFilterListRefusesALineThatIsNotAJsonObject(string setting, string line, string expected)
+    {
+        var e = Assert.Throws<FilterException>(() => setting switch
+        {
+            "field-filters" => (object)FieldFilter.ParseList(line, setting),
+            "redaction-filters" => Redactor.Parse(line, setting),
+            _ => EventFilter.ParseList(line, setting),
+        });
+        Assert.StartsWith(expected, e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void FieldFilterIncludeKeepsOnlyNamedFieldsOfMatchingTypes()
     {

@@ -23,6 +23,30 @@ internal static class FilterLines
         }
         return result;
     }
+
+    /// <summary>
+    /// Parses one line as a JSON object, or throws a <see cref="FilterException"/> naming
+    /// <paramref name="where"/> with <paramref name="example"/> as the fix. The caller disposes it.
+    /// </summary>
+    public static JsonDocument Object(string json, string where, string example)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json);
+        }
+        catch (JsonException e)
+        {
+            throw new FilterException($"{where}: not valid JSON ({e.Message}). Fix: write one JSON object per line, e.g. {example}.");
+        }
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+        {
+            var kind = doc.RootElement.ValueKind;
+            doc.Dispose();
+            throw new FilterException($"{where}: must be a JSON object, not {kind}. Fix: e.g. {example}.");
+        }
+        return doc;
+    }
 }
 
 /// <summary>
@@ -61,21 +85,8 @@ public sealed class EventFilter
     /// <summary>Parses one filter object; <paramref name="where"/> names it in errors (e.g. "export-allowlist line 2").</summary>
     public static EventFilter Parse(string json, string where)
     {
-        JsonDocument doc;
-        try
+        using (var doc = FilterLines.Object(json, where, "{\"event_set\":[\"PROCESS_EXEC\"]}"))
         {
-            doc = JsonDocument.Parse(json);
-        }
-        catch (JsonException e)
-        {
-            throw new FilterException($"{where}: not valid JSON ({e.Message}). Fix: write one JSON object per line, e.g. {{\"event_set\":[\"PROCESS_EXEC\"]}}.");
-        }
-        using (doc)
-        {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-            {
-                throw new FilterException($"{where}: a filter is a JSON object, not {doc.RootElement.ValueKind}. Fix: e.g. {{\"namespace\":[\"default\"]}}.");
-            }
             var filter = new EventFilter();
             foreach (var p in doc.RootElement.EnumerateObject())
             {

@@ -27,16 +27,7 @@ public sealed class FieldFilter
 
     public static FieldFilter Parse(string json, string where)
     {
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(json);
-        }
-        catch (JsonException e)
-        {
-            throw new FilterException($"{where}: not valid JSON ({e.Message}). Fix: e.g. {{\"fields\":\"process.binary,process.pid\",\"action\":\"INCLUDE\"}}.");
-        }
-        using (doc)
+        using (var doc = FilterLines.Object(json, where, "{\"fields\":\"process.binary,process.pid\",\"action\":\"INCLUDE\"}"))
         {
             HashSet<EventKind>? kinds = null;
             var invert = false;

@@ -23,9 +23,8 @@ public sealed class Redactor
 
     private static (System.Text.RegularExpressions.Regex?, System.Text.RegularExpressions.Regex[]) ParseRule(string line, string at)
     {
-        try
+        using (var doc = FilterLines.Object(line, at, "{\"redact\":[\"--password[= ](\\\\S+)\"]}"))
         {
-            using var doc = JsonDocument.Parse(line);
             System.Text.RegularExpressions.Regex? binary = null;
             System.Text.RegularExpressions.Regex[] redact = [];
             foreach (var p in doc.RootElement.EnumerateObject())
@@ -53,10 +52,6 @@ public sealed class Redactor
                 throw new FilterException($"{at}: redact: missing. Fix: give regexes whose capture groups are secrets, e.g. {{\"redact\":[\"(?:--password|-p)[\\\\s=]+(\\\\S+)\"]}}.");
             }
             return (binary, redact);
-        }
-        catch (JsonException e)
-        {
-            throw new FilterException($"{at}: not valid JSON ({e.Message}).");
         }
     }
 
