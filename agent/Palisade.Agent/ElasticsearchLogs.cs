@@ -68,15 +68,7 @@ internal sealed class ElasticsearchLogs : ILogEventSink, IAsyncDisposable
             while (buffer.WrittenCount < 64 * 1024 && _queue.Reader.TryRead(out var e))
             {
                 var id = _idPrefix + Interlocked.Increment(ref _sequence).ToString(System.Globalization.CultureInfo.InvariantCulture);
-                json.Reset(buffer);
-                json.WriteStartObject();
-                json.WriteStartObject("create");
-                json.WriteString("_index", _index);
-                json.WriteString("_id", id);
-                json.WriteEndObject();
-                json.WriteEndObject();
-                json.Flush();
-                buffer.Write("\n"u8);
+                BulkClient.WriteCreateAction(buffer, json, _index, id);
                 json.Reset(buffer);
                 Write(json, e, _node);
                 json.Flush();

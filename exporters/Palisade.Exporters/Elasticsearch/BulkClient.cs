@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography.X509Certificates;
@@ -86,6 +87,20 @@ public sealed class BulkClient : IAsyncDisposable
     public string? LastError => _lastError;
 
     public void Start() => _sender ??= Task.Run(SendLoopAsync);
+
+    /// <summary>Appends an item's action line: op "create" (a replayed _id answers 409, never a second copy) into <paramref name="index"/>.</summary>
+    public static void WriteCreateAction(ArrayBufferWriter<byte> buffer, Utf8JsonWriter json, string index, string id)
+    {
+        json.Reset(buffer);
+        json.WriteStartObject();
+        json.WriteStartObject("create");
+        json.WriteString("_index", index);
+        json.WriteString("_id", id);
+        json.WriteEndObject();
+        json.WriteEndObject();
+        json.Flush();
+        buffer.Write("\n"u8);
+    }
 
     /// <summary>Spools whole items (action and document lines) and wakes the sender.</summary>
     public void Append(ReadOnlySpan<byte> items)

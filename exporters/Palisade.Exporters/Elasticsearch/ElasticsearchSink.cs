@@ -158,19 +158,8 @@ public sealed class ElasticsearchSink : EventSink
         buffer.Write("\n"u8);
     }
 
-    private void WriteAction(ArrayBufferWriter<byte> buffer, Utf8JsonWriter json, string id, DateTimeOffset time)
-    {
-        json.Reset(buffer);
-        json.WriteStartObject();
-        json.WriteStartObject("create");
-        json.WriteString("_index", _options.DailyIndices ? $"{_options.Index}-{time.UtcDateTime:yyyy.MM.dd}" : _options.Index);
-        json.WriteString("_id", id);
-        json.WriteEndObject();
-        json.WriteEndObject();
-        json.Flush();
-        buffer.Write("\n"u8);
-    }
-
+    private void WriteAction(ArrayBufferWriter<byte> buffer, Utf8JsonWriter json, string id, DateTimeOffset time) =>
+        BulkClient.WriteCreateAction(buffer, json, _options.DailyIndices ? $"{_options.Index}-{time.UtcDateTime:yyyy.MM.dd}" : _options.Index, id);
 
     protected override ValueTask WriteAsync(ReadOnlyMemory<byte> lines)
     {
