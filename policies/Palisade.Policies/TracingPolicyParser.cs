@@ -18,29 +18,6 @@ public sealed record PolicyParseResult(IReadOnlyList<TracingPolicy> Policies, IR
 /// </summary>
 public static partial class TracingPolicyParser
 {
-    private static readonly string[] TopFields = TracingPolicySchema.TopFields;
-    private static readonly string[] MetadataFields = TracingPolicySchema.MetadataFields;
-    private static readonly string[] SpecFields = TracingPolicySchema.Spec.Names;
-    private static readonly string[] KprobeFields = TracingPolicySchema.Kprobe.Names;
-    private static readonly string[] TracepointFields = TracingPolicySchema.Tracepoint.Names;
-    private static readonly string[] UprobeFields = TracingPolicySchema.Uprobe.Names;
-    private static readonly string[] UsdtFields = TracingPolicySchema.Usdt.Names;
-    private static readonly string[] LsmFields = TracingPolicySchema.LsmHook.Names;
-    private static readonly string[] ArgFields = TracingPolicySchema.Arg.Names;
-    private static readonly string[] SelectorFields = TracingPolicySchema.Selector.Names;
-    private static readonly string[] ArgSelectorFields = TracingPolicySchema.ArgSelector.Names;
-    private static readonly string[] PidFields = TracingPolicySchema.PidSelector.Names;
-    private static readonly string[] BinaryFields = TracingPolicySchema.BinarySelector.Names;
-    private static readonly string[] NamespaceFields = TracingPolicySchema.NamespaceSelector.Names;
-    private static readonly string[] NsChangeFields = TracingPolicySchema.NamespaceChangesSelector.Names;
-    private static readonly string[] CapFields = TracingPolicySchema.CapabilitiesSelector.Names;
-    private static readonly string[] ActionFields = TracingPolicySchema.Action.Names;
-    private static readonly string[] ListFields = TracingPolicySchema.List.Names;
-    private static readonly string[] OptionFields = TracingPolicySchema.Option.Names;
-    private static readonly string[] EnforcerFields = TracingPolicySchema.Enforcer.Names;
-    private static readonly string[] LabelSelectorFields = TracingPolicySchema.LabelSelector.Names;
-    private static readonly string[] LabelRequirementFields = TracingPolicySchema.LabelRequirement.Names;
-
     /// <summary>Parses every YAML document in <paramref name="yaml"/>; <paramref name="source"/> names the file in errors.</summary>
     public static PolicyParseResult Parse(string yaml, string source = "policy")
     {
@@ -84,7 +61,7 @@ public static partial class TracingPolicyParser
 
     private static TracingPolicy? ReadPolicy(YamlNode root, NodeReader r)
     {
-        var map = r.Mapping(root, "(document)", TopFields);
+        var map = r.Mapping(root, "(document)", TracingPolicySchema.TopFields);
         if (map is null)
         {
             return null;
@@ -99,7 +76,7 @@ public static partial class TracingPolicyParser
         {
             r.Error("kind", $"\"{kind}\" is not a tracing policy kind." + Suggestions.For(kind, Vocabulary.Kinds), NodeReader.Field(map, "kind"));
         }
-        var meta = r.Mapping(NodeReader.Field(map, "metadata"), "metadata", MetadataFields);
+        var meta = r.Mapping(NodeReader.Field(map, "metadata"), "metadata", TracingPolicySchema.MetadataFields);
         if (meta is null)
         {
             r.Error("metadata", "is required, with at least a name.", map);
@@ -122,7 +99,7 @@ public static partial class TracingPolicyParser
     private static TracingPolicySpec? ReadSpec(NodeReader r, YamlNode? node)
     {
         const string p = "spec";
-        var map = r.Mapping(node, p, SpecFields);
+        var map = r.Mapping(node, p, TracingPolicySchema.Spec.Names);
         if (map is null)
         {
             return null;
@@ -138,7 +115,7 @@ public static partial class TracingPolicyParser
             r.List(map, p, "lsmhooks", (n, path) => ReadLsm(r, n, path)),
             lists,
             r.List(map, p, "options", (n, path) => ReadOption(r, n, path)),
-            r.List(map, p, "enforcers", (n, path) => r.Mapping(n, path, EnforcerFields) is { } m ? new EnforcerSpec(r.Strings(m, path, "calls")) : null),
+            r.List(map, p, "enforcers", (n, path) => r.Mapping(n, path, TracingPolicySchema.Enforcer.Names) is { } m ? new EnforcerSpec(r.Strings(m, path, "calls")) : null),
             ReadLabelSelector(r, NodeReader.Field(map, "podSelector"), $"{p}.podSelector"),
             ReadLabelSelector(r, NodeReader.Field(map, "containerSelector"), $"{p}.containerSelector"),
             ReadLabelSelector(r, NodeReader.Field(map, "hostSelector"), $"{p}.hostSelector"),
@@ -150,7 +127,7 @@ public static partial class TracingPolicyParser
 
     private static KprobeSpec? ReadKprobe(NodeReader r, YamlNode node, string p, HashSet<string> lists)
     {
-        var map = r.Mapping(node, p, KprobeFields);
+        var map = r.Mapping(node, p, TracingPolicySchema.Kprobe.Names);
         if (map is null)
         {
             return null;
@@ -175,7 +152,7 @@ public static partial class TracingPolicyParser
 
     private static TracepointSpec? ReadTracepoint(NodeReader r, YamlNode node, string p)
     {
-        var map = r.Mapping(node, p, TracepointFields);
+        var map = r.Mapping(node, p, TracingPolicySchema.Tracepoint.Names);
         if (map is null)
         {
             return null;
@@ -190,7 +167,7 @@ public static partial class TracingPolicyParser
 
     private static UprobeSpec? ReadUprobe(NodeReader r, YamlNode node, string p)
     {
-        var map = r.Mapping(node, p, UprobeFields);
+        var map = r.Mapping(node, p, TracingPolicySchema.Uprobe.Names);
         if (map is null)
         {
             return null;
@@ -211,7 +188,7 @@ public static partial class TracingPolicyParser
 
     private static UsdtSpec? ReadUsdt(NodeReader r, YamlNode node, string p)
     {
-        var map = r.Mapping(node, p, UsdtFields);
+        var map = r.Mapping(node, p, TracingPolicySchema.Usdt.Names);
         if (map is null)
         {
             return null;
@@ -227,7 +204,7 @@ public static partial class TracingPolicyParser
 
     private static LsmHookSpec? ReadLsm(NodeReader r, YamlNode node, string p)
     {
-        var map = r.Mapping(node, p, LsmFields);
+        var map = r.Mapping(node, p, TracingPolicySchema.LsmHook.Names);
         if (map is null)
         {
             return null;
@@ -240,7 +217,7 @@ public static partial class TracingPolicyParser
 
     private static PolicyArg? ReadArg(NodeReader r, YamlNode node, string p)
     {
-        var map = r.Mapping(node, p, ArgFields);
+        var map = r.Mapping(node, p, TracingPolicySchema.Arg.Names);
         if (map is null)
         {
             return null;
@@ -267,7 +244,7 @@ public static partial class TracingPolicyParser
 
     private static Selector? ReadSelector(NodeReader r, YamlNode node, string p, IReadOnlyList<PolicyArg> args)
     {
-        var map = r.Mapping(node, p, SelectorFields);
+        var map = r.Mapping(node, p, TracingPolicySchema.Selector.Names);
         if (map is null)
         {
             return null;
@@ -284,7 +261,7 @@ public static partial class TracingPolicyParser
             r.List(map, p, "matchBinaries", (n, path) => ReadBinary(r, n, path)),
             r.List(map, p, "matchParentBinaries", (n, path) => ReadBinary(r, n, path)),
             r.List(map, p, "matchNamespaces", (n, path) => ReadNamespace(r, n, path)),
-            r.List(map, p, "matchNamespaceChanges", (n, path) => r.Mapping(n, path, NsChangeFields) is { } m
+            r.List(map, p, "matchNamespaceChanges", (n, path) => r.Mapping(n, path, TracingPolicySchema.NamespaceChangesSelector.Names) is { } m
                 ? new NamespaceChangesSelector(SetOperator(r, m, path), r.Strings(m, path, "values")) : null),
             r.List(map, p, "matchCapabilities", (n, path) => ReadCapabilities(r, n, path)),
             r.List(map, p, "matchCapabilityChanges", (n, path) => ReadCapabilities(r, n, path)),
@@ -294,7 +271,7 @@ public static partial class TracingPolicyParser
 
     private static ArgSelector? ReadArgSelector(NodeReader r, YamlNode node, string p, IReadOnlyList<PolicyArg> args, bool checkIndex)
     {
-        var map = r.Mapping(node, p, ArgSelectorFields);
+        var map = r.Mapping(node, p, TracingPolicySchema.ArgSelector.Names);
         if (map is null)
         {
             return null;
@@ -330,7 +307,7 @@ public static partial class TracingPolicyParser
 
     private static PidSelector? ReadPid(NodeReader r, YamlNode node, string p)
     {
-        var map = r.Mapping(node, p, PidFields);
+        var map = r.Mapping(node, p, TracingPolicySchema.PidSelector.Names);
         if (map is null)
         {
             return null;
@@ -357,7 +334,7 @@ public static partial class TracingPolicyParser
 
     private static BinarySelector? ReadBinary(NodeReader r, YamlNode node, string p)
     {
-        var map = r.Mapping(node, p, BinaryFields);
+        var map = r.Mapping(node, p, TracingPolicySchema.BinarySelector.Names);
         if (map is null)
         {
             return null;
@@ -377,7 +354,7 @@ public static partial class TracingPolicyParser
 
     private static NamespaceSelector? ReadNamespace(NodeReader r, YamlNode node, string p)
     {
-        var map = r.Mapping(node, p, NamespaceFields);
+        var map = r.Mapping(node, p, TracingPolicySchema.NamespaceSelector.Names);
         if (map is null)
         {
             return null;
@@ -401,7 +378,7 @@ public static partial class TracingPolicyParser
 
     private static CapabilitiesSelector? ReadCapabilities(NodeReader r, YamlNode node, string p)
     {
-        var map = r.Mapping(node, p, CapFields);
+        var map = r.Mapping(node, p, TracingPolicySchema.CapabilitiesSelector.Names);
         if (map is null)
         {
             return null;
@@ -425,7 +402,7 @@ public static partial class TracingPolicyParser
 
     private static ActionSelector? ReadAction(NodeReader r, YamlNode node, string p)
     {
-        var map = r.Mapping(node, p, ActionFields);
+        var map = r.Mapping(node, p, TracingPolicySchema.Action.Names);
         if (map is null)
         {
             return null;
@@ -462,7 +439,7 @@ public static partial class TracingPolicyParser
 
     private static ListSpec? ReadList(NodeReader r, YamlNode node, string p)
     {
-        var map = r.Mapping(node, p, ListFields);
+        var map = r.Mapping(node, p, TracingPolicySchema.List.Names);
         if (map is null)
         {
             return null;
@@ -478,7 +455,7 @@ public static partial class TracingPolicyParser
 
     private static OptionSpec? ReadOption(NodeReader r, YamlNode node, string p)
     {
-        var map = r.Mapping(node, p, OptionFields);
+        var map = r.Mapping(node, p, TracingPolicySchema.Option.Names);
         if (map is null)
         {
             return null;
@@ -498,7 +475,7 @@ public static partial class TracingPolicyParser
 
     private static LabelSelector? ReadLabelSelector(NodeReader r, YamlNode? node, string p)
     {
-        var map = r.Mapping(node, p, LabelSelectorFields);
+        var map = r.Mapping(node, p, TracingPolicySchema.LabelSelector.Names);
         if (map is null)
         {
             return null;
@@ -506,7 +483,7 @@ public static partial class TracingPolicyParser
         var labels = StringMap(r, NodeReader.Field(map, "matchLabels"), $"{p}.matchLabels");
         var expressions = r.List(map, p, "matchExpressions", (n, path) =>
         {
-            var m = r.Mapping(n, path, LabelRequirementFields);
+            var m = r.Mapping(n, path, TracingPolicySchema.LabelRequirement.Names);
             if (m is null)
             {
                 return null;

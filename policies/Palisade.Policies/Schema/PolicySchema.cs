@@ -32,7 +32,7 @@ public sealed record AnyType(string Description) : SchemaType(Description);
 public sealed record ObjectType(string Description, IReadOnlyList<Field> Fields) : SchemaType(Description)
 {
     /// <summary>The field names, in order.</summary>
-    public string[] Names => [.. Fields.Select(f => f.Name)];
+    public string[] Names { get; } = [.. Fields.Select(f => f.Name)];
 }
 
 public sealed record Field(string Name, SchemaType Type, bool Required = false);
