@@ -34,12 +34,13 @@ public sealed class BulkSpool : IDisposable
         _segmentBytes = Math.Clamp(_maxBytes / 8, 16 * 1024, 64L * 1024 * 1024);
         Directory.CreateDirectory(_dir);
         File.SetUnixFileMode(_dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var items = new Dictionary<long, long>();
         foreach (var file in Directory.EnumerateFiles(_dir, Prefix + "*" + Suffix))
         {
             var name = Path.GetFileName(file);
             if (long.TryParse(name.AsSpan(Prefix.Length, name.Length - Prefix.Length - Suffix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var n))
             {
-                _segments[n] = WholeItemsLength(file);
+                (_segments[n], items[n]) = WholeItems(file);
             }
         }
         ReadCursor();
@@ -53,7 +54,8 @@ public sealed class BulkSpool : IDisposable
             (_cursorSeg, _cursorOff) = (_segments.Keys.First(), 0);
         }
         RecoveredBytes = PendingBytes;
-        _pendingItems = _segments.Sum(kv => kv.Key < _cursorSeg ? 0 : CountItems(SegmentPath(kv.Key), kv.Key == _cursorSeg ? _cursorOff : 0, kv.Value));
+        // Each segment was read once above; only the acknowledged head of the cursor's segment is read again.
+        _pendingItems = _segments.Keys.Sum(n => items[n]) - (_segments.ContainsKey(_cursorSeg) ? CountItems(SegmentPath(_cursorSeg), 0, _cursorOff) : 0);
         _writer = OpenSegment(_segments.Count == 0 ? Math.Max(1, _cursorSeg) : _segments.Keys.Last() + 1);
     }
 
@@ -302,7 +304,8 @@ public sealed class BulkSpool : IDisposable
 
     // A crash can leave a half-written item at a segment's end: only whole items count.
     // Streamed, so a full spool (up to 64 MiB a segment) is never read into memory at start.
-    private static long WholeItemsLength(string file)
+    // Returns the length of the whole items and how many there are.
+    private static (long Length, long Items) WholeItems(string file)
     {
         using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         var buffer = new byte[64 * 1024];
@@ -321,7 +324,7 @@ public sealed class BulkSpool : IDisposable
             }
             offset += n;
         }
-        return end;
+        return (end, newlines / 2);
     }
 
     private static long CountItems(string file, long from, long to)
