@@ -87,6 +87,7 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
                     LogDeleted(logger, name, gone);
                 }
                 _files.Remove(gone);
+                _emptySince.Remove(gone);
             }
             foreach (var file in present.Order(StringComparer.Ordinal))
             {
