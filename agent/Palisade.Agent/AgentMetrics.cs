@@ -221,8 +221,8 @@ internal sealed class AgentMetrics : IHostedService
             }
             if (sink is Palisade.Exporters.Elasticsearch.ElasticsearchSink es)
             {
-                _spooled.WithLabels(sink.Name).Set(es.SpooledBytes);
-                Set(_exportDropped.WithLabels(sink.Name, "spool_full"), es.SpoolDropped);
+                _spooled.WithLabels(sink.Name).Set(es.Client.SpooledBytes);
+                Set(_exportDropped.WithLabels(sink.Name, "spool_full"), es.Client.SpoolDropped);
             }
         }
         if (_state.Policies is { } engine)

@@ -136,7 +136,7 @@ public class SinkBenchmarks
         _sink!.Start();
         _peer!.WaitFor(_target);
         _sink.DisposeAsync().AsTask().GetAwaiter().GetResult();
-        return ((ElasticsearchSink)_sink).Indexed;
+        return ((ElasticsearchSink)_sink).Client.Indexed;
     }
 
     // ---- gRPC GetEvents stream over the unix socket (the agent's own service) ----

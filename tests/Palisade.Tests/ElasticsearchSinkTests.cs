@@ -68,7 +68,7 @@ public sealed class ElasticsearchSinkTests : IDisposable
         {
             hub.Publish(e);
         }
-        await Until(() => sink.Indexed == 299 && sink.DeadLettered == 1, "299 indexed and 1 dead-lettered");
+        await Until(() => sink.Client.Indexed == 299 && sink.Client.DeadLettered == 1, "299 indexed and 1 dead-lettered");
         await sink.DisposeAsync();
 
         Assert.True(_es.Rejected429 > 0);
@@ -77,7 +77,7 @@ public sealed class ElasticsearchSinkTests : IDisposable
         Assert.Equal(events.Select(IdOf), _es.FirstSeen); // sent in publication order
         Assert.Contains("palisade-events", _es.Templates);
 
-        var dead = JsonNode.Parse(File.ReadAllLines(sink.DeadLetterPath).Single())!;
+        var dead = JsonNode.Parse(File.ReadAllLines(sink.Client.DeadLetterPath).Single())!;
         Assert.Equal(400, (int)dead["status"]!);
         Assert.Equal("mapper_parsing_exception", (string?)dead["error"]!["type"]);
         Assert.Contains("MAPPING-ERROR", dead["document"]!.ToJsonString(), StringComparison.Ordinal);
@@ -107,13 +107,13 @@ public sealed class ElasticsearchSinkTests : IDisposable
         {
             hub.Publish(Event(i));
         }
-        await Until(() => first.Indexed == 100, "the first 100 indexed");
+        await Until(() => first.Client.Indexed == 100, "the first 100 indexed");
         _es.Stop();
         for (var i = 100; i < 250; i++)
         {
             hub.Publish(Event(i));
         }
-        await Until(() => first.SpooledBytes > 0 && first.Written == 250, "events spooled during the outage");
+        await Until(() => first.Client.SpooledBytes > 0 && first.Written == 250, "events spooled during the outage");
         await first.DisposeAsync(); // agent restart during the outage
         Assert.True(Directory.EnumerateFiles(spool, "seg-*").Any(), "the spool survives the stop");
 
@@ -126,7 +126,7 @@ public sealed class ElasticsearchSinkTests : IDisposable
         }
         await Task.Delay(300, TestContext.Current.CancellationToken);
         _es.Start();
-        await Until(() => second.SpooledBytes == 0 && _es.Created.Count == 300, "replay after recovery");
+        await Until(() => second.Client.SpooledBytes == 0 && _es.Created.Count == 300, "replay after recovery");
         await second.DisposeAsync();
 
         Assert.Equal(Enumerable.Range(0, 300).Select(i => IdOf(Event(i))), _es.Created);
@@ -141,14 +141,14 @@ public sealed class ElasticsearchSinkTests : IDisposable
         var sink = new ElasticsearchSink(hub.Subscribe("es", 100), "node", Options(spool));
         sink.Start();
         hub.Publish(Event(1));
-        await Until(() => sink.Indexed == 1, "indexed");
+        await Until(() => sink.Client.Indexed == 1, "indexed");
         await sink.DisposeAsync();
         // Same event again (a replay from a cursor that was not persisted, say): 409, counted, not re-created.
         var hub2 = new EventHub();
         var again = new ElasticsearchSink(hub2.Subscribe("es", 100), "node", Options(spool));
         again.Start();
         hub2.Publish(Event(1));
-        await Until(() => again.Duplicates == 1, "duplicate detected");
+        await Until(() => again.Client.Duplicates == 1, "duplicate detected");
         await again.DisposeAsync();
         Assert.Single(_es.Created);
     }
@@ -220,7 +220,7 @@ public sealed class ElasticsearchSinkTests : IDisposable
         var sink = new ElasticsearchSink(hub.Subscribe("es", 10), "node", Options() with { ApiKeyFile = keyFile });
         sink.Start();
         hub.Publish(Event(1));
-        await Until(() => sink.Indexed == 1, "indexed");
+        await Until(() => sink.Client.Indexed == 1, "indexed");
         await sink.DisposeAsync();
         Assert.All(_es.AuthorizationHeaders, h => Assert.Equal("ApiKey aWQ6a2V5", h));
     }

@@ -53,30 +53,6 @@ public sealed class ElasticsearchSink : EventSink
     /// <summary>The spool, sender and counters under this sink.</summary>
     public BulkClient Client => _client;
 
-    /// <summary>Items Elasticsearch created.</summary>
-    public long Indexed => _client.Indexed;
-
-    /// <summary>Replayed items Elasticsearch already had (409): done, not indexed twice.</summary>
-    public long Duplicates => _client.Duplicates;
-
-    /// <summary>Items Elasticsearch refused for good (mapping errors, ...), written to the dead-letter file.</summary>
-    public long DeadLettered => _client.DeadLettered;
-
-    /// <summary>Retried requests and items (429, 5xx, unreachable).</summary>
-    public long Retries => _client.Retries;
-
-    public long Requests => _client.Requests;
-
-    /// <summary>Bytes in the spool not yet acknowledged.</summary>
-    public long SpooledBytes => _client.SpooledBytes;
-
-    /// <summary>Items the full spool dropped (oldest first).</summary>
-    public long SpoolDropped => _client.SpoolDropped;
-
-    public string DeadLetterPath => _client.DeadLetterPath;
-
-    public string? LastError => _client.LastError;
-
     /// <summary>
     /// The _id of an event, from what identifies it and never changes: node, type, exec_id,
     /// time (ns), and for policy events the policy, hook and action. Content that may differ
