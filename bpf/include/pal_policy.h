@@ -29,6 +29,7 @@
 #define PAL_POL_SYSCALLS 512
 #define PAL_POL_GIDS 8192                 /* selectors in the whole engine (counters) */
 #define PAL_POL_POLICIES 1024
+#define PAL_POL_SCOPES 65536               /* (cgroup, scoped policy) pairs */
 
 /* How a slot's value is obtained (pal_pol_slotdef.kind). */
 enum pal_pol_xkind {
@@ -187,6 +188,19 @@ struct pal_pol_selector {
 struct pal_pol_state {
 	__u32 enabled;
 	__u32 monitor;       /* 1: policy-mode monitor, enforcement is only counted */
+	__u32 scoped;        /* 1: applies only in the cgroups pal_pol_scope lists for it */
+	__u32 pad;
+};
+
+/*
+ * Pod scoping (TracingPolicyNamespaced, podSelector, containerSelector): the cgroups a
+ * scoped policy applies in. User space keeps the set in step with the pods it watches; the
+ * kernel looks the task's cgroup up only when a selector of a scoped policy has matched.
+ */
+struct pal_pol_scope_key {
+	__u64 cgroup_id;
+	__u32 policy_id;
+	__u32 pad;
 };
 
 /* Points evaluated at one syscall, keyed by syscall number. */

@@ -22,6 +22,7 @@ PAL_LAYOUT(pal_pol_filter);
 PAL_LAYOUT(pal_pol_point);
 PAL_LAYOUT(pal_pol_selector);
 PAL_LAYOUT(pal_pol_state);
+PAL_LAYOUT(pal_pol_scope_key);
 PAL_LAYOUT(pal_pol_sysent);
 PAL_LAYOUT(pal_pol_strkey);
 PAL_LAYOUT(pal_pol_mask);

@@ -46,6 +46,13 @@ struct {
 	__type(value, struct pal_pol_state);
 } pal_pol_states SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PAL_POL_SCOPES);
+	__type(key, struct pal_pol_scope_key);
+	__type(value, __u8);
+} pal_pol_scope SEC(".maps");
+
 /* Syscall exit points by number; entry PAL_POL_SYSCALLS - 1 lists points for every syscall. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -897,6 +904,11 @@ static __always_inline int act_bit(struct eval *e, __u32 bit)
 	struct pal_pol_state *st = bpf_map_lookup_elem(&pal_pol_states, &policy);
 	if (!st || !st->enabled)
 		return 0;
+	if (st->scoped) {
+		struct pal_pol_scope_key sk = { .cgroup_id = bpf_get_current_cgroup_id(), .policy_id = policy };
+		if (!bpf_map_lookup_elem(&pal_pol_scope, &sk))
+			return 0; /* not a pod the policy selects: the whole hook is out */
+	}
 	__u32 gid = sel->gid;
 	struct pal_pol_counters *cnt = bpf_map_lookup_elem(&pal_pol_counters, &gid);
 	if (cnt)

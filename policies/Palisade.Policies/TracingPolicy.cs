@@ -4,6 +4,12 @@ namespace Palisade.Policies;
 public sealed record TracingPolicy(string Kind, string Name, string? Namespace, IReadOnlyDictionary<string, string> Labels, TracingPolicySpec Spec)
 {
     public bool IsNamespaced => Kind == "TracingPolicyNamespaced";
+
+    /// <summary>True when the policy applies to some pods only (namespaced, podSelector or containerSelector).</summary>
+    public bool IsPodScoped => IsNamespaced || Spec.PodSelector is not null || Spec.ContainerSelector is not null;
+
+    /// <summary>The engine's key: namespaced policies of one name in two namespaces are two policies.</summary>
+    public string Key => IsNamespaced && !string.IsNullOrEmpty(Namespace) ? $"{Namespace}/{Name}" : Name;
 }
 
 /// <summary>spec: the hooks and what to do on them.</summary>
@@ -87,6 +93,42 @@ public sealed record OptionSpec(string Name, string Value);
 
 public sealed record EnforcerSpec(IReadOnlyList<string> Calls);
 
-public sealed record LabelSelector(IReadOnlyDictionary<string, string> MatchLabels, IReadOnlyList<LabelRequirement> MatchExpressions);
+public sealed record LabelSelector(IReadOnlyDictionary<string, string> MatchLabels, IReadOnlyList<LabelRequirement> MatchExpressions)
+{
+    /// <summary>
+    /// Kubernetes label-selector semantics: every matchLabels pair and every expression must
+    /// hold; an empty selector selects everything.
+    /// </summary>
+    public bool Matches(IReadOnlyDictionary<string, string>? labels)
+    {
+        labels ??= EmptyLabels;
+        foreach (var (key, value) in MatchLabels)
+        {
+            if (!labels.TryGetValue(key, out var v) || v != value)
+            {
+                return false;
+            }
+        }
+        foreach (var r in MatchExpressions)
+        {
+            var has = labels.TryGetValue(r.Key, out var v);
+            var ok = r.Operator switch
+            {
+                "In" => has && r.Values.Contains(v!),
+                "NotIn" => !has || !r.Values.Contains(v!),
+                "Exists" => has,
+                "DoesNotExist" => !has,
+                _ => false,
+            };
+            if (!ok)
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static readonly IReadOnlyDictionary<string, string> EmptyLabels = new Dictionary<string, string>();
+}
 
 public sealed record LabelRequirement(string Key, string Operator, IReadOnlyList<string> Values);

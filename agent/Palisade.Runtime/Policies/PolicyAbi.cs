@@ -22,6 +22,7 @@ internal static class PolAbi
     public const int Syscalls = 512;
     public const int Gids = 8192;
     public const int Policies = 1024;
+    public const int Scopes = 65536;
     public const uint EventPolicy = 5;
 }
 
@@ -108,6 +109,17 @@ internal struct PalPolState
 {
     public uint Enabled;
     public uint Monitor;
+    public uint Scoped;
+    public uint Pad;
+}
+
+[BpfStruct("pal_pol_scope_key")]
+[StructLayout(LayoutKind.Sequential)]
+internal struct PalPolScopeKey
+{
+    public ulong CgroupId;
+    public uint PolicyId;
+    public uint Pad;
 }
 
 [BpfStruct("pal_pol_sysent")]

@@ -48,6 +48,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
     private readonly Stack<uint> _freeGids = new(Enumerable.Range(0, PolAbi.Gids).Select(i => (uint)(PolAbi.Gids - 1 - i)));
     private readonly Stack<uint> _freePolicyIds = new(Enumerable.Range(0, PolAbi.Policies).Select(i => (uint)(PolAbi.Policies - 1 - i)));
     private uint _nextHookId = 1;
+    private int _scopeEntries;
     private long _events, _malformed;
 
     public PolicyEngine(Action<PalisadeEvent> publish, KernelFacts facts, Func<uint, ulong, ProcessRecord?>? resolve = null, string procRoot = "/proc")
@@ -91,6 +92,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         public string? Source = source;
         public bool Enabled = true;
         public bool Monitor = compiled.Monitor;
+        public readonly HashSet<ulong> Scope = []; // pod-scoped: cgroup ids in pal_pol_scope
         public readonly List<HookRef> Hooks = [];
     }
 
@@ -208,21 +210,29 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
     // ---------------------------------------------------------------- API
 
     /// <summary>Adds or replaces the policy of the same name. Never throws for a bad policy: the status says what is wrong.</summary>
-    public PolicyStatus Apply(TracingPolicy policy, string? source = null)
+    /// <param name="scope">
+    /// For a pod-scoped policy (<see cref="TracingPolicy.IsPodScoped"/>): the cgroup ids it
+    /// applies in, written before any of its hooks can act. Null: none yet.
+    /// </param>
+    public PolicyStatus Apply(TracingPolicy policy, string? source = null, IReadOnlyCollection<ulong>? scope = null)
     {
         var compiled = PolicyCompiler.Compile(policy, Facts);
         lock (_gate)
         {
-            if (_policies.ContainsKey(policy.Name))
+            if (_policies.ContainsKey(policy.Key))
             {
-                RemoveLocked(policy.Name);
+                RemoveLocked(policy.Key);
             }
             if (_freePolicyIds.Count == 0)
             {
                 throw new InvalidOperationException($"at most {PolAbi.Policies} policies can be loaded");
             }
             var loaded = new Loaded(policy, compiled, _freePolicyIds.Pop(), source);
-            _policies[policy.Name] = loaded;
+            _policies[policy.Key] = loaded;
+            if (policy.IsPodScoped)
+            {
+                SetScopeLocked(loaded, scope ?? []);
+            }
             WriteState(loaded);
             if (compiled.Errors.Count == 0)
             {
@@ -258,6 +268,55 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         }
     }
 
+    /// <summary>
+    /// Sets the cgroups a pod-scoped policy applies in (the containers of its namespace's
+    /// selected pods). Entries are added before stale ones go, so a cgroup in both the old and
+    /// the new set is never out of scope. Returns false for an unknown or unscoped policy.
+    /// </summary>
+    public bool SetScope(string key, IReadOnlyCollection<ulong> cgroups)
+    {
+        lock (_gate)
+        {
+            if (!_policies.TryGetValue(key, out var p) || !p.Policy.IsPodScoped)
+            {
+                return false;
+            }
+            SetScopeLocked(p, cgroups);
+            return true;
+        }
+    }
+
+    /// <summary>The cgroups a pod-scoped policy applies in now (empty for unknown or unscoped policies).</summary>
+    public IReadOnlyCollection<ulong> ScopeOf(string key)
+    {
+        lock (_gate)
+        {
+            return _policies.TryGetValue(key, out var p) ? p.Scope.ToList() : [];
+        }
+    }
+
+    private void SetScopeLocked(Loaded p, IReadOnlyCollection<ulong> cgroups)
+    {
+        var map = Obj.Map("pal_pol_scope").Typed<PalPolScopeKey, byte>();
+        var wanted = cgroups.ToHashSet();
+        foreach (var id in wanted.Where(id => !p.Scope.Contains(id)))
+        {
+            if (_scopeEntries >= PolAbi.Scopes)
+            {
+                throw new InvalidOperationException($"at most {PolAbi.Scopes} (cgroup, scoped policy) pairs can be in use");
+            }
+            map.Update(new PalPolScopeKey { CgroupId = id, PolicyId = p.Id }, 1);
+            p.Scope.Add(id);
+            _scopeEntries++;
+        }
+        foreach (var id in p.Scope.Where(id => !wanted.Contains(id)).ToList())
+        {
+            map.Delete(new PalPolScopeKey { CgroupId = id, PolicyId = p.Id });
+            p.Scope.Remove(id);
+            _scopeEntries--;
+        }
+    }
+
     /// <summary>Enables or disables a policy; a disabled policy keeps its maps but its selectors do nothing.</summary>
     public bool SetEnabled(string name, bool enabled) => Configure(name, p => p.Enabled = enabled);
 
@@ -282,7 +341,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
     {
         lock (_gate)
         {
-            return _policies.Values.OrderBy(p => p.Policy.Name, StringComparer.Ordinal).Select(StatusLocked).ToList();
+            return _policies.Values.OrderBy(p => p.Policy.Key, StringComparer.Ordinal).Select(StatusLocked).ToList();
         }
     }
 
@@ -298,7 +357,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
 
     private void WriteState(Loaded p)
     {
-        var state = new PalPolState { Enabled = p.Enabled ? 1u : 0u, Monitor = p.Monitor ? 1u : 0u };
+        var state = new PalPolState { Enabled = p.Enabled ? 1u : 0u, Monitor = p.Monitor ? 1u : 0u, Scoped = p.Policy.IsPodScoped ? 1u : 0u };
         Obj.Map("pal_pol_states").Typed<uint, PalPolState>().Update(p.Id, state);
     }
 
@@ -369,6 +428,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         {
             RemoveHookLocked(h);
         }
+        SetScopeLocked(p, []);
         _freePolicyIds.Push(p.Id);
         return true;
     }
@@ -752,7 +812,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         {
             errors.Add("no hook of this policy can run on this kernel: " + string.Join("; ", p.Compiled.Hooks.Select(h => $"{h.Name}: {h.Status.Detail}")));
         }
-        return new PolicyStatus(p.Policy.Name, state, p.Monitor ? "monitor" : "enforce", p.Enabled, hooks, errors, bytes, total, p.Source);
+        return new PolicyStatus(p.Policy.Key, state, p.Monitor ? "monitor" : "enforce", p.Enabled, hooks, errors, bytes, total, p.Source);
     }
 
     // ---------------------------------------------------------------- events

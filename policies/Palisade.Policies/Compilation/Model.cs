@@ -124,4 +124,11 @@ public sealed record KernelFacts(bool Kprobes, IReadOnlyDictionary<string, uint>
 {
     /// <summary>Where the host's /proc is (Tetragon's /procRoot in uprobe paths).</summary>
     public string ProcRoot { get; init; } = "/proc";
+
+    /// <summary>
+    /// True when the agent watches pods (Kubernetes integration on), so pod-scoped policies
+    /// (TracingPolicyNamespaced, podSelector, containerSelector) can be limited to the pods'
+    /// cgroups. Without it they are refused rather than run on every process.
+    /// </summary>
+    public bool PodScoping { get; init; }
 }

@@ -62,12 +62,12 @@ public static class PolicyCompiler
         {
             hooks.Add(new CompiledHook(index++, "loader", "loader", new HookStatus(HookMode.Unsupported, "the loader sensor is not implemented by this version of Palisade"), [], [], [], null, null, []));
         }
-        if (spec.PodSelector is not null || spec.ContainerSelector is not null || policy.IsNamespaced)
+        if (policy.IsPodScoped && !facts.PodScoping)
         {
-            // Pod and container scoping arrive with the Kubernetes integration; refusing is honest,
-            // running unscoped would enforce on every pod.
+            // Scoping needs the pods the Kubernetes integration watches; refusing is honest,
+            // running unscoped would enforce on every process.
             errors.Add(new PolicyError(policy.IsNamespaced ? "kind" : spec.PodSelector is not null ? "spec.podSelector" : "spec.containerSelector",
-                "pod and container scoping needs the Kubernetes integration, which is not enabled; the policy would apply to every process", 0, 0));
+                "pod and container scoping needs the Kubernetes integration, which is not enabled; the policy would apply to every process. Start the agent with --kubernetes (in a cluster, or with --kubeconfig)", 0, 0));
         }
         return new CompiledPolicy(policy, hooks, errors);
     }
