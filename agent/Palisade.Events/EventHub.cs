@@ -30,8 +30,26 @@ public sealed class EventHub
         return subscription;
     }
 
-    /// <summary>Offers the event to every subscriber without waiting.</summary>
+    private volatile IPublishGate? _publishGate;
+
+    /// <summary>
+    /// Installs a gate that may hold events back before they reach subscribers (the
+    /// Kubernetes integration holds a pod's events until the pod is known). Null removes it.
+    /// </summary>
+    public void SetGate(IPublishGate? gate) => _publishGate = gate;
+
+    /// <summary>Offers the event to every subscriber without waiting (unless the gate holds it, to deliver it later).</summary>
     public void Publish(PalisadeEvent e)
+    {
+        if (_publishGate is { } gate && gate.Hold(e))
+        {
+            return;
+        }
+        Deliver(e);
+    }
+
+    /// <summary>Offers the event to every subscriber, past the gate: for the gate to release what it held.</summary>
+    public void Deliver(PalisadeEvent e)
     {
         Interlocked.Increment(ref _published);
         foreach (var subscription in _subscriptions)
@@ -47,6 +65,13 @@ public sealed class EventHub
             _subscriptions = [.. _subscriptions.Where(s => s != subscription)];
         }
     }
+}
+
+/// <summary>Holds events back from subscribers for a while; whatever it holds it must later <see cref="EventHub.Deliver"/>.</summary>
+public interface IPublishGate
+{
+    /// <summary>True when the gate took the event (and will deliver it); false: deliver now.</summary>
+    bool Hold(PalisadeEvent e);
 }
 
 /// <summary>One subscriber's queue and counters.</summary>

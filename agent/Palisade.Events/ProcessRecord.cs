@@ -62,6 +62,9 @@ public sealed class ProcessRecord
     public uint NamespacePid { get; init; }
     public ulong CgroupId { get; init; }
     public string? ContainerId { get; init; }
+    /// <summary>The pod uid in the process's cgroup path (a Kubernetes pod's container), whether or not the pod is known yet.</summary>
+    public string? PodUid { get; init; }
+    /// <summary>Set at exec; set later (once) by the Kubernetes integration when the pod was not known yet.</summary>
     public PodInfo? Pod { get; set; }
     public ulong ExeInode { get; init; }
     /// <summary>Owner of the executed file when it has the set-user-ID bit.</summary>

@@ -176,6 +176,7 @@ public sealed class ProcessSensor : IDisposable
                 NamespacePid = p.NamespacePid,
                 CgroupId = p.CgroupId,
                 ContainerId = container?.ContainerId,
+                PodUid = container?.PodUid,
                 Pod = container is null ? null : _pods.Resolve(new ContainerContext(container.ContainerId, container.PodUid, p.CgroupId)),
                 ParentExecId = parent?.ExecId,
                 Parent = parent,
