@@ -82,6 +82,8 @@ public static class AgentHost
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AgentMetrics>());
         builder.Services.AddHostedService<ProcessSensorService>();
         builder.Services.AddHostedService<PolicyService>();
+        builder.Services.AddSingleton<Palisade.Kubernetes.PodCache>();
+        builder.Services.AddHostedService<KubernetesService>();
         builder.Services.AddHostedService<ReadinessService>();
 
         var app = builder.Build();

@@ -20,6 +20,8 @@ internal sealed class AgentMetrics : IHostedService
     private readonly Counter _events, _policyEvents, _policyActions, _kernelLost, _userLost, _exportSent, _exportFailed, _exportDropped,
         _exportFiltered, _cacheEvictions, _cacheLookups, _published, _metricsOverflow;
     private readonly Gauge _ringPending, _ringCapacity, _mapEntries, _mapCapacity;
+    private readonly Counter _podContext, _k8sInformer, _k8sStatus;
+    private readonly Gauge _pods;
     private readonly Gauge _queueDepth, _queueCapacity, _spooled, _cacheSize, _cacheCapacity, _policies, _policyMemory, _probe, _build;
     // Label sets seen per metric (compared by value: no key string built per event).
     private readonly Dictionary<string, HashSet<string[]>> _seriesSeen = new(StringComparer.Ordinal);
@@ -57,6 +59,10 @@ internal sealed class AgentMetrics : IHostedService
         _cacheCapacity = f.CreateGauge("palisade_process_cache_capacity", "Most process records the cache keeps.");
         _cacheEvictions = f.CreateCounter("palisade_process_cache_evictions_total", "Process records evicted, by reason: grace (expired) or capacity.", "reason");
         _cacheLookups = f.CreateCounter("palisade_process_cache_lookups_total", "Process cache lookups by result (hit, miss).", "result");
+        _podContext = f.CreateCounter("palisade_pod_context_total", "Container processes whose events were held until their Pod was seen, by result: resolved_late, expired (sent without pod context after --kubernetes-pod-wait).", "result");
+        _k8sInformer = f.CreateCounter("palisade_kubernetes_informer_total", "Kubernetes list/watch activity per resource: lists, watches, events, relists (410 Gone), errors, bookmarks.", "resource", "what");
+        _pods = f.CreateGauge("palisade_kubernetes_pods", "Pods on this node the agent knows.");
+        _k8sStatus = f.CreateCounter("palisade_kubernetes_status_writes_total", "Policy status reports written to the API server, by result: patched, event, failed.", "result");
         _policies = f.CreateGauge("palisade_policies", "Loaded TracingPolicies by state.", "state");
         _policyMemory = f.CreateGauge("palisade_policy_kernel_memory_bytes", "Estimated kernel memory of a policy's map entries.", "policy");
         _probe = f.CreateGauge("palisade_kernel_feature", "1 when the start-up probe found the kernel feature working, else 0.", "feature");
@@ -181,11 +187,41 @@ internal sealed class AgentMetrics : IHostedService
         }
     }
 
+    private void CollectKubernetes()
+    {
+        if (_state.Kubernetes is not { } k)
+        {
+            return;
+        }
+        _pods.Set(k.Pods.Count);
+        if (k.Gate is { } gate)
+        {
+            Set(_podContext.WithLabels("resolved_late"), gate.ResolvedLate);
+            Set(_podContext.WithLabels("expired"), gate.Expired);
+        }
+        foreach (var (name, stats) in k.Informers)
+        {
+            Set(_k8sInformer.WithLabels(name, "lists"), stats.Lists);
+            Set(_k8sInformer.WithLabels(name, "watches"), stats.Watches);
+            Set(_k8sInformer.WithLabels(name, "events"), stats.Events);
+            Set(_k8sInformer.WithLabels(name, "relists"), stats.Relists);
+            Set(_k8sInformer.WithLabels(name, "errors"), stats.Errors);
+            Set(_k8sInformer.WithLabels(name, "bookmarks"), stats.Bookmarks);
+        }
+        if (k.Reporter is { } r)
+        {
+            Set(_k8sStatus.WithLabels("patched"), r.Patched);
+            Set(_k8sStatus.WithLabels("event"), r.EventsCreated);
+            Set(_k8sStatus.WithLabels("failed"), r.Failures);
+        }
+    }
+
     private DateTime _mapsCounted;
 
     private void Collect()
     {
         Set(_published, _hub.Published);
+        CollectKubernetes();
         CollectMaps();
         if (_state.ProcessSensor is { } sensor)
         {

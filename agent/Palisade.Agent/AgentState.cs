@@ -24,6 +24,11 @@ public sealed class AgentState
 
     internal void SetPolicies(Palisade.Runtime.Policies.PolicyEngine? engine) => Policies = engine;
 
+    /// <summary>The Kubernetes integration, when on.</summary>
+    internal KubernetesStatus? Kubernetes { get; private set; }
+
+    internal void SetKubernetes(KubernetesStatus? status) => Kubernetes = status;
+
     internal void SetProbe(ProbeReport report) => _probe = report;
 
     internal void SetReady(bool ready) => _ready = ready;

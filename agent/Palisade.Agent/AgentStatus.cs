@@ -80,6 +80,10 @@ internal static class AgentStatus
                 WriteBulk(w, shippedLogs.Client);
                 w.WriteEndObject();
             }
+            if (state.Kubernetes is { } k)
+            {
+                WriteKubernetes(w, k);
+            }
             var gc = GC.GetGCMemoryInfo();
             w.WriteStartObject("memory");
             w.WriteNumber("working_set_bytes", Environment.WorkingSet);
@@ -90,6 +94,51 @@ internal static class AgentStatus
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    private static void WriteKubernetes(Utf8JsonWriter w, KubernetesStatus k)
+    {
+        w.WriteStartObject("kubernetes");
+        w.WriteString("state", k.State);
+        w.WriteNumber("pods", k.Pods.Count);
+        w.WriteBoolean("pods_synced", k.Pods.IsSynced);
+        if (k.Gate is { } gate)
+        {
+            w.WriteStartObject("pod_context");
+            w.WriteNumber("held_events", gate.Held);
+            w.WriteNumber("waiting_processes", gate.Pending);
+            w.WriteNumber("resolved_late", gate.ResolvedLate);
+            w.WriteNumber("expired", gate.Expired);
+            w.WriteEndObject();
+        }
+        w.WriteStartArray("informers");
+        foreach (var (name, s) in k.Informers)
+        {
+            w.WriteStartObject();
+            w.WriteString("resource", name);
+            w.WriteString("resource_version", s.ResourceVersion);
+            w.WriteNumber("lists", s.Lists);
+            w.WriteNumber("watches", s.Watches);
+            w.WriteNumber("events", s.Events);
+            w.WriteNumber("relists", s.Relists);
+            w.WriteNumber("bookmarks", s.Bookmarks);
+            w.WriteNumber("errors", s.Errors);
+            if (s.LastError is { } error)
+            {
+                w.WriteString("last_error", error);
+            }
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        if (k.Reporter is { } r)
+        {
+            w.WriteStartObject("status_reports");
+            w.WriteNumber("patched", r.Patched);
+            w.WriteNumber("events", r.EventsCreated);
+            w.WriteNumber("failed", r.Failures);
+            w.WriteEndObject();
+        }
+        w.WriteEndObject();
     }
 
     private static void WriteBulk(Utf8JsonWriter w, Palisade.Exporters.Elasticsearch.BulkClient c)

@@ -32,7 +32,8 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
     public Task StartAsync(CancellationToken cancellationToken)
     {
         var sensor = state.ProcessSensor;
-        var facts = PolicyEngine.FactsFor(options.ProcFs, state.Probe?.IsAvailable(Palisade.Bpf.Probe.KernelFeature.Kprobe) ?? false);
+        var facts = PolicyEngine.FactsFor(options.ProcFs, state.Probe?.IsAvailable(Palisade.Bpf.Probe.KernelFeature.Kprobe) ?? false)
+            with { PodScoping = options.Kubernetes };
         var engine = new PolicyEngine(hub.Publish, facts, sensor is null ? null : sensor.Resolve, options.ProcFs);
         try
         {

@@ -9,7 +9,8 @@ using Palisade.Runtime;
 namespace Palisade.Agent;
 
 /// <summary>Runs the process lifecycle sensor for the agent's lifetime and logs its loss counters.</summary>
-internal sealed partial class ProcessSensorService(AgentOptions options, AgentState state, EventHub hub, TimeProvider time, ILogger<ProcessSensorService> logger)
+internal sealed partial class ProcessSensorService(AgentOptions options, AgentState state, EventHub hub, TimeProvider time, Palisade.Kubernetes.PodCache pods,
+    ILogger<ProcessSensorService> logger)
     : IHostedService, IDisposable
 {
     private ProcessSensor? _sensor;
@@ -35,7 +36,7 @@ internal sealed partial class ProcessSensorService(AgentOptions options, AgentSt
             CacheCapacity = options.ProcessCacheSize,
             CacheGrace = options.ProcessCacheGrace,
             Ancestors = options.EnableAncestors,
-        }, hub, time);
+        }, hub, time, options.Kubernetes ? pods : null);
         try
         {
             sensor.Start();

@@ -163,6 +163,20 @@ public static class AgentConfiguration
             errors.Add($"{AgentSettings.MetricsLabelFilter.Key}: \"{label}\" is not a metrics label. Allowed: namespace, workload, pod, binary.");
         }
         var maxSeries = Integer(AgentSettings.MetricsMaxSeries, 1, 1_000_000);
+        var kubeconfig = NullIfEmpty(values[AgentSettings.Kubeconfig.Key].Value);
+        var kubernetes = Checked(AgentSettings.Kubernetes) switch
+        {
+            "true" => true,
+            "false" => false,
+            _ => kubeconfig is not null || Environment.GetEnvironmentVariable("KUBERNETES_SERVICE_HOST") is { Length: > 0 },
+        };
+        if (kubeconfig is not null && !File.Exists(kubeconfig))
+        {
+            errors.Add($"{AgentSettings.Kubeconfig.Key}: \"{kubeconfig}\" does not exist. Fix: give the path of a kubeconfig file, or leave it empty to use the pod's service account.");
+        }
+        var podWait = ParseDuration(AgentSettings.KubernetesPodWait, values[AgentSettings.KubernetesPodWait.Key], errors);
+        var resync = values[AgentSettings.KubernetesResync.Key].Value is "0" or "0s" ? TimeSpan.Zero
+            : ParseDuration(AgentSettings.KubernetesResync, values[AgentSettings.KubernetesResync.Key], errors);
         if (errors.Count > 0)
         {
             throw new AgentConfigurationException(errors);
@@ -197,6 +211,10 @@ public static class AgentConfiguration
             ProcFs = values[AgentSettings.ProcFs.Key].Value,
             TracingPolicyDir = values[AgentSettings.TracingPolicyDir.Key].Value is { Length: > 0 } dir ? dir : null,
             TracingPolicySelector = selector,
+            Kubernetes = kubernetes,
+            Kubeconfig = kubeconfig,
+            KubernetesPodWait = podWait,
+            KubernetesResync = resync,
             Sources = values.ToDictionary(kv => kv.Key, kv => kv.Value.Source),
         };
     }

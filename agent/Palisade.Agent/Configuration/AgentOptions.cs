@@ -46,6 +46,16 @@ public sealed record AgentOptions
     /// <summary>Labels a policy from the directory must carry (all of them); empty: no filter.</summary>
     public IReadOnlyDictionary<string, string> TracingPolicySelector { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>Watch the Kubernetes API (policies, pods, node) and report policy status.</summary>
+    public bool Kubernetes { get; init; }
+
+    /// <summary>kubeconfig file; null: in-cluster service account.</summary>
+    public string? Kubeconfig { get; init; }
+
+    public TimeSpan KubernetesPodWait { get; init; } = TimeSpan.FromSeconds(3);
+
+    public TimeSpan KubernetesResync { get; init; } = TimeSpan.FromMinutes(10);
+
     /// <summary>Filters, field filters and rate limit of the local sinks (file, stdout) and Elasticsearch.</summary>
     public Palisade.Exporters.SinkPipeline ExportPipeline { get; init; } = Palisade.Exporters.SinkPipeline.PassAll;
 

@@ -87,6 +87,18 @@ public static class AgentSettings
     public static readonly AgentSetting TracingPolicySelector = new(
         "tracing-policy-selector", "", "Label selector (key=value[,key=value]) a policy in --tracing-policy-dir must match to be loaded; the others are skipped and logged. Empty: load all.");
 
+    public static readonly AgentSetting Kubernetes = new(
+        "kubernetes", "auto", "Watch the Kubernetes API: TracingPolicy and TracingPolicyNamespaced objects are enforced, events get their pod, each policy's status on this node is written back. auto: on when running in a pod or when kubeconfig is set.", ["auto", "true", "false"]);
+
+    public static readonly AgentSetting Kubeconfig = new(
+        "kubeconfig", "", "Path of a kubeconfig file to reach the API server with (development, or an agent outside the cluster). Empty: the pod's service account.");
+
+    public static readonly AgentSetting KubernetesPodWait = new(
+        "kubernetes-pod-wait", "3s", "How long a container process's events are held when its Pod object has not been seen yet, so they still get pod context; past it they go out without it (counted in palisade_pod_context_total{result=\"expired\"}).");
+
+    public static readonly AgentSetting KubernetesResync = new(
+        "kubernetes-resync", "10m", "How often every watched object is handed to the agent again, as a safety net. 0: never.");
+
     public static readonly AgentSetting ExportAllowlist = new(
         "export-allowlist", "", "Export only events matching one of these filters (Tetragon's format: one JSON object per line, e.g. {\"event_set\":[\"PROCESS_EXEC\"],\"namespace\":[\"default\"]}). Applies to the file, stdout and Elasticsearch. Empty: all.");
 
@@ -174,7 +186,7 @@ public static class AgentSettings
 
     public static readonly IReadOnlyList<AgentSetting> All =
     [
-        LogLevel, LogFormat, HealthServerAddress, NodeName, ExportFilename, ExportFileMaxSizeMb, ExportFileMaxBackups, ExportFileCompress, ExportFilePerm,
+        LogLevel, LogFormat, HealthServerAddress, NodeName, Kubernetes, Kubeconfig, KubernetesPodWait, KubernetesResync, ExportFilename, ExportFileMaxSizeMb, ExportFileMaxBackups, ExportFileCompress, ExportFilePerm,
         ExportFileRotationInterval, ExportStdout, EventQueueSize, EnableAncestors, EnableProcessCred, EnableProcessNs,
         ProcessCacheSize, ProcessCacheGrace, ProcessArgsMax, RingBufferSize, ProcFs, TracingPolicyDir, TracingPolicySelector,
         ExportAllowlist, ExportDenylist, FieldFilters, RedactionFilters, ExportRateLimit,

@@ -1,0 +1,146 @@
+using k8s;
+using k8s.Models;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Palisade.Agent.Configuration;
+using Palisade.Bpf;
+using Palisade.Events;
+using Palisade.Kubernetes;
+using Palisade.Policies;
+using Palisade.Runtime.Policies;
+
+namespace Palisade.Agent;
+
+/// <summary>
+/// The Kubernetes integration (--kubernetes): informers for TracingPolicy,
+/// TracingPolicyNamespaced, this node's pods and Node, and Namespaces; the pod cache that
+/// gives events their pod (with the hold-back gate for pods not seen yet); the controller
+/// that applies policies to the engine with their pod scope; the status reporter.
+/// A failure to reach the API server never stops the agent: informers retry with backoff
+/// and the status endpoint says what is wrong.
+/// </summary>
+internal sealed partial class KubernetesService(AgentOptions options, AgentState state, EventHub hub, PodCache pods, ILoggerFactory logs,
+    ILogger<KubernetesService> logger) : IHostedService, IDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<Task> _loops = [];
+    private PodContextGate? _gate;
+    private PolicyController? _controller;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (!options.Kubernetes)
+        {
+            return Task.CompletedTask;
+        }
+        IKubernetes client;
+        try
+        {
+            client = Resources.Connect(options.Kubeconfig);
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException or k8s.Exceptions.KubeConfigException)
+        {
+            LogNoClient(logger, e.Message);
+            state.SetKubernetes(new KubernetesStatus($"not connected: {e.Message}", [], pods, null, null));
+            return Task.CompletedTask;
+        }
+        _gate = new PodContextGate(hub, pods, options.KubernetesPodWait);
+        hub.SetGate(_gate);
+
+        var informerLog = logs.CreateLogger("Palisade.Kubernetes.Informer");
+        var podInformer = new Informer<V1Pod, V1PodList>(client, Resources.PodsOnNode(options.NodeName), pods, informerLog) { Resync = options.KubernetesResync };
+        var namespaces = new Informer<V1Namespace, V1NamespaceList>(client, Resources.Namespaces, NoHandler<V1Namespace>.Instance, informerLog) { Resync = TimeSpan.Zero };
+        var informers = new List<(string Name, InformerStats Stats)> { (podInformer.Name, podInformer.Stats), (namespaces.Name, namespaces.Stats) };
+        Run(podInformer.RunAsync);
+        Run(namespaces.RunAsync);
+
+        StatusReporter? reporter = null;
+        if (state.Policies is { } engine)
+        {
+            reporter = new StatusReporter(client, options.NodeName, logs.CreateLogger<StatusReporter>());
+            Run(reporter.RunAsync);
+            _controller = new PolicyController(new EngineSink(engine), pods, KernelEnvironment.Cgroup2Root(), reporter.Enqueue, logs.CreateLogger<PolicyController>());
+            var node = new Informer<V1Node, V1NodeList>(client, Resources.Node(options.NodeName), _controller.NodeHandler, informerLog) { Resync = TimeSpan.Zero };
+            var clusterPolicies = new Informer<CustomObject, CustomObjectList>(client, Resources.TracingPolicies, _controller.HandlerFor("TracingPolicy"), informerLog)
+            { Resync = options.KubernetesResync };
+            var namespacedPolicies = new Informer<CustomObject, CustomObjectList>(client, Resources.TracingPoliciesNamespaced,
+                _controller.HandlerFor("TracingPolicyNamespaced"), informerLog) { Resync = options.KubernetesResync };
+            informers.Add((node.Name, node.Stats));
+            informers.Add((clusterPolicies.Name, clusterPolicies.Stats));
+            informers.Add((namespacedPolicies.Name, namespacedPolicies.Stats));
+            Run(node.RunAsync);
+            Run(clusterPolicies.RunAsync);
+            Run(namespacedPolicies.RunAsync);
+        }
+        else
+        {
+            LogNoEngine(logger);
+        }
+        state.SetKubernetes(new KubernetesStatus("connected", informers, pods, _gate, reporter));
+        LogStarted(logger, options.Kubeconfig ?? "in-cluster service account", options.NodeName);
+        return Task.CompletedTask;
+    }
+
+    private void Run(Func<CancellationToken, Task> loop) => _loops.Add(Task.Run(() => loop(_stop.Token)));
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(_loops).WaitAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or TimeoutException)
+        {
+        }
+        Dispose();
+    }
+
+    public void Dispose()
+    {
+        hub.SetGate(null);
+        _gate?.Dispose(); // whatever it still holds goes out
+        _gate = null;
+        _controller?.Dispose();
+        _stop.Dispose();
+    }
+
+    /// <summary>The engine as the controller sees it.</summary>
+    private sealed class EngineSink(PolicyEngine engine) : IPolicySink
+    {
+        public PolicyStatus Apply(TracingPolicy policy, string source, IReadOnlyCollection<ulong> scope) => engine.Apply(policy, source, scope);
+
+        public bool Delete(string key) => engine.Delete(key);
+
+        public bool SetScope(string key, IReadOnlyCollection<ulong> scope) => engine.SetScope(key, scope);
+    }
+
+    private sealed class NoHandler<T> : IInformerHandler<T>
+    {
+        public static readonly NoHandler<T> Instance = new();
+
+        public void OnUpsert(T obj, T? old)
+        {
+        }
+
+        public void OnDelete(T obj)
+        {
+        }
+
+        public void OnSynced()
+        {
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Kubernetes integration off: cannot build an API client: {Reason}")]
+    private static partial void LogNoClient(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "TracingPolicy engine not running: Kubernetes policies are not watched (pods still are, for event context)")]
+    private static partial void LogNoEngine(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Kubernetes integration started ({Credentials}, node {Node})")]
+    private static partial void LogStarted(ILogger logger, string credentials, string node);
+}
+
+/// <summary>What /v1/status says about the Kubernetes integration.</summary>
+internal sealed record KubernetesStatus(string State, IReadOnlyList<(string Name, InformerStats Stats)> Informers, PodCache Pods, PodContextGate? Gate, StatusReporter? Reporter);
