@@ -91,6 +91,9 @@ public sealed partial class Informer<T, TList>
     /// <summary>Re-deliver every object this often; zero: never.</summary>
     public TimeSpan Resync { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>Longest wait for one page of a list.</summary>
+    public TimeSpan ListTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
     public TimeSpan BackoffInitial { get; init; } = TimeSpan.FromMilliseconds(500);
 
     public TimeSpan BackoffMax { get; init; } = TimeSpan.FromSeconds(30);
@@ -184,7 +187,10 @@ public sealed partial class Informer<T, TList>
         do
         {
             Interlocked.Increment(ref Stats._lists);
-            using var response = await _kind.List(_client, new ListRequest(null, token, PageSize, null), cancel).ConfigureAwait(false);
+            // The client has no overall timeout (watches are long); a list must not hang forever.
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+            deadline.CancelAfter(ListTimeout);
+            using var response = await _kind.List(_client, new ListRequest(null, token, PageSize, null), deadline.Token).ConfigureAwait(false);
             var list = response.Body;
             foreach (var item in list.Items ?? [])
             {

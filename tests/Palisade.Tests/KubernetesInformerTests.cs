@@ -215,6 +215,61 @@ public sealed class KubernetesInformerTests : IDisposable
         public void OnSynced() => inner.OnSynced();
     }
 
+    private sealed class Collect<T> : IInformerHandler<T> where T : class, k8s.IKubernetesObject<V1ObjectMeta>
+    {
+        public readonly System.Collections.Concurrent.ConcurrentQueue<string> Names = new();
+
+        public void OnUpsert(T obj, T? old) => Names.Enqueue(obj.Metadata.Name);
+
+        public void OnDelete(T obj)
+        {
+        }
+
+        public void OnSynced()
+        {
+        }
+    }
+
+    /// <summary>Lists one existing object of a kind, then watches a second one arrive.</summary>
+    private async Task ListsAndWatches<T, TList>(ResourceKind<T, TList> kind, string collection, string apiVersion, string objectKind, string? ns)
+        where T : class, k8s.IKubernetesObject<V1ObjectMeta>
+        where TList : class, k8s.IKubernetesObject<V1ListMeta>, k8s.Models.IItems<T>
+    {
+        JsonObject Make(string name)
+        {
+            var meta = new JsonObject { ["name"] = name };
+            if (ns is not null)
+            {
+                meta["namespace"] = ns;
+            }
+            return new JsonObject { ["apiVersion"] = apiVersion, ["kind"] = objectKind, ["metadata"] = meta, ["spec"] = new JsonObject() };
+        }
+        _api.Create(collection, Make("first"));
+        var handler = new Collect<T>();
+        var informer = new Informer<T, TList>(Resources.Connect(_api.WriteKubeconfig(_dir)), kind, handler, NullLogger.Instance);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(_cts.Token);
+        var run = Task.Run(() => informer.RunAsync(stop.Token), TestContext.Current.CancellationToken);
+        await informer.Synced.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+        await Eventually(() => _api.OpenWatches > 0, $"{kind.Name} watched");
+        _api.Create(collection, Make("second"));
+        await Eventually(() => handler.Names.Count == 2, $"{kind.Name}: the watched object arrived");
+        Assert.Equal(["first", "second"], handler.Names);
+        await stop.CancelAsync();
+        await run;
+    }
+
+    [Fact]
+    public async Task TheDatapathKindsListAndWatchToo()
+    {
+        await ListsAndWatches(Resources.Services, "v1/services", "v1", "Service", "default");
+        await ListsAndWatches(Resources.EndpointSlices, "discovery.k8s.io/v1/endpointslices", "discovery.k8s.io/v1", "EndpointSlice", "default");
+        await ListsAndWatches(Resources.NetworkPolicies, "networking.k8s.io/v1/networkpolicies", "networking.k8s.io/v1", "NetworkPolicy", "default");
+        await ListsAndWatches(Resources.CiliumNetworkPolicies, "cilium.io/v2/ciliumnetworkpolicies", "cilium.io/v2", "CiliumNetworkPolicy", "default");
+        await ListsAndWatches(Resources.CiliumClusterwideNetworkPolicies, "cilium.io/v2/ciliumclusterwidenetworkpolicies", "cilium.io/v2", "CiliumClusterwideNetworkPolicy", null);
+        await ListsAndWatches(Resources.Namespaces, "v1/namespaces", "v1", "Namespace", null);
+        await ListsAndWatches(Resources.TracingPoliciesNamespaced, "cilium.io/v1alpha1/tracingpoliciesnamespaced", "cilium.io/v1alpha1", "TracingPolicyNamespaced", "team-a");
+    }
+
     [Fact]
     public void AMissingKubeconfigSaysWhatToDo()
     {
