@@ -46,18 +46,7 @@ public sealed class KubernetesTests : IDisposable
         // Leaves first; the processes placed there have exited.
         foreach (var dir in Directory.EnumerateDirectories(_cgroups, "*", SearchOption.AllDirectories).OrderByDescending(d => d.Length).Append(_cgroups).Append(Path.GetDirectoryName(_cgroups)!))
         {
-            Command.WaitUntil(() =>
-            {
-                try
-                {
-                    Directory.Delete(dir);
-                    return true;
-                }
-                catch (IOException)
-                {
-                    return !Directory.Exists(dir);
-                }
-            }, TimeSpan.FromSeconds(10));
+            TestCgroup.Remove(dir);
         }
         Directory.Delete(_dir, recursive: true);
     }
@@ -137,33 +126,7 @@ public sealed class KubernetesTests : IDisposable
         var b = AddPod("team-a", "db-0", "db", "postgres", "docker.io/library/postgres:17", owner: ("StatefulSet", "db"));
         var c = AddPod("team-b", "web-1", "web", "main", "docker.io/library/nginx:1.27");
 
-        _api.Create(NamespacedPolicies, Policy($$"""
-            apiVersion: cilium.io/v1alpha1
-            kind: TracingPolicyNamespaced
-            metadata:
-              name: web-secret
-              namespace: team-a
-            spec:
-              podSelector:
-                matchLabels:
-                  app: web
-              kprobes:
-              - call: "fd_install"
-                syscall: false
-                args:
-                - index: 0
-                  type: int
-                - index: 1
-                  type: "file"
-                selectors:
-                - matchArgs:
-                  - index: 1
-                    operator: "Equal"
-                    values:
-                    - "{{_secret}}"
-                  matchActions:
-                  - action: Sigkill
-            """));
+        _api.Create(NamespacedPolicies, Policy(TestPolicies.FdInstallKill("web-secret", _secret, ns: "team-a", podLabel: "app: web")));
         Assert.True(Command.WaitUntil(() => Open(a.Cgroup) == 137, TimeSpan.FromSeconds(10)), "pod A's process was not killed:\n" + agent.Log);
         Assert.Equal(0, Open(b.Cgroup));
         Assert.Equal(0, Open(c.Cgroup));

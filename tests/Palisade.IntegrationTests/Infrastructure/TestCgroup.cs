@@ -17,20 +17,20 @@ internal sealed class TestCgroup : IDisposable
     /// <summary>A shell prefix that moves the shell into this cgroup before running the rest.</summary>
     public string EnterCommand => $"echo $$ > {Path}/cgroup.procs";
 
-    public void Dispose()
-    {
-        // The processes we put here have exited; the kernel may need a moment to notice.
+    public void Dispose() => Remove(Path);
+
+    /// <summary>Removes an empty cgroup directory; the processes placed there have exited, but the kernel may need a moment to notice.</summary>
+    public static void Remove(string path) =>
         Command.WaitUntil(() =>
         {
             try
             {
-                Directory.Delete(Path);
+                Directory.Delete(path);
                 return true;
             }
             catch (IOException)
             {
-                return !Directory.Exists(Path);
+                return !Directory.Exists(path);
             }
         }, TimeSpan.FromSeconds(10));
-    }
 }

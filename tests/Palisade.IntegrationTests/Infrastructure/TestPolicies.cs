@@ -33,16 +33,20 @@ internal static class TestPolicies
     /// are added when given.
     /// </summary>
     public static string FdInstallKill(string name, string path, string extraSelector = "", string actions = "- action: Sigkill",
-        string? label = null, string? mode = null)
+        string? label = null, string? mode = null, string? ns = null, string? podLabel = null)
     {
         var labels = label is null ? "" : $"\n  labels:\n    {label}";
         var options = mode is null ? "" : $"\n  options:\n  - name: policy-mode\n    value: {mode}";
+        // ns: a TracingPolicyNamespaced in that namespace; podLabel ("key: value"): a podSelector.
+        var kind = ns is null ? "TracingPolicy" : "TracingPolicyNamespaced";
+        var namespaceLine = ns is null ? "" : $"\n  namespace: {ns}";
+        var podSelector = podLabel is null ? "" : $"\n  podSelector:\n    matchLabels:\n      {podLabel}";
         return $"""
             apiVersion: cilium.io/v1alpha1
-            kind: TracingPolicy
+            kind: {kind}
             metadata:
-              name: {name}{labels}
-            spec:{options}
+              name: {name}{namespaceLine}{labels}
+            spec:{options}{podSelector}
               kprobes:
               - call: "fd_install"
                 syscall: false
