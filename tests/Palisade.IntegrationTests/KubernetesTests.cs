@@ -82,7 +82,7 @@ public sealed class KubernetesTests : IDisposable
         var clock = Stopwatch.StartNew();
         _api.Create(ClusterPolicies, Policy(TestPolicies.FdInstallKill("k8s-secret", _secret)));
         Assert.True(Command.WaitUntil(() => Open() == 137, TimeSpan.FromSeconds(1)), $"not enforced within a second of the create:\n{agent.Log}");
-        Console.WriteLine($"create → enforced in the kernel: {clock.ElapsedMilliseconds} ms");
+        TestContext.Current.TestOutputHelper?.WriteLine($"create → enforced in the kernel: {clock.ElapsedMilliseconds} ms");
 
         // The node's status and an Event reach the API server.
         Assert.True(Command.WaitUntil(() => NodeStatus(ClusterPolicies, "k8s-secret")?["state"]?.GetValue<string>() == "enabled", TimeSpan.FromSeconds(10)), agent.Log);
