@@ -48,7 +48,6 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
     private readonly Stack<uint> _freeGids = new(Enumerable.Range(0, PolAbi.Gids).Select(i => (uint)(PolAbi.Gids - 1 - i)));
     private readonly Stack<uint> _freePolicyIds = new(Enumerable.Range(0, PolAbi.Policies).Select(i => (uint)(PolAbi.Policies - 1 - i)));
     private uint _nextHookId = 1;
-    private int _scopeEntries;
     private long _events, _malformed;
 
     public PolicyEngine(Action<PalisadeEvent> publish, KernelFacts facts, Func<uint, ulong, ProcessRecord?>? resolve = null, string procRoot = "/proc")
@@ -286,34 +285,25 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         }
     }
 
-    /// <summary>The cgroups a pod-scoped policy applies in now (empty for unknown or unscoped policies).</summary>
-    public IReadOnlyCollection<ulong> ScopeOf(string key)
-    {
-        lock (_gate)
-        {
-            return _policies.TryGetValue(key, out var p) ? p.Scope.ToList() : [];
-        }
-    }
-
     private void SetScopeLocked(Loaded p, IReadOnlyCollection<ulong> cgroups)
     {
         var map = Obj.Map("pal_pol_scope").Typed<PalPolScopeKey, byte>();
         var wanted = cgroups.ToHashSet();
+        var entries = _policies.Values.Sum(x => x.Scope.Count); // what pal_pol_scope holds
         foreach (var id in wanted.Where(id => !p.Scope.Contains(id)))
         {
-            if (_scopeEntries >= PolAbi.Scopes)
+            if (entries >= PolAbi.Scopes)
             {
                 throw new InvalidOperationException($"at most {PolAbi.Scopes} (cgroup, scoped policy) pairs can be in use");
             }
             map.Update(new PalPolScopeKey { CgroupId = id, PolicyId = p.Id }, 1);
             p.Scope.Add(id);
-            _scopeEntries++;
+            entries++;
         }
         foreach (var id in p.Scope.Where(id => !wanted.Contains(id)).ToList())
         {
             map.Delete(new PalPolScopeKey { CgroupId = id, PolicyId = p.Id });
             p.Scope.Remove(id);
-            _scopeEntries--;
         }
     }
 
