@@ -64,7 +64,7 @@ internal sealed partial class KubernetesService(AgentOptions options, AgentState
             var clusterPolicies = new Informer<CustomObject, CustomObjectList>(client, Resources.TracingPolicies, _controller.HandlerFor("TracingPolicy"), informerLog)
             { Resync = options.KubernetesResync };
             var namespacedPolicies = new Informer<CustomObject, CustomObjectList>(client, Resources.TracingPoliciesNamespaced,
-                _controller.HandlerFor("TracingPolicyNamespaced"), informerLog) { Resync = options.KubernetesResync };
+                _controller.HandlerFor(TracingPolicy.NamespacedKind), informerLog) { Resync = options.KubernetesResync };
             informers.Add((node.Name, node.Stats));
             informers.Add((clusterPolicies.Name, clusterPolicies.Stats));
             informers.Add((namespacedPolicies.Name, namespacedPolicies.Stats));

@@ -90,8 +90,7 @@ public sealed partial class PolicyController : IDisposable
         }
     }
 
-    private static string KeyOf(string kind, CustomObject obj) =>
-        kind == "TracingPolicyNamespaced" ? $"{obj.Metadata.NamespaceProperty}/{obj.Metadata.Name}" : obj.Metadata.Name ?? "";
+    private static string KeyOf(string kind, CustomObject obj) => TracingPolicy.KeyOf(kind, obj.Metadata.Name ?? "", obj.Metadata.NamespaceProperty);
 
     /// <summary>The policy document our parser reads, rebuilt from the object the API server sent.</summary>
     public static string Document(string kind, CustomObject obj)
@@ -179,7 +178,7 @@ public sealed partial class PolicyController : IDisposable
     }
 
     private static NodePolicyReport Report(string kind, CustomObject obj, string state, string mode, string message, IReadOnlyList<HookReport> hooks, long bytes) =>
-        new(kind, obj.Metadata.Name ?? "", kind == "TracingPolicyNamespaced" ? obj.Metadata.NamespaceProperty : null, obj.Metadata.Uid,
+        new(kind, obj.Metadata.Name ?? "", kind == TracingPolicy.NamespacedKind ? obj.Metadata.NamespaceProperty : null, obj.Metadata.Uid,
             obj.Metadata.Generation ?? 0, state, mode, message, hooks, bytes);
 
     private void Remove(string kind, CustomObject obj)

@@ -3,13 +3,19 @@ namespace Palisade.Policies;
 /// <summary>A TracingPolicy or TracingPolicyNamespaced (cilium.io/v1alpha1), as Tetragon defines it.</summary>
 public sealed record TracingPolicy(string Kind, string Name, string? Namespace, IReadOnlyDictionary<string, string> Labels, TracingPolicySpec Spec)
 {
-    public bool IsNamespaced => Kind == "TracingPolicyNamespaced";
+    public const string NamespacedKind = "TracingPolicyNamespaced";
+
+    public bool IsNamespaced => Kind == NamespacedKind;
 
     /// <summary>True when the policy applies to some pods only (namespaced, podSelector or containerSelector).</summary>
     public bool IsPodScoped => IsNamespaced || Spec.PodSelector is not null || Spec.ContainerSelector is not null;
 
     /// <summary>The engine's key: namespaced policies of one name in two namespaces are two policies.</summary>
-    public string Key => IsNamespaced && !string.IsNullOrEmpty(Namespace) ? $"{Namespace}/{Name}" : Name;
+    public string Key => KeyOf(Kind, Name, Namespace);
+
+    /// <summary>The key of a policy of this kind, name and namespace (also for one that did not parse).</summary>
+    public static string KeyOf(string kind, string name, string? ns) =>
+        kind == NamespacedKind && !string.IsNullOrEmpty(ns) ? $"{ns}/{name}" : name;
 }
 
 /// <summary>spec: the hooks and what to do on them.</summary>
