@@ -97,6 +97,9 @@ public static class AgentConfiguration
         var processCred = Checked(AgentSettings.EnableProcessCred) == "true";
         var processNs = Checked(AgentSettings.EnableProcessNs) == "true";
         int Integer(AgentSetting setting, int min, int max) => ParseInteger(setting, values[setting.Key], min, max, errors);
+        // A duration where "0" (or "0s") means off.
+        TimeSpan DurationOrOff(AgentSetting setting) =>
+            values[setting.Key].Value is "0" or "0s" ? TimeSpan.Zero : ParseDuration(setting, values[setting.Key], errors);
         var queue = Integer(AgentSettings.EventQueueSize, 1, 10_000_000);
         var cacheSize = Integer(AgentSettings.ProcessCacheSize, 1024, 16_777_216);
         var argsMax = Integer(AgentSettings.ProcessArgsMax, ProcessSensorOptions.MinArgsMax, ProcessSensorOptions.MaxArgsMax);
@@ -110,8 +113,7 @@ public static class AgentConfiguration
             Integer(AgentSettings.ExportFileMaxBackups, 0, 10_000),
             Checked(AgentSettings.ExportFileCompress) == "true",
             ParsePermissions(AgentSettings.ExportFilePerm, values[AgentSettings.ExportFilePerm.Key], errors),
-            values[AgentSettings.ExportFileRotationInterval.Key].Value is "0" or "0s" ? TimeSpan.Zero
-                : ParseDuration(AgentSettings.ExportFileRotationInterval, values[AgentSettings.ExportFileRotationInterval.Key], errors));
+            DurationOrOff(AgentSettings.ExportFileRotationInterval));
         var selector = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var term in values[AgentSettings.TracingPolicySelector.Key].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
@@ -175,8 +177,7 @@ public static class AgentConfiguration
             errors.Add($"{AgentSettings.Kubeconfig.Key}: \"{kubeconfig}\" does not exist. Fix: give the path of a kubeconfig file, or leave it empty to use the pod's service account.");
         }
         var podWait = ParseDuration(AgentSettings.KubernetesPodWait, values[AgentSettings.KubernetesPodWait.Key], errors);
-        var resync = values[AgentSettings.KubernetesResync.Key].Value is "0" or "0s" ? TimeSpan.Zero
-            : ParseDuration(AgentSettings.KubernetesResync, values[AgentSettings.KubernetesResync.Key], errors);
+        var resync = DurationOrOff(AgentSettings.KubernetesResync);
         if (errors.Count > 0)
         {
             throw new AgentConfigurationException(errors);
