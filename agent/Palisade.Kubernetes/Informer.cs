@@ -65,7 +65,6 @@ public sealed partial class Informer<T, TList>
     private readonly Dictionary<string, T> _store = new(StringComparer.Ordinal);
     private readonly Lock _storeGate = new();
     private readonly TaskCompletionSource _synced = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private string _resourceVersion = "";
 
     public Informer(IKubernetes client, ResourceKind<T, TList> kind, IInformerHandler<T> handler, ILogger logger)
     {
@@ -143,7 +142,7 @@ public sealed partial class Informer<T, TList>
                 if (outcome == WatchOutcome.Gone)
                 {
                     Interlocked.Increment(ref Stats._relists);
-                    LogGone(_logger, Name, _resourceVersion);
+                    LogGone(_logger, Name, Stats.ResourceVersion);
                     needList = true;
                     continue;
                 }
@@ -163,7 +162,7 @@ public sealed partial class Informer<T, TList>
             catch (HttpOperationException e) when (e.Response?.StatusCode == HttpStatusCode.Gone)
             {
                 Interlocked.Increment(ref Stats._relists);
-                LogGone(_logger, Name, _resourceVersion);
+                LogGone(_logger, Name, Stats.ResourceVersion);
                 needList = true;
             }
             catch (Exception e) when (e is HttpRequestException or HttpOperationException or IOException or KubernetesException
@@ -235,7 +234,7 @@ public sealed partial class Informer<T, TList>
         {
             Deliver(() => _handler.OnUpsert(obj, old));
         }
-        SetResourceVersion(rv);
+        Stats.ResourceVersion = rv;
         if (!_synced.Task.IsCompleted)
         {
             Deliver(_handler.OnSynced);
@@ -251,7 +250,7 @@ public sealed partial class Informer<T, TList>
         var timeout = (int)(WatchTimeout.TotalSeconds * (1 + Random.Shared.NextDouble()));
         Exception? streamError = null;
         var progress = false;
-        var events = _kind.Watch(_client, new ListRequest(_resourceVersion, null, null, timeout), e => streamError ??= e, cancel);
+        var events = _kind.Watch(_client, new ListRequest(Stats.ResourceVersion, null, null, timeout), e => streamError ??= e, cancel);
         await foreach (var (type, obj) in events.ConfigureAwait(false))
         {
             progress = true;
@@ -273,7 +272,7 @@ public sealed partial class Informer<T, TList>
             }
             if (obj?.Metadata?.ResourceVersion is { Length: > 0 } rv)
             {
-                SetResourceVersion(rv);
+                Stats.ResourceVersion = rv;
             }
         }
         if (streamError is null)
@@ -344,12 +343,6 @@ public sealed partial class Informer<T, TList>
             Interlocked.Increment(ref Stats._errors);
             LogHandlerFailed(_logger, Name, e.Message);
         }
-    }
-
-    private void SetResourceVersion(string rv)
-    {
-        _resourceVersion = rv;
-        Stats.ResourceVersion = rv;
     }
 
     private async Task BackoffAsync(int failures, CancellationToken cancel)

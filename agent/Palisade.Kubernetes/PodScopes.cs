@@ -30,16 +30,7 @@ public static class PodCgroups
         {
             return;
         }
-        IEnumerable<string> children;
-        try
-        {
-            children = Directory.EnumerateDirectories(dir).ToList();
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return; // removed while we walked, or not ours to read
-        }
-        foreach (var child in children)
+        foreach (var child in Children(dir))
         {
             var name = Path.GetFileName(child);
             if (ContainerIds.PodUidFrom(name) is { } uid)
@@ -69,15 +60,21 @@ public static class PodCgroups
         {
             return;
         }
+        foreach (var child in Children(dir))
+        {
+            AddTree(child, Path.GetFileName(child), name, into, depth + 1);
+        }
+    }
+
+    private static List<string> Children(string dir)
+    {
         try
         {
-            foreach (var child in Directory.EnumerateDirectories(dir).ToList())
-            {
-                AddTree(child, Path.GetFileName(child), name, into, depth + 1);
-            }
+            return [.. Directory.EnumerateDirectories(dir)];
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
+            return []; // removed while we walked, or not ours to read
         }
     }
 }

@@ -133,15 +133,14 @@ public sealed partial class StatusReporter
         }
         Interlocked.Increment(ref _patched);
 
-        string? last;
+        var state = r.State + "|" + r.Message;
         lock (_gate)
         {
-            last = _lastState.GetValueOrDefault(key);
-            _lastState[key] = r.State + "|" + r.Message;
-        }
-        if (last == r.State + "|" + r.Message)
-        {
-            return;
+            if (_lastState.GetValueOrDefault(key) == state)
+            {
+                return; // no change on this node: no new Event
+            }
+            _lastState[key] = state;
         }
         var warning = r.State is "error" or "partially_enabled";
         var ev = new Corev1Event

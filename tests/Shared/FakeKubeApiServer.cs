@@ -394,7 +394,6 @@ public sealed class FakeKubeApiServer : IDisposable
             }
             else
             {
-                var replayFrom = from == 0 ? 0 : from;
                 if (from == 0)
                 {
                     // No resourceVersion: current state as ADDED events, then changes.
@@ -405,7 +404,7 @@ public sealed class FakeKubeApiServer : IDisposable
                 }
                 else
                 {
-                    foreach (var h in _history.Where(h => h.Rv > replayFrom && h.Collection == collection && InNamespace(ns, h.Object) && filter(h.Object)))
+                    foreach (var h in _history.Where(h => h.Rv > from && h.Collection == collection && InNamespace(ns, h.Object) && filter(h.Object)))
                     {
                         watch.Lines.Writer.TryWrite(EventLine(h.Type, h.Object));
                     }
