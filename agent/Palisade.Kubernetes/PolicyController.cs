@@ -53,7 +53,7 @@ public sealed partial class PolicyController : IDisposable
         _cgroupRoot = cgroupRoot;
         _report = report;
         _logger = logger;
-        _pods.Changed += RefreshScopes;
+        _pods.Changed += OnPodsChanged;
         // Containers get their cgroups after their pod is scheduled, and without an event
         // we could watch: look again while any pod-scoped policy is loaded.
         var every = rescan ?? TimeSpan.FromSeconds(1);
@@ -214,6 +214,18 @@ public sealed partial class PolicyController : IDisposable
     private HashSet<ulong> ScopeOf(TracingPolicy policy) =>
         _cgroupRoot is null ? [] : PodScopes.For(policy, _pods.Pods, PodCgroups.Scan(_cgroupRoot));
 
+    /// <summary>
+    /// A pod changed. During the first list every pod raises this; one scan at its end
+    /// (the sync raises it too) does for all of them.
+    /// </summary>
+    private void OnPodsChanged()
+    {
+        if (_pods.IsSynced)
+        {
+            RefreshScopes();
+        }
+    }
+
     /// <summary>Recomputes the cgroups of every pod-scoped policy (pods or cgroups changed).</summary>
     public void RefreshScopes()
     {
@@ -235,7 +247,7 @@ public sealed partial class PolicyController : IDisposable
 
     public void Dispose()
     {
-        _pods.Changed -= RefreshScopes;
+        _pods.Changed -= OnPodsChanged;
         _rescan?.Dispose();
     }
 
