@@ -58,6 +58,9 @@ enum pal_pol_xkind {
 	PAL_X_KCRED = 21,       /* struct cred * */
 	PAL_X_KBINPRM = 22,     /* struct linux_binprm *: the executed file's path */
 	PAL_X_KSTR = 23,        /* char * in kernel memory */
+	PAL_X_KSKB = 24,        /* struct sk_buff *: addresses, ports and protocol from its headers; ival = len */
+	PAL_X_KNETDEV = 25,     /* struct net_device *: its name */
+	PAL_X_KUSERNS = 26,     /* struct user_namespace *: level, owner uid and gid, inode (ival) */
 };
 
 /* Pseudo slots: values of the task rather than of the call. */
@@ -108,6 +111,8 @@ enum pal_pol_field {
 #define PAL_A_SIGNAL    (1 << 2)
 #define PAL_A_OVERRIDE  (1 << 3)   /* refuse the call (cgroup hooks only) */
 #define PAL_A_USERSPACE (1 << 4)   /* GetUrl / DnsLookup: done by the agent on the event */
+#define PAL_A_TRACK     (1 << 5)   /* TrackSock: the socket in slot sock_slot belongs to this process */
+#define PAL_A_UNTRACK   (1 << 6)   /* UntrackSock: forget the socket in slot sock_slot */
 
 /* pal_pol_event.action: what the kernel did. */
 enum pal_pol_action {
@@ -123,6 +128,7 @@ enum pal_pol_action {
 #define PAL_PT_RET_OK     (1 << 1)  /* only when the call succeeded (ret >= 0) */
 #define PAL_PT_TCP        (1 << 2)  /* only when slot 0 is a TCP socket */
 #define PAL_PT_GATE_EQ    (1 << 3)  /* evaluate only when register gate_src == gate_mask */
+#define PAL_PT_SOCK       (1 << 4)  /* only when slot 0 is a socket */
 
 struct pal_pol_slotdef {
 	__u8 kind;      /* enum pal_pol_xkind */
@@ -181,7 +187,8 @@ struct pal_pol_selector {
 	__s32 error;         /* PAL_A_OVERRIDE: argError; cgroup connect hooks refuse with EPERM whatever it is */
 	__u64 rate_ns;       /* rateLimit window; 0: none */
 	__u8 rate_scope;     /* 0 thread, 1 process, 2 global */
-	__u8 pad[7];
+	__u8 sock_slot;      /* PAL_A_TRACK / PAL_A_UNTRACK: the slot holding the socket */
+	__u8 pad[6];
 };
 
 /* Policy state, keyed by policy id. Absent: the policy is gone, its selectors do nothing. */
@@ -202,6 +209,27 @@ struct pal_pol_scope_key {
 	__u32 policy_id;
 	__u32 pad;
 };
+
+/*
+ * Keys of pal_pol_other: the non-syscall places points are listed at. Kernel tracepoints
+ * (raw_tp) put the tracepoint's arguments in the registers of the emulated function's
+ * order; cgroup skb hooks put (socket, packet, direction) there.
+ */
+enum pal_pol_other_key {
+	PAL_O_EXEC = 0, PAL_O_CONNECT = 1, PAL_O_SOCK_STATE = 2, PAL_O_CAP_CAPABLE = 3,
+	PAL_O_NET_DEV_QUEUE = 4, PAL_O_NET_DEV_XMIT = 5, PAL_O_KFREE_SKB = 6,
+	PAL_O_SKB_INGRESS = 7, PAL_O_SKB_EGRESS = 8, PAL_O_COUNT = 16,
+};
+
+/* Register 5 of inet_sock_set_state points: which kernel function made the transition. */
+#define PAL_SS_LISTEN     (1 << 0)  /* inet_csk_listen_start: CLOSE -> LISTEN */
+#define PAL_SS_CHILD      (1 << 1)  /* inet_csk_clone_lock (tcp_create_openreq_child): LISTEN -> SYN_RECV */
+#define PAL_SS_TCP_SET    (1 << 2)  /* tcp_set_state: every other TCP transition */
+
+/* Register 5 of cgroup skb points: which output function the packet went through. */
+#define PAL_SKB_IP        (1 << 0)  /* ip_output: IPv4 unicast */
+#define PAL_SKB_IP_MC     (1 << 1)  /* ip_mc_output: IPv4 multicast and broadcast */
+#define PAL_SKB_IP6       (1 << 2)  /* ip6_output */
 
 /* Points evaluated at one syscall, keyed by syscall number. */
 struct pal_pol_sysent {
@@ -262,6 +290,7 @@ struct pal_pol_sock {
 	__u32 pad2;
 	__u8 saddr[16];
 	__u8 daddr[16];
+	__u64 cookie;        /* the kernel socket's address: its identity for TrackSock (0: none) */
 };
 
 #define PAL_V_TRUNC  (1 << 0)  /* string longer than PAL_POL_STR */

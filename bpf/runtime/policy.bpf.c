@@ -9,6 +9,9 @@
  *   raw_tp/sys_enter     points that must run before the call (execve, raw_syscalls)
  *   raw_tp/sched_process_exec   exec points; also keeps the per-process binary map
  *   cgroup/connect4|6    connect points; can refuse the call (EPERM)
+ *   raw_tp/<tracepoint>  kernel tracepoints that stand for kernel functions (socket states,
+ *                        capability checks, packet transmit and drop)
+ *   cgroup_skb/ingress|egress   packets of local sockets; can drop the packet
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -68,10 +71,10 @@ struct {
 	__type(value, struct pal_pol_sysent);
 } pal_pol_sys_enter SEC(".maps");
 
-/* Key 0: exec points; 1: connect points. */
+/* Points of the non-syscall places, keyed by enum pal_pol_other_key. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 4);
+	__uint(max_entries, PAL_O_COUNT);
 	__type(key, __u32);
 	__type(value, struct pal_pol_sysent);
 } pal_pol_other SEC(".maps");
@@ -135,6 +138,15 @@ struct {
 	__type(value, __u32);
 } pal_pol_pending SEC(".maps");
 
+/* TrackSock: kernel socket address -> the tgid that owns it. Events whose socket is here
+ * name that process, also when the kernel handles the socket in another task's context. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u64);
+	__type(value, __u32);
+} pal_pol_socks SEC(".maps");
+
 /* Everything one evaluation needs; too large for the stack. */
 struct scratch {
 	struct pal_pol_strkey key;
@@ -154,10 +166,12 @@ struct scratch {
 	__u32 last_hook;
 	__u32 deny;                    /* connect: refuse the call (a cgroup hook can only say EPERM) */
 	__u32 cgroup;                  /* 1: running in a cgroup program (no signals) */
+	__u32 notask;                  /* 1: interrupt context: "current" is not the caller, no signals */
+	__u64 sp;                      /* an address on the stack the program runs on */
 	struct pal_pol_sock ctxsock;
 	struct pal_pol_proc proc;      /* the current process's entry, or an empty one */
 	struct pal_pol_event ev;
-	char ev_slack[PAL_POL_STRBUF];
+	char ev_slack[2 * sizeof(struct pal_pol_value) + PAL_POL_STRBUF]; /* value_at() indexes up to 7 */
 };
 
 struct {
@@ -333,6 +347,7 @@ static __always_inline struct file *fd_file(struct task_struct *task, __u64 fd)
 
 static __always_inline void sock_from_sk(struct pal_pol_sock *o, struct sock *sk)
 {
+	o->cookie = (__u64)sk;
 	o->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	o->type = BPF_CORE_READ(sk, sk_type);
 	o->protocol = BPF_CORE_READ(sk, sk_protocol);
@@ -363,6 +378,44 @@ static __always_inline int sock_from_fd(struct scratch *s, struct pal_pol_sock *
 	if (!sk)
 		return -1;
 	sock_from_sk(o, sk);
+	return 0;
+}
+
+/* A packet: addresses, protocol and ports from its network and transport headers. */
+static __always_inline int sock_from_skb(struct pal_pol_sock *o, struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u8 h[40];
+	__u32 l4;
+	o->cookie = (__u64)BPF_CORE_READ(skb, sk);
+	if (nh == 0xffff || bpf_probe_read_kernel(h, sizeof(h), head + nh) != 0)
+		return -1;
+	if ((h[0] >> 4) == 4) {
+		o->family = 2;
+		o->protocol = h[9];
+		__builtin_memcpy(o->saddr, &h[12], 4);
+		__builtin_memcpy(o->daddr, &h[16], 4);
+		l4 = (h[0] & 15) * 4;
+		if ((h[6] & 0x1f) || h[7])
+			return 0; /* a later fragment: no ports */
+	} else if ((h[0] >> 4) == 6) {
+		o->family = 10;
+		o->protocol = h[6];
+		__builtin_memcpy(o->saddr, &h[8], 16);
+		__builtin_memcpy(o->daddr, &h[24], 16);
+		l4 = 40;
+	} else {
+		return -1;
+	}
+	o->type = o->protocol == 6 ? 1 /* SOCK_STREAM */ : o->protocol == 17 ? 2 /* SOCK_DGRAM */ : 0;
+	if (o->protocol == 6 || o->protocol == 17 || o->protocol == 132) {
+		__u16 ports[2];
+		if (bpf_probe_read_kernel(ports, sizeof(ports), head + nh + (l4 & 63)) == 0) {
+			o->sport = bpf_ntohs(ports[0]);
+			o->dport = bpf_ntohs(ports[1]);
+		}
+	}
 	return 0;
 }
 
@@ -550,6 +603,37 @@ static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d
 		else
 			v->flags |= PAL_V_ERROR;
 		break;
+	case PAL_X_KSKB:
+		__builtin_memset(&v->sock, 0, sizeof(v->sock));
+		if (!arg || sock_from_skb(&v->sock, (struct sk_buff *)arg) != 0)
+			v->flags |= PAL_V_ERROR;
+		if (arg)
+			v->ival = BPF_CORE_READ((struct sk_buff *)arg, len);
+		break;
+	case PAL_X_KNETDEV:
+		n = arg ? bpf_probe_read_kernel_str(v->s, 16 /* IFNAMSIZ */, ((struct net_device *)arg)->name) : 0;
+		if (n <= 0) {
+			v->flags |= PAL_V_ERROR;
+			v->s[0] = 0;
+			break;
+		}
+		v->len = n - 1;
+		break;
+	case PAL_X_KUSERNS: {
+		struct user_namespace *ns = (struct user_namespace *)arg;
+		__u32 *u = (__u32 *)v->s;
+		if (!ns) {
+			v->flags |= PAL_V_ERROR;
+			break;
+		}
+		u[0] = BPF_CORE_READ(ns, level);
+		u[1] = BPF_CORE_READ(ns, owner.val);
+		u[2] = BPF_CORE_READ(ns, group.val);
+		u[3] = BPF_CORE_READ(ns, ns.inum);
+		v->ival = u[3];
+		v->len = 16;
+		break;
+	}
 	case PAL_X_KSTR:
 		n = bpf_probe_read_kernel_str(v->s, PAL_POL_STR, (const void *)arg);
 		if (n <= 0) {
@@ -867,6 +951,27 @@ static __always_inline int rate_allows(struct scratch *s, struct pal_pol_selecto
 	return 1;
 }
 
+struct owner_ctx {
+	struct scratch *s;
+	__u32 tgid;
+};
+
+/* A tracked socket names its owner (TrackSock), whatever task the kernel runs in. */
+static int owner_step(__u32 i, struct owner_ctx *o)
+{
+	struct pal_pol_value *v = value_at(o->s, i);
+	if (!v || i >= o->s->ev.nslots)
+		return 1;
+	if ((v->kind != PAL_X_KSOCK && v->kind != PAL_X_KSKB && v->kind != PAL_X_FD_SOCK && v->kind != PAL_X_RET_FD_SOCK) || !v->sock.cookie)
+		return 0;
+	__u64 cookie = v->sock.cookie;
+	__u32 *owner = bpf_map_lookup_elem(&pal_pol_socks, &cookie);
+	if (!owner)
+		return 0;
+	o->tgid = *owner;
+	return 1;
+}
+
 static __always_inline void post(struct scratch *s, struct pal_pol_selector *sel, __u8 action, __u32 sig,
 				 struct pal_pol_counters *cnt, __u32 point)
 {
@@ -881,6 +986,13 @@ static __always_inline void post(struct scratch *s, struct pal_pol_selector *sel
 	ev->ret = s->ret;
 	ev->syscall = s->nr;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct owner_ctx o = { .s = s, .tgid = 0 };
+	bpf_loop(PAL_POL_SLOTS, owner_step, &o, 0);
+	if (o.tgid) {
+		tgid = o.tgid;
+		ev->hdr.pid = tgid;
+		ev->hdr.tid = tgid;
+	}
 	struct pal_proc *proc = bpf_map_lookup_elem(&pal_procs, &tgid);
 	ev->proc_ktime = proc ? proc->ktime : 0;
 	if (bpf_ringbuf_output(&pal_pol_events, ev, sizeof(*ev), 0) != 0) {
@@ -918,6 +1030,20 @@ static __always_inline int act_bit(struct eval *e, __u32 bit)
 	__u8 action = PAL_ACT_POST;
 	__u32 sig = 0;
 	__u16 a = sel->actions;
+	if (a & (PAL_A_TRACK | PAL_A_UNTRACK)) {
+		struct pal_pol_value *v = value_at(s, sel->sock_slot);
+		if (v && v->sock.cookie) {
+			__u64 cookie = v->sock.cookie;
+			if (a & PAL_A_TRACK) {
+				__u32 owner = bpf_get_current_pid_tgid() >> 32;
+				if (s->notask)
+					return 0; /* nobody's call: "current" does not own the socket */
+				bpf_map_update_elem(&pal_pol_socks, &cookie, &owner, BPF_ANY);
+			} else {
+				bpf_map_delete_elem(&pal_pol_socks, &cookie);
+			}
+		}
+	}
 	if (a & (PAL_A_SIGKILL | PAL_A_SIGNAL | PAL_A_OVERRIDE)) {
 		sig = (a & PAL_A_SIGKILL) ? SIGKILL : (a & PAL_A_SIGNAL) ? sel->signal : 0;
 		action = (a & PAL_A_SIGKILL) ? PAL_ACT_SIGKILL : (a & PAL_A_SIGNAL) ? PAL_ACT_SIGNAL : PAL_ACT_OVERRIDE;
@@ -930,6 +1056,14 @@ static __always_inline int act_bit(struct eval *e, __u32 bit)
 				s->deny = 1;
 				if (cnt)
 					cnt->overridden++;
+			}
+			if (sig && s->notask) {
+				/* Interrupt context: "current" is not the caller. A cgroup hook still
+				 * drops the packet; nobody is signalled. */
+				sig = 0;
+				if (s->cgroup)
+					s->deny = 1;
+				action = s->cgroup ? PAL_ACT_OVERRIDE : PAL_ACT_POST;
 			}
 			if (sig) {
 				if (s->cgroup) {
@@ -952,7 +1086,7 @@ static __always_inline int act_bit(struct eval *e, __u32 bit)
 	else if ((a & PAL_A_POST) && cnt)
 		cnt->rate_limited++;
 	/* The signal goes last: the event is out even if the task dies at once. */
-	if (sig && !st->monitor && !s->cgroup)
+	if (sig && !st->monitor && !s->cgroup && !s->notask)
 		return sig;
 	return 0;
 }
@@ -987,6 +1121,23 @@ static int act_step(__u32 i, struct act_ctx *a)
 	return 1;
 }
 
+/* Extracts slot i of the point (one verification of extract() for all slots). */
+static int slot_step(__u32 i, struct eval *e)
+{
+	struct pal_pol_value *v = value_at(e->s, i);
+	__u32 k = i & 7;
+	if (!v || k >= PAL_POL_SLOTS)
+		return 1;
+	struct pal_pol_slotdef *d = &e->p->slots[k];
+	if (!d->kind) {
+		v->kind = PAL_X_NONE;
+		return 0;
+	}
+	extract(e->s, d, v);
+	e->s->ev.nslots = i + 1;
+	return 0;
+}
+
 /* Evaluates one point; returns the signal to send (0: none). */
 static __always_inline __u32 eval_point(struct scratch *s, __u32 point)
 {
@@ -1007,18 +1158,13 @@ static __always_inline __u32 eval_point(struct scratch *s, __u32 point)
 	stat_inc(PAL_POL_STAT_EVAL);
 
 	s->ev.nslots = 0;
-	for (int i = 0; i < PAL_POL_SLOTS; i++) {
-		struct pal_pol_slotdef *d = &p->slots[i];
-		if (!d->kind) {
-			s->ev.values[i].kind = PAL_X_NONE;
-			continue;
-		}
-		extract(s, d, &s->ev.values[i]);
-		s->ev.nslots = i + 1;
-	}
+	struct eval x = { .s = s, .p = p };
+	bpf_loop(PAL_POL_SLOTS, slot_step, &x, 0);
 
 	if ((p->flags & PAL_PT_TCP) && (s->ev.values[0].sock.protocol != 6 /* IPPROTO_TCP */ ||
 					 (s->ev.values[0].flags & PAL_V_ERROR)))
+		return 0;
+	if ((p->flags & PAL_PT_SOCK) && (s->ev.values[0].flags & PAL_V_ERROR))
 		return 0;
 
 	struct eval e = { .s = s, .p = p };
@@ -1122,6 +1268,7 @@ static __always_inline int syscall_points(struct pt_regs *regs, long ret, void *
 	}
 	s->task = bpf_get_current_task();
 	s->cgroup = 0;
+	s->notask = 0;
 	s->nr = nr;
 	s->ret = ret;
 	s->deny = 0;
@@ -1157,6 +1304,7 @@ static __always_inline int probe_point(struct pt_regs *ctx)
 		return 0;
 	s->task = bpf_get_current_task();
 	s->cgroup = 0;
+	s->notask = 0;
 	s->nr = ~0U;
 	s->ret = 0;
 	s->deny = 0;
@@ -1198,6 +1346,7 @@ int BPF_PROG(pal_pol_exec, struct task_struct *task, pid_t old_pid, struct linux
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	s->task = (__u64)task;
 	s->cgroup = 0;
+	s->notask = 0;
 	s->nr = ~0U;
 	s->ret = 0;
 	s->deny = 0;
@@ -1221,7 +1370,7 @@ int BPF_PROG(pal_pol_exec, struct task_struct *task, pid_t old_pid, struct linux
 	if (bpf_map_update_elem(&pal_pol_procs, &tgid, proc, BPF_ANY) != 0)
 		stat_inc(PAL_POL_STAT_PROC_FULL);
 
-	__u32 key = 0;
+	__u32 key = PAL_O_EXEC;
 	__u32 sig = eval_list(s, bpf_map_lookup_elem(&pal_pol_other, &key));
 	if (sig)
 		bpf_send_signal(sig); /* the new image never runs an instruction */
@@ -1263,7 +1412,7 @@ int BPF_PROG(pal_pol_exit, struct task_struct *task)
 
 static __always_inline int connect_points(struct bpf_sock_addr *ctx, int v6)
 {
-	__u32 key = 1;
+	__u32 key = PAL_O_CONNECT;
 	struct pal_pol_sysent *se = bpf_map_lookup_elem(&pal_pol_other, &key);
 	if (!se || !se->n)
 		return 1;
@@ -1272,6 +1421,7 @@ static __always_inline int connect_points(struct bpf_sock_addr *ctx, int v6)
 		return 1;
 	s->task = bpf_get_current_task();
 	s->cgroup = 1;
+	s->notask = 0;
 	s->nr = ~0U;
 	s->ret = 0;
 	s->deny = 0;
@@ -1310,6 +1460,153 @@ SEC("cgroup/connect6")
 int pal_pol_connect6(struct bpf_sock_addr *ctx)
 {
 	return connect_points(ctx, 1);
+}
+
+/* ------------------------------------------------------ kernel tracepoints -- */
+
+#define PAL_THREAD_SIZE 16384 /* x86-64 and arm64 kernel stacks (without KASAN) */
+
+/*
+ * Whether the program runs on the current task's own kernel stack, i.e. in the task's own
+ * call. Hard and soft interrupts run on the CPU's interrupt stack (ksoftirqd is a kernel
+ * thread, which the kernel never signals), and there "current" is whichever task the CPU
+ * interrupted: nobody may be signalled on its behalf. `on_stack` is an address on the
+ * kernel stack the hook runs on: a raw tracepoint's argument array (the program itself may
+ * run on a private per-CPU stack), a local variable of a cgroup program.
+ */
+static __always_inline int in_task_ctx(struct scratch *s, void *on_stack)
+{
+	__u64 sp = 0;
+	s->sp = (__u64)on_stack;
+	bpf_probe_read_kernel(&sp, sizeof(sp), &s->sp); /* the address as a number */
+	struct task_struct *task = (struct task_struct *)s->task;
+	__u64 base = (__u64)BPF_CORE_READ(task, stack);
+	return sp - base < PAL_THREAD_SIZE;
+}
+
+/*
+ * Evaluates the points listed under `key` with the emulated function's arguments in
+ * registers a0..a5. Returns 1 when a cgroup hook must refuse (drop) the packet.
+ */
+static __always_inline int other_points(void *on_stack, __u32 key, __u64 a0, __u64 a1, __u64 a2, __u64 a3, __u64 a5, __s64 ret, __u32 cgroup)
+{
+	struct pal_pol_sysent *se = bpf_map_lookup_elem(&pal_pol_other, &key);
+	if (!se || !se->n)
+		return 0;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	s->task = bpf_get_current_task();
+	s->cgroup = cgroup;
+	s->notask = !in_task_ctx(s, on_stack);
+	s->nr = ~0U;
+	s->ret = ret;
+	s->deny = 0;
+	s->args[0] = a0;
+	s->args[1] = a1;
+	s->args[2] = a2;
+	s->args[3] = a3;
+	s->args[4] = 0;
+	s->args[5] = a5;
+	load_proc(s, bpf_get_current_pid_tgid() >> 32);
+	__u32 sig = eval_list(s, se);
+	if (sig && !cgroup && !s->notask)
+		bpf_send_signal(sig);
+	return s->deny;
+}
+
+/* Socket state changes: tcp_set_state, inet_csk_listen_start and the child socket of
+ * tcp_create_openreq_child all pass here; register 5 says which (PAL_SS_*). The tracepoint
+ * runs before the new state is stored, so the socket still shows the old one, as a kprobe
+ * at the function's entry would see it. */
+SEC("raw_tp/inet_sock_set_state")
+int BPF_PROG(pal_pol_sock_state, struct sock *sk, int oldstate, int newstate)
+{
+	__u64 which;
+	if (BPF_CORE_READ(sk, sk_protocol) != 6 /* IPPROTO_TCP */)
+		return 0;
+	if (newstate == 10 /* TCP_LISTEN */)
+		which = PAL_SS_LISTEN;
+	else if (oldstate == 10 && newstate == 3 /* TCP_SYN_RECV */)
+		which = PAL_SS_CHILD;
+	else
+		which = PAL_SS_TCP_SET;
+	other_points(ctx, PAL_O_SOCK_STATE, (__u64)sk, newstate, oldstate, 0, which, 0, 0);
+	return 0;
+}
+
+/* cap_capable(cred, target_ns, cap, opts): the tracepoint fires at its end with the result. */
+SEC("raw_tp/cap_capable")
+int BPF_PROG(pal_pol_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
+	     const struct user_namespace *capable_ns, int cap, int ret)
+{
+	other_points(ctx, PAL_O_CAP_CAPABLE, (__u64)cred, (__u64)target_ns, cap, 0, 0, ret, 0);
+	return 0;
+}
+
+/* __dev_queue_xmit (dev_queue_xmit): a packet queued to a device. */
+SEC("raw_tp/net_dev_queue")
+int BPF_PROG(pal_pol_net_dev_queue, struct sk_buff *skb)
+{
+	other_points(ctx, PAL_O_NET_DEV_QUEUE, (__u64)skb, 0, 0, 0, 0, 0, 0);
+	return 0;
+}
+
+/* dev_hard_start_xmit(skb, dev, ...): the driver is handed the packet. */
+SEC("raw_tp/net_dev_start_xmit")
+int BPF_PROG(pal_pol_net_dev_xmit, struct sk_buff *skb, struct net_device *dev)
+{
+	other_points(ctx, PAL_O_NET_DEV_XMIT, (__u64)skb, (__u64)dev, 0, 0, 0, 0, 0);
+	return 0;
+}
+
+/* kfree_skb_reason(skb, reason): a packet dropped. */
+SEC("raw_tp/kfree_skb")
+int BPF_PROG(pal_pol_kfree_skb, struct sk_buff *skb, void *location, int reason, struct sock *rx_sk)
+{
+	other_points(ctx, PAL_O_KFREE_SKB, (__u64)skb, reason, 0, 0, 0, 0, 0);
+	return 0;
+}
+
+/* ------------------------------------------------------------ cgroup skb --- */
+
+/*
+ * Packets of local sockets, where the kernel runs cgroup skb programs
+ * (__cgroup_bpf_run_filter_skb): ingress from sk_filter_trim_cap, egress from
+ * ip_finish_output / ip6_finish_output under ip_output, ip_mc_output and ip6_output.
+ * Registers: 0 the socket, 1 the packet (the context is the kernel's sk_buff), 2 the
+ * direction (BPF_CGROUP_INET_INGRESS 0, EGRESS 1), 5 the output function (PAL_SKB_*).
+ * Returns 1 to let the packet pass, 0 to drop it.
+ */
+static __always_inline int skb_points(struct __sk_buff *ctx, __u32 key, __u32 dir)
+{
+	struct pal_pol_sysent *se = bpf_map_lookup_elem(&pal_pol_other, &key);
+	if (!se || !se->n)
+		return 1;
+	struct sk_buff *skb = (struct sk_buff *)ctx;
+	__u64 which = 0;
+	if (ctx->protocol == bpf_htons(0x0800)) {
+		__u8 first = 0;
+		bpf_skb_load_bytes(ctx, 16, &first, 1);
+		which = first >= 224 ? PAL_SKB_IP_MC : PAL_SKB_IP;
+	} else if (ctx->protocol == bpf_htons(0x86DD)) {
+		which = PAL_SKB_IP6;
+	}
+	__u64 sk = (__u64)BPF_CORE_READ(skb, sk);
+	__u64 marker = 0;
+	return other_points(&marker, key, sk, (__u64)skb, dir, 0, which, 0, 1) ? 0 : 1;
+}
+
+SEC("cgroup_skb/ingress")
+int pal_pol_skb_ingress(struct __sk_buff *ctx)
+{
+	return skb_points(ctx, PAL_O_SKB_INGRESS, 0);
+}
+
+SEC("cgroup_skb/egress")
+int pal_pol_skb_egress(struct __sk_buff *ctx)
+{
+	return skb_points(ctx, PAL_O_SKB_EGRESS, 1);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

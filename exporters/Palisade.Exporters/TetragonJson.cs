@@ -233,24 +233,9 @@ public static class TetragonJson
             case "cap_effective_arg" or "cap_inheritable_arg" or "cap_permitted_arg":
                 w.WriteString(a.Type, string.Join(" ", Enumerable.Range(0, 64).Where(b => ((ulong)a.Int & (1UL << b)) != 0).Select(CapabilityName)));
                 break;
-            case "bpf_attr_arg" or "bpf_map_arg" or "perf_event_arg" when a.Object is { } fields:
-                w.WriteStartObject(a.Type);
-                foreach (var (name, value) in fields)
-                {
-                    switch (value)
-                    {
-                        case string text:
-                            WriteNonEmpty(w, name, text);
-                            break;
-                        case ulong big:
-                            w.WriteString(name, big.ToString(System.Globalization.CultureInfo.InvariantCulture)); // uint64: a string in protojson
-                            break;
-                        case uint small:
-                            WriteNonZero(w, name, small);
-                            break;
-                    }
-                }
-                w.WriteEndObject();
+            case not ("int_arg" or "uint_arg") when a.Object is { } fields:
+                // Struct-like arguments: bpf_attr_arg, bpf_map_arg, perf_event_arg, skb_arg, net_dev_arg, user_ns_arg, capability_arg.
+                WriteFields(w, a.Type, fields);
                 break;
             case "syscall_id":
                 w.WriteStartObject(a.Type);
@@ -263,6 +248,39 @@ public static class TetragonJson
                 break;
         }
         WriteNonEmpty(w, "label", a.Label);
+        w.WriteEndObject();
+    }
+
+    private static void WriteFields(Utf8JsonWriter w, string name, IReadOnlyList<KeyValuePair<string, object>> fields)
+    {
+        w.WriteStartObject(name);
+        foreach (var (field, value) in fields)
+        {
+            switch (value)
+            {
+                case string text:
+                    WriteNonEmpty(w, field, text);
+                    break;
+                case ulong big:
+                    w.WriteString(field, big.ToString(System.Globalization.CultureInfo.InvariantCulture)); // uint64: a string in protojson
+                    break;
+                case uint small:
+                    WriteNonZero(w, field, small);
+                    break;
+                case int number:
+                    w.WriteNumber(field, number);
+                    break;
+                case bool flag:
+                    if (flag)
+                    {
+                        w.WriteBoolean(field, flag);
+                    }
+                    break;
+                case IReadOnlyList<KeyValuePair<string, object>> nested:
+                    WriteFields(w, field, nested);
+                    break;
+            }
+        }
         w.WriteEndObject();
     }
 

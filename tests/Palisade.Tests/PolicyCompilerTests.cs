@@ -58,7 +58,7 @@ public sealed class PolicyCompilerTests
     [Fact]
     public void UnknownKernelFunctionIsUnsupportedWithTheReason()
     {
-        var c = Compile("  kprobes:\n  - call: ip_output\n    args:\n    - index: 0\n      type: int\n");
+        var c = Compile("  kprobes:\n  - call: tty_write\n    args:\n    - index: 0\n      type: int\n");
         var hook = Assert.Single(c.Hooks);
         Assert.Equal(HookMode.Unsupported, hook.Status.Mode);
         Assert.Contains("kprobes are not available", hook.Status.Detail, StringComparison.Ordinal);
@@ -113,5 +113,66 @@ public sealed class PolicyCompilerTests
             var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
             Assert.Equal(int.Parse(parts[2], System.Globalization.CultureInfo.InvariantCulture), SyscallTable.X64[parts[1]["__NR_".Length..]]);
         }
+    }
+
+    [Fact]
+    public void SocketStateFunctionsShareOneTracepointGatedByWhichTransitionItIs()
+    {
+        var c = Compile("  kprobes:\n  - call: tcp_set_state\n    args:\n    - index: 0\n      type: sock\n    - index: 1\n      type: int\n  - call: inet_csk_listen_start\n    args:\n    - index: 0\n      type: sock\n  - call: tcp_create_openreq_child\n    return: true\n    args:\n    - index: 0\n      type: sock\n    returnArg:\n      index: 0\n      type: sock\n");
+        Assert.Equal("enabled", c.State);
+        var targets = c.Hooks.Select(h => Assert.Single(h.Targets)).ToList();
+        Assert.All(targets, t => Assert.Equal((PointKind.Tracepoint, "inet_sock_set_state", PointFlags.Gate, (byte)5), (t.Kind, t.Place, t.Flags, t.GateSrc)));
+        Assert.Equal([4UL, 1UL, 2UL], targets.Select(t => t.GateMask).ToArray()); // PAL_SS_TCP_SET, _LISTEN, _CHILD
+        Assert.Equal(3, targets.Select(t => t.Key).Distinct().Count());
+        Assert.Equal(SlotKind.KSock, targets[2].Return!.Value.Kind);
+    }
+
+    [Fact]
+    public void PacketFunctionsRunOnCgroupSkbHooksAndMayDropThePacket()
+    {
+        var c = Compile("  kprobes:\n  - call: ip_output\n    args:\n    - index: 2\n      type: skb\n    selectors:\n    - matchArgs:\n      - index: 2\n        operator: DPort\n        values: [\"53\"]\n      - index: 2\n        operator: NotDAddr\n        values: [\"127.0.0.53\"]\n      matchActions:\n      - action: Sigkill\n  - call: __cgroup_bpf_run_filter_skb\n    args:\n    - index: 0\n      type: sock\n    - index: 1\n      type: skb\n    - index: 2\n      type: int\n    selectors:\n    - matchActions:\n      - action: Override\n        argError: -1\n");
+        Assert.Equal("enabled", c.State);
+        var ip = Assert.Single(c.Hooks[0].Targets);
+        Assert.Equal((PointKind.CgroupSkb, "cgroup_skb/egress", 1UL), (ip.Kind, ip.Place, ip.GateMask));
+        Assert.Equal(SlotKind.KSkb, ip.Args[2].Kind);
+        var ints = Assert.Single(c.Hooks[0].Selectors).Ints;
+        Assert.Contains(ints, m => m.Field == SockField.DPort && !m.Negate);
+        Assert.Contains(ints, m => m.Field == SockField.DAddr && m.Negate);
+        // Both directions; Override (drop) is allowed on packet hooks, unlike on syscalls.
+        Assert.Equal(["cgroup_skb/ingress", "cgroup_skb/egress"], c.Hooks[1].Targets.Select(t => t.Place!).ToArray());
+    }
+
+    [Fact]
+    public void TrackSockActsOnTheNamedArgumentOrTheReturnedSocket()
+    {
+        var c = Compile("  kprobes:\n  - call: sk_alloc\n    return: true\n    args:\n    - index: 1\n      type: int\n    returnArg:\n      index: 0\n      type: sock\n    returnArgAction: TrackSock\n  - call: __sk_free\n    args:\n    - index: 0\n      type: sock\n    selectors:\n    - matchActions:\n      - action: UntrackSock\n        argSock: 0\n");
+        Assert.Equal("enabled", c.State);
+        var alloc = Assert.Single(c.Hooks[0].Selectors).Actions;
+        Assert.True(alloc.Flags.HasFlag(ActionFlags.TrackSock));
+        Assert.Equal(SelectorActions.ReturnSock, alloc.SockArg);
+        Assert.Equal(SlotKind.RetFdSock, Assert.Single(c.Hooks[0].Targets).Return!.Value.Kind);
+        var free = Assert.Single(c.Hooks[1].Selectors).Actions;
+        Assert.True(free.Flags.HasFlag(ActionFlags.UntrackSock));
+        Assert.Equal(0, free.SockArg);
+        Assert.Equal(PointFlags.SockOnly, Assert.Single(c.Hooks[1].Targets).Flags);
+    }
+
+    [Theory]
+    [InlineData("  kprobes:\n  - call: sk_alloc\n    args:\n    - index: 1\n      type: int\n    selectors:\n    - matchActions:\n      - action: TrackSock\n        argSock: 1\n", "TrackSock needs a socket in argument 1")]
+    [InlineData("  kprobes:\n  - call: kfree_skb_reason\n    args:\n    - index: 0\n      type: skb\n    selectors:\n    - matchActions:\n      - action: Post\n        kernelStackTrace: true\n", "kernelStackTrace is not implemented")]
+    [InlineData("  kprobes:\n  - call: tcp_set_state\n    args:\n    - index: 0\n      type: sock\n    selectors:\n    - matchActions:\n      - action: Override\n        argError: -1\n", "only connect and packet hooks can refuse")]
+    public void UnsupportedUsesSayWhy(string spec, string reason)
+    {
+        var hook = Assert.Single(Compile(spec).Hooks);
+        Assert.Equal(HookMode.Unsupported, hook.Status.Mode);
+        Assert.Contains(reason, hook.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void EveryEmulatedFunctionIsInTheDocsTable()
+    {
+        var doc = File.ReadAllText(RepoPaths.File("docs", "policies.md"));
+        var missing = HookCatalog.Table.Values.Select(e => e.Function).Distinct().Where(f => !doc.Contains($"`{f}`", StringComparison.Ordinal)).ToList();
+        Assert.True(missing.Count == 0, "docs/policies.md does not list: " + string.Join(", ", missing));
     }
 }

@@ -23,6 +23,7 @@ internal static class PolAbi
     public const int Gids = 8192;
     public const int Policies = 1024;
     public const int Scopes = 65536;
+    public const int OtherCount = 16;
     public const uint EventPolicy = 5;
 }
 
@@ -100,7 +101,8 @@ internal unsafe struct PalPolSelector
     public int Error;
     public ulong RateNs;
     public byte RateScope;
-    public fixed byte Pad[7];
+    public byte SockSlot;
+    public fixed byte Pad[6];
 }
 
 [BpfStruct("pal_pol_state")]
@@ -192,6 +194,7 @@ internal unsafe struct PalPolSock
     public uint Pad2;
     public fixed byte Saddr[16];
     public fixed byte Daddr[16];
+    public ulong Cookie;
 }
 
 [BpfStruct("pal_pol_value")]
@@ -224,5 +227,5 @@ internal unsafe struct PalPolEvent
     public uint Syscall;
     public uint Point;
     public ulong ProcKtime;
-    public fixed byte Values[PolAbi.Slots * 320];
+    public fixed byte Values[PolAbi.Slots * 328];
 }

@@ -499,10 +499,16 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
                 var b = (byte)bit++;
                 p.All[b >> 6] |= 1UL << (b & 63);
                 var a = sel.Actions;
+                byte sockSlot = 0;
+                if ((a.Flags & (ActionFlags.TrackSock | ActionFlags.UntrackSock)) != 0)
+                {
+                    // The compiler checked that every target has the socket.
+                    sockSlot = SlotOf(point, a.SockArg == SelectorActions.ReturnSock ? target.Return!.Value : target.Args[(uint)a.SockArg], slots);
+                }
                 selectors[(uint)(point.Id * PolAbi.Selectors + b)] = new PalPolSelector
                 {
                     HookId = hook.Id, PolicyId = hook.Policy.Id, Gid = hook.Gids[sel.Index], Index = (ushort)sel.Index, Actions = (ushort)a.Flags,
-                    Signal = a.Signal, Error = a.Error, RateNs = a.RateLimitNs, RateScope = a.RateScope,
+                    Signal = a.Signal, Error = a.Error, RateNs = a.RateLimitNs, RateScope = a.RateScope, SockSlot = sockSlot,
                 };
                 foreach (var m in sel.Strings)
                 {
@@ -649,9 +655,10 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
             {
                 PointKind.SyscallExit => (exit, t.Syscall < 0 ? PolAbi.Syscalls - 1 : t.Syscall),
                 PointKind.SyscallEnter => (enter, t.Syscall < 0 ? PolAbi.Syscalls - 1 : t.Syscall),
-                PointKind.Exec => (other, 0),
+                PointKind.Exec => (other, OtherExec),
                 PointKind.Uprobe or PointKind.Kprobe => (other, -1),
-                _ => (other, 1),
+                PointKind.Tracepoint or PointKind.CgroupSkb => (other, OtherPlaces[t.Place!].Key),
+                _ => (other, OtherConnect),
             };
             if (key < 0)
             {
@@ -663,13 +670,29 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
             }
             list.Add(point.Id);
         }
-        var connectPending = other.ContainsKey(1);
-        WriteList("pal_pol_sys_exit", exit, PolAbi.Syscalls, connectPending ? SyscallTable.X64["connect"] : -1);
-        WriteList("pal_pol_sys_enter", enter, PolAbi.Syscalls, -1);
-        WriteList("pal_pol_other", other, 4, -1);
+        // Signals a cgroup hook decided on are delivered at the exit of the syscall that got there.
+        var connectPending = other.ContainsKey(OtherConnect);
+        var pending = new HashSet<int>();
+        if (connectPending)
+        {
+            pending.Add(SyscallTable.X64["connect"]);
+        }
+        if (other.ContainsKey(OtherPlaces["cgroup_skb/egress"].Key))
+        {
+            pending.UnionWith(PacketSends.Select(n => SyscallTable.X64[n]));
+        }
+        WriteList("pal_pol_sys_exit", exit, PolAbi.Syscalls, pending);
+        WriteList("pal_pol_sys_enter", enter, PolAbi.Syscalls, new HashSet<int>());
+        WriteList("pal_pol_other", other, PolAbi.OtherCount, new HashSet<int>());
         // Lists first, then attach: a program never runs against a list that is not there yet.
-        Attach("sys_exit", exit.Count > 0 || connectPending, () => [Obj.Program("pal_pol_sys_exit_prog").Attach()]);
+        Attach("sys_exit", exit.Count > 0 || pending.Count > 0, () => [Obj.Program("pal_pol_sys_exit_prog").Attach()]);
         Attach("sys_enter", enter.Count > 0, () => [Obj.Program("pal_pol_sys_enter_prog").Attach()]);
+        foreach (var (place, (key, program)) in OtherPlaces)
+        {
+            Attach(place, other.ContainsKey(key), () => place.StartsWith("cgroup_skb/", StringComparison.Ordinal)
+                ? [Obj.Program(program).AttachCgroup(_cgroupRoot ?? throw new InvalidOperationException("packet hooks need the cgroup v2 hierarchy, which is not mounted"))]
+                : [Obj.Program(program).Attach()]);
+        }
         Attach("connect", connectPending, () =>
         {
             var root = _cgroupRoot ?? throw new InvalidOperationException("connect hooks need the cgroup v2 hierarchy, which is not mounted");
@@ -687,7 +710,24 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         });
     }
 
-    private void WriteList(string mapName, Dictionary<int, List<ushort>> lists, int size, int pendingNr)
+    // Keys of pal_pol_other (enum pal_pol_other_key) and the program of each kernel place.
+    private const int OtherExec = 0, OtherConnect = 1;
+
+    private static readonly Dictionary<string, (int Key, string Program)> OtherPlaces = new(StringComparer.Ordinal)
+    {
+        ["inet_sock_set_state"] = (2, "pal_pol_sock_state"),
+        ["cap_capable"] = (3, "pal_pol_cap_capable"),
+        ["net_dev_queue"] = (4, "pal_pol_net_dev_queue"),
+        ["net_dev_start_xmit"] = (5, "pal_pol_net_dev_xmit"),
+        ["kfree_skb"] = (6, "pal_pol_kfree_skb"),
+        ["cgroup_skb/ingress"] = (7, "pal_pol_skb_ingress"),
+        ["cgroup_skb/egress"] = (8, "pal_pol_skb_egress"),
+    };
+
+    /// <summary>Syscalls a process sends packets in: where a kill an egress hook decided on is delivered.</summary>
+    private static readonly string[] PacketSends = ["connect", "sendto", "sendmsg", "sendmmsg", "write", "writev", "pwritev", "pwritev2"];
+
+    private void WriteList(string mapName, Dictionary<int, List<ushort>> lists, int size, IReadOnlySet<int> pendingNrs)
     {
         var map = Obj.Map(mapName).Typed<uint, PalPolSysent>();
         for (var nr = 0; nr < size; nr++)
@@ -705,7 +745,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
                 }
                 e.N = (byte)ids.Count;
             }
-            if (nr == pendingNr)
+            if (pendingNrs.Contains(nr))
             {
                 e.Flags = 1;
             }
@@ -928,6 +968,34 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
                 return new PolicyArgValue("linux_binprm_arg", label) { Text = Text(v) };
             case SlotKind.KSock:
                 return new PolicyArgValue("sock_arg", label) { Sock = Sock(v.Sock) };
+            case SlotKind.KSkb:
+            {
+                var sock = Sock(v.Sock);
+                return new PolicyArgValue("skb_arg", label)
+                {
+                    Object =
+                    [
+                        new("family", sock.Family), new("protocol", sock.Protocol), new("len", (uint)v.Ival),
+                        new("saddr", sock.SAddr), new("daddr", sock.DAddr), new("sport", (uint)sock.SPort), new("dport", (uint)sock.DPort),
+                        new("proto", (uint)v.Sock.Protocol),
+                    ],
+                };
+            }
+            case SlotKind.KNetDev:
+                return new PolicyArgValue("net_dev_arg", label) { Object = [new("name", Text(v))] };
+            case SlotKind.KUserNs:
+                fixed (byte* n = v.S)
+                {
+                    var u = new ReadOnlySpan<uint>(n, 4);
+                    return new PolicyArgValue("user_ns_arg", label)
+                    {
+                        Object =
+                        [
+                            new("level", (int)u[0]), new("uid", (int)u[1]), new("gid", (int)u[2]),
+                            new("ns", (IReadOnlyList<KeyValuePair<string, object>>)[new("inum", u[3]), new("is_host", u[0] == 0)]),
+                        ],
+                    };
+                }
             case SlotKind.FdPath or SlotKind.RetFdPath:
                 return type == "int" ? new PolicyArgValue("int_arg", label) { Int = (long)v.Ival }
                     : new PolicyArgValue(type == "path" ? "path_arg" : "file_arg", label) { Text = Text(v), Truncated = truncated };
@@ -951,6 +1019,10 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
                 return new PolicyArgValue(type == "syscall64" ? "syscall_id" : "long_arg", label) { Int = (long)v.Ival };
             case SlotKind.TaskCap:
                 return new PolicyArgValue(type is "cap_effective" or "cap_inheritable" or "cap_permitted" ? type + "_arg" : "size_arg", label) { Int = (long)v.Ival };
+        }
+        if (type == "capability")
+        {
+            return new PolicyArgValue("capability_arg", label) { Int = (long)v.Ival, Object = [new("value", (int)v.Ival), new("name", (uint)v.Ival < Capabilities.Names.Length ? Capabilities.Names[(int)v.Ival] : "")] };
         }
         return type switch
         {

@@ -105,6 +105,7 @@ public static class HookCatalog
                 "not prevented: the module is loaded, the loader is killed",
                 [Exit("security_kernel_load_data", "init_module", PointFlags.None, (0, Const(2)))]),
         };
+        list.AddRange(NetworkEmulations());
         // BPF and perf: the attribute structs as the caller passed them, read at the syscall's exit.
         var attr = new SlotSource(SlotKind.UserBuffer, 1, 2);
         HookTarget BpfCmd(string fn, ulong cmd, uint index) =>
@@ -134,6 +135,70 @@ public static class HookCatalog
         table["lsm:mmap_file"] = table["security_mmap_file"] with { Function = "mmap_file" };
         table["lsm:socket_connect"] = table["security_socket_connect"] with { Function = "socket_connect" };
         return table;
+    }
+
+    // PAL_SS_* and PAL_SKB_* of pal_policy.h: which kernel function a shared tracepoint or hook stands for.
+    private const ulong StateListen = 1, StateChild = 2, StateTcpSet = 4;
+    private const ulong SkbIp = 1, SkbIpMc = 2, SkbIp6 = 4;
+
+    private static Dictionary<uint, SlotSource> Regs(params (uint Index, SlotSource Source)[] args) => args.ToDictionary(a => a.Index, a => a.Source);
+
+    private static HookTarget Tracepoint(string fn, string tracepoint, params (uint, SlotSource)[] args) =>
+        new(PointKind.Tracepoint, -1, fn) { Place = tracepoint, Args = Regs(args) };
+
+    private static HookTarget SockState(string fn, ulong which, params (uint, SlotSource)[] args) =>
+        new(PointKind.Tracepoint, -1, fn, PointFlags.Gate, 5, which) { Place = "inet_sock_set_state", Args = Regs(args) };
+
+    private static HookTarget Skb(string fn, string direction, ulong which, params (uint, SlotSource)[] args) =>
+        new(PointKind.CgroupSkb, -1, fn, which == 0 ? PointFlags.None : PointFlags.Gate, 5, which) { Place = "cgroup_skb/" + direction, Args = Regs(args) };
+
+    /// <summary>Socket, capability and packet functions, on kernel tracepoints and cgroup skb hooks.</summary>
+    private static IEnumerable<Emulation> NetworkEmulations()
+    {
+        var sk = new SlotSource(SlotKind.KSock, 0);
+        var skb0 = new SlotSource(SlotKind.KSkb, 0);
+        var skb1 = new SlotSource(SlotKind.KSkb, 1);
+        const string Softirq = "; in interrupt context (packets arriving) nobody is signalled";
+        yield return new("tcp_set_state", "tracepoint sock/inet_sock_set_state of TCP sockets, except the listen and accept transitions (inet_csk_listen_start, tcp_create_openreq_child): arg 0 = the socket, still in its old state, arg 1 = the new state",
+            "not prevented: the state changes" + Softirq,
+            [SockState("tcp_set_state", StateTcpSet, (0, sk), (1, Int(1)))]);
+        yield return new("inet_csk_listen_start", "tracepoint sock/inet_sock_set_state, TCP CLOSE -> LISTEN: arg 0 = the socket (bound address and port)",
+            "contained: the process dies before listen(2) returns, and its socket closes with it",
+            [SockState("inet_csk_listen_start", StateListen, (0, sk))]);
+        yield return new("tcp_create_openreq_child", "tracepoint sock/inet_sock_set_state, TCP LISTEN -> SYN_RECV of the socket a handshake creates: return value = the new socket; arg 0 = the same new socket, whose local address and port are the listener's (the listening socket itself is not at hand)",
+            "not prevented: the connection is set up" + Softirq,
+            [SockState("tcp_create_openreq_child", StateChild, (0, sk)) with { Return = sk }]);
+        yield return new("sk_alloc", "exit of socket that succeeded: arg 1 = the family, return value = the new socket (sockets the kernel creates for itself and the sockets accept clones are not seen)",
+            "contained: the process dies before it uses the socket",
+            [Exit("sk_alloc", "socket", PointFlags.ReturnOk, (1, Int(0))) with { Return = new SlotSource(SlotKind.RetFdSock) }]);
+        foreach (var free in new[] { "__sk_free", "sk_free" })
+        {
+            yield return new(free, "entry of close of a socket: arg 0 = the socket. The kernel frees it once its last reference is gone (TCP: after the connection is closed); a socket with other open descriptors is seen at each close",
+                "not prevented",
+                [new HookTarget(PointKind.SyscallEnter, SyscallTable.X64["close"], free, PointFlags.SockOnly) { Args = Regs((0, new SlotSource(SlotKind.FdSock, 0))) }]);
+        }
+        yield return new("cap_capable", "tracepoint capability/cap_capable, at the function's end: arg 0 = the credentials, arg 1 = the target user namespace, arg 2 = the capability, return value = the result (0 or -EPERM); arg 3 (opts) is not available",
+            "contained: the check's result stands, the caller dies before it returns to user space",
+            [Tracepoint("cap_capable", "cap_capable", (0, new SlotSource(SlotKind.KCred, 0)), (1, new SlotSource(SlotKind.KUserNs, 1)), (2, Int(2))) with { Return = Ret }]);
+        yield return new("dev_queue_xmit", "tracepoint net/net_dev_queue in __dev_queue_xmit: arg 0 = the packet",
+            "not prevented: the packet is queued; the sender dies if it sent in its own call", [Tracepoint("dev_queue_xmit", "net_dev_queue", (0, skb0))]);
+        yield return new("dev_hard_start_xmit", "tracepoint net/net_dev_start_xmit, once per packet handed to the driver: arg 0 = the packet, arg 1 = the device",
+            "not prevented: the packet is sent; the sender dies if it sent in its own call",
+            [Tracepoint("dev_hard_start_xmit", "net_dev_start_xmit", (0, skb0), (1, new SlotSource(SlotKind.KNetDev, 1)))]);
+        yield return new("kfree_skb_reason", "tracepoint skb/kfree_skb: arg 0 = the packet, arg 1 = the drop reason",
+            "not prevented: the packet was dropped anyway" + Softirq, [Tracepoint("kfree_skb_reason", "kfree_skb", (0, skb0), (1, Int(1)))]);
+        yield return new("__cgroup_bpf_run_filter_skb", "cgroup skb hooks (ingress and egress) on the root cgroup: arg 0 = the socket, arg 1 = the packet, arg 2 = the direction (0 ingress, 1 egress). Packets of local sockets only",
+            "prevented: Sigkill and Override drop the packet; a sender is also killed when the packet leaves in its own call" + Softirq,
+            [Skb("__cgroup_bpf_run_filter_skb", "ingress", 0, (0, sk), (1, skb1), (2, Int(2))), Skb("__cgroup_bpf_run_filter_skb", "egress", 0, (0, sk), (1, skb1), (2, Int(2)))]);
+        yield return new("sk_filter_trim_cap", "cgroup skb ingress hook (run by sk_filter_trim_cap): arg 0 = the receiving socket, arg 1 = the packet",
+            "prevented: Sigkill and Override drop the packet before the socket sees it; nobody is signalled (packets arrive in interrupt context)",
+            [Skb("sk_filter_trim_cap", "ingress", 0, (0, sk), (1, skb1))]);
+        foreach (var (fn, which, what) in new[] { ("ip_output", SkbIp, "IPv4 unicast"), ("ip_mc_output", SkbIpMc, "IPv4 multicast and broadcast"), ("ip6_output", SkbIp6, "IPv6") })
+        {
+            yield return new(fn, $"cgroup skb egress hook (run under {fn}), {what} packets of local sockets: arg 1 = the socket, arg 2 = the packet (forwarded packets are not seen)",
+                "prevented: Sigkill and Override drop the packet; the sender is also killed when the packet leaves in its own call",
+                [Skb(fn, "egress", which, (1, sk), (2, skb1))]);
+        }
     }
 
     /// <summary>Syscalls whose arguments are not in registers at exit and must be evaluated at entry.</summary>

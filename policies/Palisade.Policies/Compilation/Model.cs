@@ -8,7 +8,7 @@ public enum SlotKind : byte
 {
     None = 0, Int = 1, UserString = 2, FdPath = 3, Ret = 4, RetFdPath = 5, UserSockaddr = 6, CtxSock = 7,
     FdSock = 8, RetFdSock = 9, ExecPath = 10, Cred = 11, Const = 12, UserBuffer = 13, SyscallNr = 14, SyscallArgs = 15, TaskCap = 16,
-    KFile = 17, KPath = 18, KDentry = 19, KSock = 20, KCred = 21, KBinprm = 22, KString = 23,
+    KFile = 17, KPath = 18, KDentry = 19, KSock = 20, KCred = 21, KBinprm = 22, KString = 23, KSkb = 24, KNetDev = 25, KUserNs = 26,
 }
 
 /// <summary>Task values selectors can test (enum pal_pol_pslot).</summary>
@@ -28,15 +28,22 @@ public enum FilterOp : byte { Equal = 1, GreaterThan = 2, LessThan = 3, Mask = 4
 public enum SockField : byte { Value = 0, Family = 1, Protocol = 2, SPort = 3, DPort = 4, SAddr = 5, DAddr = 6, Type = 7, State = 8 }
 
 /// <summary>Where in the kernel a point runs.</summary>
-public enum PointKind { SyscallExit, SyscallEnter, Exec, Connect, Uprobe, Kprobe }
+public enum PointKind
+{
+    SyscallExit, SyscallEnter, Exec, Connect, Uprobe, Kprobe,
+    /// <summary>A kernel tracepoint (raw_tp), named by <see cref="HookTarget.Place"/>.</summary>
+    Tracepoint,
+    /// <summary>A cgroup skb hook: <see cref="HookTarget.Place"/> is cgroup_skb/ingress or cgroup_skb/egress.</summary>
+    CgroupSkb,
+}
 
 /// <summary>Point flags (PAL_PT_*).</summary>
 [Flags]
-public enum PointFlags : byte { None = 0, Gate = 1, ReturnOk = 2, TcpOnly = 4, GateEqual = 8 }
+public enum PointFlags : byte { None = 0, Gate = 1, ReturnOk = 2, TcpOnly = 4, GateEqual = 8, SockOnly = 16 }
 
 /// <summary>Action flags (PAL_A_*).</summary>
 [Flags]
-public enum ActionFlags : ushort { None = 0, Post = 1, Sigkill = 2, Signal = 4, Override = 8, UserSpace = 16 }
+public enum ActionFlags : ushort { None = 0, Post = 1, Sigkill = 2, Signal = 4, Override = 8, UserSpace = 16, TrackSock = 32, UntrackSock = 64 }
 
 /// <summary>How one value is read: kind, register and extras.</summary>
 public readonly record struct SlotSource(SlotKind Kind, byte Src = 0, byte SizeSrc = 0xff, uint Const = 0);
@@ -56,7 +63,10 @@ public sealed record HookTarget(PointKind Kind, int Syscall, string Function, Po
     /// <summary>The ELF file of a uprobe.</summary>
     public string? Binary { get; init; }
 
-    public string Key => $"{Kind}:{Syscall}:{Binary}:{Function}:{(byte)Flags}:{GateSrc}:{GateMask}";
+    /// <summary>The kernel tracepoint or cgroup hook of a <see cref="PointKind.Tracepoint"/> or <see cref="PointKind.CgroupSkb"/> point.</summary>
+    public string? Place { get; init; }
+
+    public string Key => $"{Kind}:{Syscall}:{Binary}:{Place}:{Function}:{(byte)Flags}:{GateSrc}:{GateMask}";
 
     public string Describe() => Kind switch
     {
@@ -66,6 +76,8 @@ public sealed record HookTarget(PointKind Kind, int Syscall, string Function, Po
         PointKind.Connect => "cgroup connect4/connect6",
         PointKind.Uprobe => $"uprobe {Function}",
         PointKind.Kprobe => $"kprobe {Function}",
+        PointKind.Tracepoint => $"tracepoint {Place}",
+        PointKind.CgroupSkb => Place ?? "cgroup skb",
         _ => Kind.ToString(),
     };
 
@@ -89,6 +101,11 @@ public sealed record IntMatch(ValueRef Ref, SockField Field, bool Negate, IReadO
 
 public sealed record SelectorActions(ActionFlags Flags, uint Signal, int Error, ulong RateLimitNs, byte RateScope, IReadOnlyList<string> Names, string? Url, string? Fqdn)
 {
+    /// <summary>TrackSock / UntrackSock: the argument index holding the socket, or <see cref="ReturnSock"/> for the return value.</summary>
+    public int SockArg { get; init; }
+
+    public const int ReturnSock = -1;
+
     public static readonly SelectorActions PostOnly = new(ActionFlags.Post, 0, 0, 0, 0, ["Post"], null, null);
 }
 

@@ -80,7 +80,7 @@ public static class PolicyCompiler
         try
         {
             var (targets, how) = ResolveKprobe(policy, k, facts);
-            var selectors = CompileSelectors(policy, k.Selectors, k.Args, path, errors, tracepoint: false, facts);
+            var selectors = WithReturnArgAction(CompileSelectors(policy, k.Selectors, k.Args, path, errors, tracepoint: false, facts), k.ReturnArgAction, path);
             CheckTargets(k.Args, k.ReturnArg, k.Return, targets, selectors);
             var mode = targets.All(t => t.Kind == PointKind.Kprobe) ? HookMode.Native : HookMode.Emulated;
             return new CompiledHook(index, "kprobe", name, new HookStatus(mode, how), targets, selectors, k.Args, k.ReturnArg, k.Message, k.Tags);
@@ -142,6 +142,20 @@ public static class PolicyCompiler
             : $"{k.Call}: kprobes are not available on this kernel and Palisade has no emulation for this function (see docs/policies.md for the emulated functions)");
     }
 
+    /// <summary>returnArgAction: TrackSock and UntrackSock act on the returned socket for every selector that matches.</summary>
+    private static List<CompiledSelector> WithReturnArgAction(List<CompiledSelector> selectors, string? action, string path)
+    {
+        var flag = action switch
+        {
+            null or "Post" => ActionFlags.None,
+            "TrackSock" => ActionFlags.TrackSock,
+            "UntrackSock" => ActionFlags.UntrackSock,
+            _ => throw new Unsupported($"{path}.returnArgAction {action} is not implemented by this version of Palisade (Post, TrackSock, UntrackSock)"),
+        };
+        return flag == ActionFlags.None ? selectors
+            : selectors.Select(s => s with { Actions = s.Actions with { Flags = s.Actions.Flags | flag, SockArg = SelectorActions.ReturnSock } }).ToList();
+    }
+
     /// <summary>Argument kinds a native kprobe reads from kernel pointers.</summary>
     private static SlotSource? NativeArg(PolicyArg a) => a.Type switch
     {
@@ -149,6 +163,9 @@ public static class PolicyCompiler
         "path" => new SlotSource(SlotKind.KPath, (byte)a.Index),
         "dentry" => new SlotSource(SlotKind.KDentry, (byte)a.Index),
         "sock" => new SlotSource(SlotKind.KSock, (byte)a.Index),
+        "skb" => new SlotSource(SlotKind.KSkb, (byte)a.Index),
+        "net_device" => new SlotSource(SlotKind.KNetDev, (byte)a.Index),
+        "user_namespace" => new SlotSource(SlotKind.KUserNs, (byte)a.Index),
         "cred" => new SlotSource(SlotKind.KCred, (byte)a.Index),
         "linux_binprm" => new SlotSource(SlotKind.KBinprm, (byte)a.Index),
         "string" => new SlotSource(SlotKind.KString, (byte)a.Index),
@@ -349,9 +366,17 @@ public static class PolicyCompiler
             {
                 throw new Unsupported($"{t.Function}: the return value is not available at {t.Describe()}");
             }
-            if (selectors.Any(s => (s.Actions.Flags & ActionFlags.Override) != 0) && t.Kind != PointKind.Connect)
+            if (selectors.Any(s => (s.Actions.Flags & ActionFlags.Override) != 0) && t.Kind is not (PointKind.Connect or PointKind.CgroupSkb))
             {
-                throw new Unsupported($"{t.Function}: Override needs bpf_override_return (kprobes), which this kernel lacks; only connect hooks can refuse a call here");
+                throw new Unsupported($"{t.Function}: Override needs bpf_override_return (kprobes), which this kernel lacks; only connect and packet hooks can refuse a call here");
+            }
+            foreach (var s in selectors.Where(s => (s.Actions.Flags & (ActionFlags.TrackSock | ActionFlags.UntrackSock)) != 0))
+            {
+                var sock = s.Actions.SockArg == SelectorActions.ReturnSock ? t.Return : t.Args.TryGetValue((uint)s.Actions.SockArg, out var a) ? a : null;
+                if (sock is not { } src || SourceFamily(src.Kind) != Family.Sock)
+                {
+                    throw new Unsupported($"{t.Function}: {((s.Actions.Flags & ActionFlags.TrackSock) != 0 ? "TrackSock" : "UntrackSock")} needs a socket in {(s.Actions.SockArg == SelectorActions.ReturnSock ? "the return value" : $"argument {s.Actions.SockArg}")}, which {t.Describe()} does not provide");
+                }
             }
         }
     }
@@ -362,7 +387,7 @@ public static class PolicyCompiler
 
     private static Family TypeFamily(string type) => type switch
     {
-        "string" or "filename" or "file" or "path" or "fd" or "char_buf" or "char_iovec" or "linux_binprm" or "dentry" or "data_loc" or "const_buf" => Family.String,
+        "string" or "filename" or "file" or "path" or "fd" or "char_buf" or "char_iovec" or "linux_binprm" or "dentry" or "data_loc" or "const_buf" or "net_device" => Family.String,
         "sock" or "skb" or "sockaddr" or "socket" => Family.Sock,
         "cred" => Family.Cred,
         "int" or "uint64" or "ulong" or "uint32" or "sint64" or "int64" or "long" or "sint32" or "int32" or "size_t" or "sint16" or "int16"
@@ -374,10 +399,10 @@ public static class PolicyCompiler
     private static Family SourceFamily(SlotKind kind) => kind switch
     {
         SlotKind.UserString or SlotKind.FdPath or SlotKind.RetFdPath or SlotKind.ExecPath or SlotKind.UserBuffer
-            or SlotKind.KFile or SlotKind.KPath or SlotKind.KDentry or SlotKind.KBinprm or SlotKind.KString => Family.String,
-        SlotKind.UserSockaddr or SlotKind.CtxSock or SlotKind.FdSock or SlotKind.RetFdSock or SlotKind.KSock => Family.Sock,
+            or SlotKind.KFile or SlotKind.KPath or SlotKind.KDentry or SlotKind.KBinprm or SlotKind.KString or SlotKind.KNetDev => Family.String,
+        SlotKind.UserSockaddr or SlotKind.CtxSock or SlotKind.FdSock or SlotKind.RetFdSock or SlotKind.KSock or SlotKind.KSkb => Family.Sock,
         SlotKind.Cred or SlotKind.KCred => Family.Cred,
-        SlotKind.SyscallArgs => Family.Other,
+        SlotKind.SyscallArgs or SlotKind.KUserNs => Family.Other,
         _ => Family.Int,
     };
 
@@ -523,6 +548,7 @@ public static class PolicyCompiler
         byte scope = 0;
         string? url = null, fqdn = null;
         var noPost = false;
+        var sockArg = 0;
         var names = new List<string>();
         for (var j = 0; j < actions.Count; j++)
         {
@@ -532,6 +558,13 @@ public static class PolicyCompiler
             switch (name)
             {
                 case "Post":
+                    foreach (var (option, on) in new[] { ("kernelStackTrace", a.KernelStackTrace), ("userStackTrace", a.UserStackTrace), ("imaHash", a.ImaHash) })
+                    {
+                        if (on)
+                        {
+                            throw new Unsupported($"{path}[{j}].{option} is not implemented by this version of Palisade");
+                        }
+                    }
                     if (a.RateLimit is not null)
                     {
                         rate = ParseDuration(a.RateLimit, $"{path}[{j}].rateLimit", errors);
@@ -556,6 +589,10 @@ public static class PolicyCompiler
                     flags |= ActionFlags.Override;
                     error = a.ArgError ?? -1;
                     break;
+                case "TrackSock" or "UntrackSock":
+                    flags |= name == "TrackSock" ? ActionFlags.TrackSock : ActionFlags.UntrackSock;
+                    sockArg = (int)(a.ArgSock ?? 0);
+                    break;
                 case "GetUrl":
                     flags |= ActionFlags.UserSpace;
                     url = a.ArgUrl;
@@ -572,7 +609,7 @@ public static class PolicyCompiler
         {
             flags &= ~ActionFlags.Post;
         }
-        return new SelectorActions(flags, signal, error, rate, scope, names, url, fqdn);
+        return new SelectorActions(flags, signal, error, rate, scope, names, url, fqdn) { SockArg = sockArg };
     }
 
     private static ulong ParseDuration(string text, string path, List<PolicyError> errors)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 static int dump(int fd)
@@ -41,7 +42,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc < 3) {
-		fprintf(stderr, "usage: opener open PATH [N] | openat DIR NAME | connect IP PORT | marker PATH\n");
+		fprintf(stderr, "usage: opener open PATH [N] | openat DIR NAME | connect IP PORT | listen|serve IP PORT | udp IP PORT [recv] | setuid UID | marker PATH\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -63,6 +64,61 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "call") == 0) {
 		int r = pal_uprobe_target(7, argv[2]);
 		printf("called %d\n", r);
+		return 0;
+	}
+	if (strcmp(argv[1], "listen") == 0 || strcmp(argv[1], "serve") == 0) {
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		int one = 1;
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[3])) };
+		inet_pton(AF_INET, argv[2], &sa.sin_addr);
+		setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(s, 4) != 0) {
+			perror("listen");
+			return 1;
+		}
+		printf("listening\n");
+		if (argv[1][0] == 's') {
+			int c = accept(s, NULL, NULL);
+			if (c < 0) {
+				perror("accept");
+				return 1;
+			}
+			printf("accepted\n");
+			close(c);
+		}
+		close(s);
+		return 0;
+	}
+	if (strcmp(argv[1], "udp") == 0) {
+		// udp IP PORT: one datagram; udp IP PORT recv: bind there and wait for one.
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[3])) };
+		char buf[64];
+		inet_pton(AF_INET, argv[2], &sa.sin_addr);
+		if (argc > 4 && strcmp(argv[4], "recv") == 0) {
+			if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+				perror("bind");
+				return 1;
+			}
+			printf("bound\n");
+			ssize_t n = recv(s, buf, sizeof(buf), 0);
+			printf("received %zd\n", n);
+			return n > 0 ? 0 : 1;
+		}
+		if (sendto(s, "palisade", 8, 0, (struct sockaddr *)&sa, sizeof(sa)) != 8) {
+			perror("sendto");
+			return 1;
+		}
+		printf("sent\n");
+		return 0;
+	}
+	if (strcmp(argv[1], "setuid") == 0) {
+		// A capability check (CAP_SETUID) the kernel makes for a root process.
+		if (setuid(atoi(argv[2])) != 0) {
+			perror("setuid");
+			return 1;
+		}
+		printf("setuid done\n");
 		return 0;
 	}
 	if (strcmp(argv[1], "connect") == 0) {
