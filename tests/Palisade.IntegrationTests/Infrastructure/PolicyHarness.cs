@@ -11,10 +11,11 @@ internal sealed class PolicyHarness : IDisposable
 {
     private readonly SensorHarness _sensor;
 
-    public PolicyHarness(bool claimKprobes = false)
+    /// <param name="podScoping">As with the Kubernetes integration on: pod-scoped policies load, limited to the cgroups given to Apply.</param>
+    public PolicyHarness(bool claimKprobes = false, bool podScoping = false)
     {
         _sensor = new SensorHarness();
-        var facts = PolicyEngine.FactsFor("/proc", kprobes: claimKprobes);
+        var facts = PolicyEngine.FactsFor("/proc", kprobes: claimKprobes) with { PodScoping = podScoping };
         Engine = new PolicyEngine(_sensor.Hub.Publish, facts, _sensor.Sensor.Resolve);
         Engine.Start(_sensor.Sensor.ProcessMap);
     }
