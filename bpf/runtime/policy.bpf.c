@@ -474,6 +474,18 @@ static __always_inline __u64 task_cap(struct task_struct *task, __u32 which)
 	return caps;
 }
 
+/* A NUL-terminated string in kernel memory, at most max bytes with the NUL. */
+static __always_inline void kernel_string(struct pal_pol_value *v, const void *p, __u32 max)
+{
+	long n = p ? bpf_probe_read_kernel_str(v->s, max, p) : 0;
+	if (n <= 0) {
+		v->flags |= PAL_V_ERROR;
+		v->s[0] = 0;
+		return;
+	}
+	v->len = n - 1;
+}
+
 static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d, struct pal_pol_value *v)
 {
 	struct task_struct *task = (struct task_struct *)s->task;
@@ -611,13 +623,7 @@ static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d
 			v->ival = BPF_CORE_READ((struct sk_buff *)arg, len);
 		break;
 	case PAL_X_KNETDEV:
-		n = arg ? bpf_probe_read_kernel_str(v->s, 16 /* IFNAMSIZ */, ((struct net_device *)arg)->name) : 0;
-		if (n <= 0) {
-			v->flags |= PAL_V_ERROR;
-			v->s[0] = 0;
-			break;
-		}
-		v->len = n - 1;
+		kernel_string(v, arg ? ((struct net_device *)arg)->name : 0, 16 /* IFNAMSIZ */);
 		break;
 	case PAL_X_KUSERNS: {
 		struct user_namespace *ns = (struct user_namespace *)arg;
@@ -635,13 +641,7 @@ static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d
 		break;
 	}
 	case PAL_X_KSTR:
-		n = bpf_probe_read_kernel_str(v->s, PAL_POL_STR, (const void *)arg);
-		if (n <= 0) {
-			v->flags |= PAL_V_ERROR;
-			v->s[0] = 0;
-			break;
-		}
-		v->len = n - 1;
+		kernel_string(v, (const void *)arg, PAL_POL_STR);
 		break;
 	case PAL_X_TASKCAP:
 		v->ival = task_cap(task, src == 0 ? PAL_PS_CAP_EFF : src == 1 ? PAL_PS_CAP_INH : PAL_PS_CAP_PERM);

@@ -19,6 +19,29 @@ public sealed class PolicyNetworkTests
 
     private static string Opener => Helpers.Path("opener");
 
+    /// <summary>A kprobes entry that tracks every IPv4 socket to the process that creates it (TrackSock), posting nothing.</summary>
+    private const string TrackIPv4Sockets = """
+                      - call: "sk_alloc"
+                        syscall: false
+                        return: true
+                        args:
+                        - index: 1
+                          type: int
+                          label: "Family"
+                        returnArg:
+                          index: 0
+                          type: sock
+                        returnArgAction: TrackSock
+                        selectors:
+                        - matchArgs:
+                          - index: 1
+                            operator: "Equal"
+                            values:
+                            - "2"
+                          matchActions:
+                          - action: NoPost
+                    """;
+
     private static string S(int n) => n.ToString(CultureInfo.InvariantCulture);
 
     private static CommandResult Run(params string[] args)
@@ -115,25 +138,7 @@ public sealed class PolicyNetworkTests
               name: accept
             spec:
               kprobes:
-              - call: "sk_alloc"
-                syscall: false
-                return: true
-                args:
-                - index: 1
-                  type: int
-                  label: "Family"
-                returnArg:
-                  index: 0
-                  type: sock
-                returnArgAction: TrackSock
-                selectors:
-                - matchArgs:
-                  - index: 1
-                    operator: "Equal"
-                    values:
-                    - "2"
-                  matchActions:
-                  - action: NoPost
+            {TrackIPv4Sockets}
               - call: "tcp_set_state"
                 syscall: false
                 args:
@@ -272,24 +277,7 @@ public sealed class PolicyNetworkTests
               name: datagram
             spec:
               kprobes:
-              - call: "sk_alloc"
-                syscall: false
-                return: true
-                args:
-                - index: 1
-                  type: int
-                returnArg:
-                  index: 0
-                  type: sock
-                returnArgAction: TrackSock
-                selectors:
-                - matchArgs:
-                  - index: 1
-                    operator: "Equal"
-                    values:
-                    - "2"
-                  matchActions:
-                  - action: NoPost
+            {TrackIPv4Sockets}
               - call: "__sk_free"
                 syscall: false
                 args:
