@@ -1035,10 +1035,10 @@ static __always_inline int act_bit(struct eval *e, __u32 bit)
 		if (v && v->sock.cookie) {
 			__u64 cookie = v->sock.cookie;
 			if (a & PAL_A_TRACK) {
+				/* Only from a task's own call: in interrupt context "current" does not own the socket. */
 				__u32 owner = bpf_get_current_pid_tgid() >> 32;
-				if (s->notask)
-					return 0; /* nobody's call: "current" does not own the socket */
-				bpf_map_update_elem(&pal_pol_socks, &cookie, &owner, BPF_ANY);
+				if (!s->notask)
+					bpf_map_update_elem(&pal_pol_socks, &cookie, &owner, BPF_ANY);
 			} else {
 				bpf_map_delete_elem(&pal_pol_socks, &cookie);
 			}
