@@ -189,6 +189,17 @@ static __always_inline struct scratch *get_scratch(void)
 	return bpf_map_lookup_elem(&pal_pol_scratch, &zero);
 }
 
+/* Starts an evaluation on behalf of `task`, in its own call, with nothing decided yet. */
+static __always_inline void begin_eval(struct scratch *s, __u64 task, __u32 nr, __s64 ret, __u32 cgroup)
+{
+	s->task = task;
+	s->cgroup = cgroup;
+	s->notask = 0;
+	s->nr = nr;
+	s->ret = ret;
+	s->deny = 0;
+}
+
 /* Bounded array access the verifier can follow (it does not track modulo). */
 static __always_inline __u64 arg_at(struct scratch *s, __u32 i)
 {
@@ -1266,12 +1277,7 @@ static __always_inline int syscall_points(struct pt_regs *regs, long ret, void *
 			bpf_map_delete_elem(&pal_pol_pending, &tid);
 		}
 	}
-	s->task = bpf_get_current_task();
-	s->cgroup = 0;
-	s->notask = 0;
-	s->nr = nr;
-	s->ret = ret;
-	s->deny = 0;
+	begin_eval(s, bpf_get_current_task(), nr, ret, 0);
 	read_regs(s, regs);
 	load_proc(s, bpf_get_current_pid_tgid() >> 32);
 	__u32 got = eval_list(s, se);
@@ -1302,12 +1308,7 @@ static __always_inline int probe_point(struct pt_regs *ctx)
 	struct scratch *s = get_scratch();
 	if (!s)
 		return 0;
-	s->task = bpf_get_current_task();
-	s->cgroup = 0;
-	s->notask = 0;
-	s->nr = ~0U;
-	s->ret = 0;
-	s->deny = 0;
+	begin_eval(s, bpf_get_current_task(), ~0U, 0, 0);
 	s->args[0] = PT_REGS_PARM1(ctx);
 	s->args[1] = PT_REGS_PARM2(ctx);
 	s->args[2] = PT_REGS_PARM3(ctx);
@@ -1344,12 +1345,7 @@ int BPF_PROG(pal_pol_exec, struct task_struct *task, pid_t old_pid, struct linux
 	if (!s)
 		return 0;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	s->task = (__u64)task;
-	s->cgroup = 0;
-	s->notask = 0;
-	s->nr = ~0U;
-	s->ret = 0;
-	s->deny = 0;
+	begin_eval(s, (__u64)task, ~0U, 0, 0);
 	for (int i = 0; i < 6; i++)
 		s->args[i] = 0;
 
@@ -1419,12 +1415,7 @@ static __always_inline int connect_points(struct bpf_sock_addr *ctx, int v6)
 	struct scratch *s = get_scratch();
 	if (!s)
 		return 1;
-	s->task = bpf_get_current_task();
-	s->cgroup = 1;
-	s->notask = 0;
-	s->nr = ~0U;
-	s->ret = 0;
-	s->deny = 0;
+	begin_eval(s, bpf_get_current_task(), ~0U, 0, 1);
 	for (int i = 0; i < 6; i++)
 		s->args[i] = 0;
 	struct pal_pol_sock *o = &s->ctxsock;
@@ -1496,12 +1487,8 @@ static __always_inline int other_points(void *on_stack, __u32 key, __u64 a0, __u
 	struct scratch *s = get_scratch();
 	if (!s)
 		return 0;
-	s->task = bpf_get_current_task();
-	s->cgroup = cgroup;
+	begin_eval(s, bpf_get_current_task(), ~0U, ret, cgroup);
 	s->notask = !in_task_ctx(s, on_stack);
-	s->nr = ~0U;
-	s->ret = ret;
-	s->deny = 0;
 	s->args[0] = a0;
 	s->args[1] = a1;
 	s->args[2] = a2;

@@ -23,7 +23,7 @@ public static class HookCatalog
     private static SlotSource Cred => new(SlotKind.Cred);
 
     private static HookTarget Exit(string fn, string syscall, PointFlags flags, params (uint Index, SlotSource Source)[] args) =>
-        new(PointKind.SyscallExit, SyscallTable.X64[syscall], fn, flags) { Args = args.ToDictionary(a => a.Index, a => a.Source) };
+        new(PointKind.SyscallExit, SyscallTable.X64[syscall], fn, flags) { Args = Regs(args) };
 
     private static IEnumerable<HookTarget> Exits(string fn, string[] syscalls, PointFlags flags, params (uint, SlotSource)[] args) =>
         syscalls.Select(s => Exit(fn, s, flags, args));
