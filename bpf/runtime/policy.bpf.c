@@ -5,8 +5,8 @@
  * SIGKILL or another signal, or refuse a connect. Nothing here waits for user space.
  *
  * Hook points, all available without kprobes, fentry or BPF-LSM:
- *   raw_tp/sys_exit      syscall points (args from pt_regs, return value, fds resolved)
- *   raw_tp/sys_enter     points that must run before the call (execve, raw_syscalls)
+ *   tp_btf/sys_exit      syscall points (args from pt_regs, return value, fds resolved)
+ *   tp_btf/sys_enter     points that must run before the call (execve, raw_syscalls)
  *   raw_tp/sched_process_exec   exec points; also keeps the per-process binary map
  *   cgroup/connect4|6    connect points; can refuse the call (EPERM)
  *   raw_tp/<tracepoint>  kernel tracepoints that stand for kernel functions (socket states,
@@ -22,6 +22,13 @@
 #include "pal_helpers.h"
 
 #define PATH_DEPTH 64
+
+/* A kernel address as a typed, read-only pointer: fields are then plain loads (the JIT
+ * guards them against faults; a bad address reads as 0) instead of one helper call per
+ * read, which is what a hooked call mostly costs. The kfunc is a register move once JITed
+ * and exists in every program type. */
+extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id__k) __ksym;
+#define KPTR(type, p) ((type *)bpf_rdonly_cast((const void *)(p), bpf_core_type_id_kernel(type)))
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -153,7 +160,8 @@ struct scratch {
 	char key_slack[PAL_POL_STRBUF - PAL_POL_STR];
 	char path[PAL_POL_STRBUF];
 	__u64 comp[PATH_DEPTH];        /* dentry names collected leaf-first */
-	__u64 args[6];
+	__u32 comp_len[PATH_DEPTH];    /* and their lengths */
+	__u64 args[8];                 /* six registers; indexed with & 7 */
 	__s64 ret;
 	__u64 task;
 	__u64 fail[PAL_POL_WORDS];
@@ -169,7 +177,8 @@ struct scratch {
 	__u32 notask;                  /* 1: interrupt context: "current" is not the caller, no signals */
 	__u64 sp;                      /* an address on the stack the program runs on */
 	struct pal_pol_sock ctxsock;
-	struct pal_pol_proc proc;      /* the current process's entry, or an empty one */
+	struct pal_pol_proc proc;      /* the current process's entry, or an empty one (need_proc) */
+	__u32 proc_ready;              /* proc is loaded for this evaluation */
 	struct pal_pol_event ev;
 	char ev_slack[2 * sizeof(struct pal_pol_value) + PAL_POL_STRBUF]; /* value_at() indexes up to 7 */
 };
@@ -198,15 +207,13 @@ static __always_inline void begin_eval(struct scratch *s, __u64 task, __u32 nr, 
 	s->nr = nr;
 	s->ret = ret;
 	s->deny = 0;
+	s->proc_ready = 0;
 }
 
-/* Bounded array access the verifier can follow (it does not track modulo). */
+/* Register i of the call (0 past the sixth). */
 static __always_inline __u64 arg_at(struct scratch *s, __u32 i)
 {
-	__u64 v = 0;
-	if (i < 6)
-		bpf_probe_read_kernel(&v, sizeof(v), &s->args[i]);
-	return v;
+	return i < 6 ? s->args[i & 7] : 0;
 }
 
 static __always_inline struct pal_pol_value *value_at(struct scratch *s, __u32 i)
@@ -233,49 +240,34 @@ struct walk {
 	int done;
 };
 
-/* The head of struct dentry read at once: d_parent and d_name.name both lie in it. */
-#define DENTRY_HEAD 64
-
 static int collect_step(__u32 i, struct walk *w)
 {
 	struct dentry *dentry = w->dentry;
 	struct vfsmount *vfsmnt = w->vfsmnt;
-	struct mount *mnt = w->mnt;
 	if (dentry == w->root_dentry && vfsmnt == w->root_mnt)
 		goto done;
 	if (dentry == w->mnt_root) {
-		struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
+		struct mount *mnt = w->mnt;
+		struct mount *parent = mnt->mnt_parent;
 		if (parent == mnt)
 			goto done;
-		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->dentry = mnt->mnt_mountpoint;
 		w->mnt = parent;
-		struct vfsmount *next = __builtin_preserve_access_index(&parent->mnt);
+		/* &parent->mnt: the pointer's value, then typed again (no arithmetic on it). */
+		struct vfsmount *next = KPTR(struct vfsmount, (__u64)parent + bpf_core_field_offset(struct mount, mnt));
 		w->vfsmnt = next;
-		w->mnt_root = BPF_CORE_READ(next, mnt_root);
+		w->mnt_root = next->mnt_root;
 		return 0;
 	}
-	struct dentry *probe = 0;
-	__u32 off_parent = bpf_core_field_offset(probe->d_parent);
-	__u32 off_name = bpf_core_field_offset(probe->d_name.name);
-	__u8 head[DENTRY_HEAD];
-	struct dentry *up;
-	const char *name;
-	if (off_parent <= DENTRY_HEAD - 8 && off_name <= DENTRY_HEAD - 8) {
-		if (bpf_probe_read_kernel(head, sizeof(head), dentry) != 0)
-			return 1;
-		up = *(struct dentry **)&head[off_parent & (DENTRY_HEAD - 8)];
-		name = *(const char **)&head[off_name & (DENTRY_HEAD - 8)];
-	} else {
-		up = BPF_CORE_READ(dentry, d_parent);
-		name = (const char *)BPF_CORE_READ(dentry, d_name.name);
-	}
-	if (up == dentry)
+	struct dentry *up = dentry->d_parent;
+	if (up == dentry || !up)
 		goto done;
 	struct scratch *s = w->s;
 	__u32 n = s->ncomp;
 	if (n >= PATH_DEPTH)
 		return 1;
-	s->comp[n & (PATH_DEPTH - 1)] = (__u64)name;
+	s->comp[n & (PATH_DEPTH - 1)] = (__u64)dentry->d_name.name;
+	s->comp_len[n & (PATH_DEPTH - 1)] = dentry->d_name.len;
 	s->ncomp = n + 1;
 	w->dentry = up;
 	return 0;
@@ -295,11 +287,13 @@ static int emit_step(__u32 i, struct walk *w)
 		return 1;
 	w->dst[off & 255] = '/';
 	off++;
-	const char *name = (const char *)s->comp[(n - 1 - i) & (PATH_DEPTH - 1)];
-	long len = bpf_probe_read_kernel_str(&w->dst[off & 255], 256, name);
-	if (len <= 0)
+	__u32 k = (n - 1 - i) & (PATH_DEPTH - 1);
+	const char *name = (const char *)s->comp[k];
+	/* The length is known: a word-wise copy, not a byte-wise string read. */
+	__u32 len = s->comp_len[k];
+	if (len == 0 || len > 255 || bpf_probe_read_kernel(&w->dst[off & 255], len & 255, name) != 0)
 		return 1;
-	s->pathlen = off + len - 1;
+	s->pathlen = off + len;
 	return 0;
 }
 
@@ -307,19 +301,17 @@ static int emit_step(__u32 i, struct walk *w)
 static __always_inline void resolve_path(struct scratch *s, struct pal_pol_value *v, struct dentry *dentry,
 					 struct vfsmount *vfsmnt)
 {
-	struct task_struct *task = (struct task_struct *)s->task;
-	struct fs_struct *fs = BPF_CORE_READ(task, fs);
-	struct path root = {};
-	BPF_CORE_READ_INTO(&root, fs, root);
+	struct fs_struct *fs = KPTR(struct task_struct, s->task)->fs;
+	vfsmnt = KPTR(struct vfsmount, vfsmnt);
 	struct walk w = {
 		.s = s,
 		.dst = v->s,
-		.dentry = dentry,
+		.dentry = KPTR(struct dentry, dentry),
 		.vfsmnt = vfsmnt,
-		.mnt = container_of(vfsmnt, struct mount, mnt),
-		.mnt_root = BPF_CORE_READ(vfsmnt, mnt_root),
-		.root_dentry = root.dentry,
-		.root_mnt = root.mnt,
+		.mnt = KPTR(struct mount, (__u64)vfsmnt - bpf_core_field_offset(struct mount, mnt)),
+		.mnt_root = vfsmnt->mnt_root,
+		.root_dentry = fs->root.dentry,
+		.root_mnt = fs->root.mnt,
 	};
 	s->ncomp = 0;
 	s->pathlen = 0;
@@ -344,11 +336,10 @@ static __always_inline void resolve_path(struct scratch *s, struct pal_pol_value
 
 static __always_inline struct file *fd_file(struct task_struct *task, __u64 fd)
 {
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	unsigned int max = BPF_CORE_READ(fdt, max_fds);
-	if (fd >= max)
+	struct fdtable *fdt = KPTR(struct task_struct, task)->files->fdt;
+	if (fd >= fdt->max_fds)
 		return 0;
-	struct file **arr = BPF_CORE_READ(fdt, fd);
+	struct file **arr = fdt->fd;
 	struct file *file = 0;
 	bpf_probe_read_kernel(&file, sizeof(file), &arr[fd]);
 	return file;
@@ -497,6 +488,26 @@ static __always_inline void kernel_string(struct pal_pol_value *v, const void *p
 	v->len = n - 1;
 }
 
+/* The current process's entry, loaded on first use: most calls are decided without it. */
+static __always_inline void need_proc(struct scratch *s)
+{
+	if (s->proc_ready)
+		return;
+	s->proc_ready = 1;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct pal_pol_proc *p = bpf_map_lookup_elem(&pal_pol_procs, &tgid);
+	if (p) {
+		s->proc = *p;
+	} else {
+		s->proc.parent = 0;
+		s->proc.len = 0;
+		s->proc.bin[0] = 0;
+		s->proc.cap_eff = 0;
+		for (int k = 0; k < PAL_NS_COUNT; k++)
+			s->proc.ns[k] = 0;
+	}
+}
+
 static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d, struct pal_pol_value *v)
 {
 	struct task_struct *task = (struct task_struct *)s->task;
@@ -557,10 +568,12 @@ static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d
 			v->flags |= PAL_V_ERROR;
 			break;
 		}
-		resolve_path(s, v, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt));
+		file = KPTR(struct file, file);
+		resolve_path(s, v, file->f_path.dentry, file->f_path.mnt);
 		break;
 	}
 	case PAL_X_EXEC_PATH:
+		need_proc(s);
 		bpf_probe_read_kernel(v->s, sizeof(s->proc.bin), s->proc.bin);
 		v->len = s->proc.len;
 		break;
@@ -741,7 +754,15 @@ static __always_inline int dim_lookup(struct eval *e, struct pal_pol_dim *d, con
 		s->pathlen = n;
 		bpf_loop(PAL_POL_STR, reverse_step, e, 0);
 	} else {
-		bpf_probe_read_kernel(s->key.s, n & 255, str);
+		/* Every source holds PAL_POL_STR bytes; the bytes past n are outside the key's
+		 * prefix length, so the whole buffer is copied with plain loads, no helper. */
+		__u64 *dst = (__u64 *)s->key.s;
+		const __u64 *src = (const __u64 *)str;
+#pragma unroll
+		for (int k = 0; k < PAL_POL_STR / 8; k++)
+			dst[k] = src[k];
+		_Static_assert(PAL_POL_STR % 8 == 4, "the copy is words and one u32");
+		*(__u32 *)&dst[PAL_POL_STR / 8] = *(const __u32 *)&src[PAL_POL_STR / 8];
 		if (d->class == PAL_C_EQ)
 			s->key.s[(n - 1) & 255] = 0;
 	}
@@ -764,6 +785,7 @@ static int dim_step(__u32 i, struct eval *e)
 		s->match[w] = 0;
 
 	if (d->slot == PAL_PS_BINARY) {
+		need_proc(s);
 		dim_lookup(e, d, s->proc.bin, s->proc.len);
 		if (d->follow) {
 			/* followChildren: the selector also holds for descendants of a match. */
@@ -821,10 +843,12 @@ static __always_inline __u64 filter_value(struct scratch *s, struct pal_pol_filt
 	case PAL_PS_CAP_INH:
 		return task_cap(task, slot);
 	case PAL_PS_CAP_CHANGED:
+		need_proc(s);
 		return task_cap(task, PAL_PS_CAP_EFF) & ~s->proc.cap_eff;
 	case PAL_PS_RET: return s->ret;
 	case PAL_PS_NS_CHANGED: {
 		__u64 changed = 0;
+		need_proc(s);
 		for (int k = 0; k < PAL_NS_COUNT; k++) {
 			__u32 now = task_ns(task, k);
 			if (s->proc.ns[k] && now && now != s->proc.ns[k])
@@ -876,6 +900,7 @@ static int filter_step(__u32 i, struct eval *e)
 		int ns = f->slot == PAL_PS_NSPID_TREE;
 		__u32 pid = ns ? (__u32)task_nspid((struct task_struct *)s->task) : bpf_get_current_pid_tgid() >> 32;
 		hit = pid == f->a;
+		need_proc(s);
 		__u32 parent = s->proc.parent;
 		for (int g = 0; g < 8 && !hit && parent; g++) {
 			struct pal_pol_proc *pp = bpf_map_lookup_elem(&pal_pol_procs, &parent);
@@ -930,6 +955,8 @@ static __always_inline __u64 values_hash(struct scratch *s)
 	__u64 h = 14695981039346656037ULL;
 	for (int i = 0; i < PAL_POL_SLOTS; i++) {
 		struct pal_pol_value *v = &s->ev.values[i];
+		if (i >= s->ev.nslots || v->kind == PAL_X_NONE)
+			continue; /* not extracted by this call: holds an earlier call's value */
 		__u64 first = 0, last = 0;
 		__builtin_memcpy(&first, v->s, 8);
 		if (v->len >= 8)
@@ -1170,7 +1197,11 @@ static __always_inline __u32 eval_point(struct scratch *s, __u32 point)
 
 	s->ev.nslots = 0;
 	struct eval x = { .s = s, .p = p };
-	bpf_loop(PAL_POL_SLOTS, slot_step, &x, 0);
+	__u32 nslots = 0;
+	for (int k = 0; k < PAL_POL_SLOTS; k++)
+		if (p->slots[k].kind)
+			nslots = k + 1;
+	bpf_loop(nslots, slot_step, &x, 0); /* one callback per slot up to the last one used */
 
 	if ((p->flags & PAL_PT_TCP) && (s->ev.values[0].sock.protocol != 6 /* IPPROTO_TCP */ ||
 					 (s->ev.values[0].flags & PAL_V_ERROR)))
@@ -1199,20 +1230,6 @@ static __always_inline __u32 eval_point(struct scratch *s, __u32 point)
 	return a.sig;
 }
 
-static __always_inline void load_proc(struct scratch *s, __u32 tgid)
-{
-	struct pal_pol_proc *p = bpf_map_lookup_elem(&pal_pol_procs, &tgid);
-	if (p) {
-		s->proc = *p;
-	} else {
-		s->proc.parent = 0;
-		s->proc.len = 0;
-		s->proc.bin[0] = 0;
-		s->proc.cap_eff = 0;
-		for (int k = 0; k < PAL_NS_COUNT; k++)
-			s->proc.ns[k] = 0;
-	}
-}
 
 struct list_ctx {
 	struct scratch *s;
@@ -1238,24 +1255,22 @@ static __always_inline __u32 eval_list(struct scratch *s, struct pal_pol_sysent 
 	return l.sig;
 }
 
-/* One copy of the saved registers rather than a read per argument: helper calls are the
- * bulk of a hooked call's cost. pt_regs is the architecture's ABI, not subject to CO-RE. */
+/* The syscall programs are tp_btf: `regs` is a typed kernel pointer, so the registers are
+ * plain loads rather than a helper call per read (helper calls are the bulk of a hooked
+ * call's cost). pt_regs is the architecture's ABI, not subject to CO-RE. */
 static __always_inline void read_regs(struct scratch *s, struct pt_regs *regs)
 {
-	struct pt_regs r;
-	if (bpf_probe_read_kernel(&r, sizeof(r), regs) != 0)
-		__builtin_memset(&r, 0, sizeof(r));
-	s->args[0] = r.di;
-	s->args[1] = r.si;
-	s->args[2] = r.dx;
-	s->args[3] = r.r10;
-	s->args[4] = r.r8;
-	s->args[5] = r.r9;
+	s->args[0] = regs->di;
+	s->args[1] = regs->si;
+	s->args[2] = regs->dx;
+	s->args[3] = regs->r10;
+	s->args[4] = regs->r8;
+	s->args[5] = regs->r9;
 }
 
 static __always_inline int syscall_points(struct pt_regs *regs, long ret, void *map, int exit)
 {
-	long id = BPF_CORE_READ(regs, orig_ax);
+	long id = regs->orig_ax;
 	if (id < 0 || id >= PAL_POL_SYSCALLS - 1)
 		return 0;
 	__u32 nr = id;
@@ -1279,7 +1294,6 @@ static __always_inline int syscall_points(struct pt_regs *regs, long ret, void *
 	}
 	begin_eval(s, bpf_get_current_task(), nr, ret, 0);
 	read_regs(s, regs);
-	load_proc(s, bpf_get_current_pid_tgid() >> 32);
 	__u32 got = eval_list(s, se);
 	if (got == SIGKILL || (got && !sig))
 		sig = got;
@@ -1291,13 +1305,13 @@ static __always_inline int syscall_points(struct pt_regs *regs, long ret, void *
 	return 0;
 }
 
-SEC("raw_tp/sys_exit")
+SEC("tp_btf/sys_exit")
 int BPF_PROG(pal_pol_sys_exit_prog, struct pt_regs *regs, long ret)
 {
 	return syscall_points(regs, ret, &pal_pol_sys_exit, 1);
 }
 
-SEC("raw_tp/sys_enter")
+SEC("tp_btf/sys_enter")
 int BPF_PROG(pal_pol_sys_enter_prog, struct pt_regs *regs, long id)
 {
 	return syscall_points(regs, 0, &pal_pol_sys_enter, 0);
@@ -1315,7 +1329,6 @@ static __always_inline int probe_point(struct pt_regs *ctx)
 	s->args[3] = PT_REGS_PARM4(ctx);
 	s->args[4] = PT_REGS_PARM5(ctx);
 	s->args[5] = BPF_CORE_READ(ctx, r9); /* libbpf 1.1 has no PT_REGS_PARM6 */
-	load_proc(s, bpf_get_current_pid_tgid() >> 32);
 	__u32 sig = eval_point(s, (__u32)bpf_get_attach_cookie(ctx));
 	if (sig)
 		bpf_send_signal(sig);
@@ -1365,6 +1378,7 @@ int BPF_PROG(pal_pol_exec, struct task_struct *task, pid_t old_pid, struct linux
 	proc->nspid = task_nspid(task);
 	if (bpf_map_update_elem(&pal_pol_procs, &tgid, proc, BPF_ANY) != 0)
 		stat_inc(PAL_POL_STAT_PROC_FULL);
+	s->proc_ready = 1;
 
 	__u32 key = PAL_O_EXEC;
 	__u32 sig = eval_list(s, bpf_map_lookup_elem(&pal_pol_other, &key));
@@ -1436,7 +1450,6 @@ static __always_inline int connect_points(struct bpf_sock_addr *ctx, int v6)
 		a[3] = ctx->user_ip6[3];
 		__builtin_memcpy(o->daddr, a, 16);
 	}
-	load_proc(s, bpf_get_current_pid_tgid() >> 32);
 	eval_list(s, se);
 	return s->deny ? 0 : 1;
 }
@@ -1495,7 +1508,6 @@ static __always_inline int other_points(void *on_stack, __u32 key, __u64 a0, __u
 	s->args[3] = a3;
 	s->args[4] = 0;
 	s->args[5] = a5;
-	load_proc(s, bpf_get_current_pid_tgid() >> 32);
 	__u32 sig = eval_list(s, se);
 	if (sig && !cgroup && !s->notask)
 		bpf_send_signal(sig);

@@ -90,6 +90,71 @@ public sealed class PolicyEnforcementTests : IDisposable
     }
 
     [Fact]
+    public void PathsAcrossMountsResolveToWhatTheProcessSees()
+    {
+        // The in-kernel walk climbs from the file to the task's root and steps from each mount's
+        // root to its mountpoint: a tmpfs, a tmpfs inside it, a bind mount of a subdirectory
+        // (its root is not its file system's root) and /dev/shm (tmpfs on devtmpfs).
+        var outer = Path.Combine(_dir, "outer");
+        var inner = Path.Combine(outer, "inner");
+        var source = Path.Combine(_dir, "source");
+        var bind = Path.Combine(_dir, "bind");
+        var shm = $"/dev/shm/pal-{Guid.NewGuid():N}";
+        Directory.CreateDirectory(outer);
+        Directory.CreateDirectory(Path.Combine(source, "deep"));
+        Directory.CreateDirectory(bind);
+        var mounted = new List<string>();
+        try
+        {
+            Mount(["-t", "tmpfs", "palisade-test", outer], outer, mounted);
+            Directory.CreateDirectory(inner);
+            Mount(["-t", "tmpfs", "palisade-test", inner], inner, mounted);
+            Mount(["--bind", Path.Combine(source, "deep"), bind], bind, mounted);
+            var files = new[] { Path.Combine(outer, "a"), Path.Combine(inner, "b"), Path.Combine(bind, "c"), shm };
+            foreach (var f in files)
+            {
+                File.WriteAllText(f, "TOP-SECRET-CONTENT\n");
+            }
+
+            using var h = new PolicyHarness();
+            for (var i = 0; i < files.Length; i++)
+            {
+                h.ApplyRunning(TestPolicies.FdInstallKill($"mounts-{i}", files[i], $"""
+                          matchBinaries:
+                          - operator: In
+                            values:
+                            - "{Opener}"
+                    """));
+            }
+            for (var i = 0; i < files.Length; i++)
+            {
+                var r = RunIn("/", Opener, "open", files[i]);
+                Assert.True(r.ExitCode == KilledBySigkill, $"{files[i]}: exit {r.ExitCode}, stdout {r.Stdout}, stderr {r.Stderr}");
+                var ev = h.WaitForPolicyEvent(e => e.PolicyName == $"mounts-{i}", $"kill event for {files[i]}");
+                Assert.Contains(ev.Args, a => a.Type == "file_arg" && a.Text == files[i]);
+            }
+            // The bind mount's source path is another name for the same file: the policy names
+            // the path the process used, as Tetragon's d_path does.
+            Assert.Equal(0, RunIn("/", Opener, "open", Path.Combine(source, "deep", "c")).ExitCode);
+        }
+        finally
+        {
+            foreach (var m in Enumerable.Reverse(mounted))
+            {
+                Command.Run("umount", "-l", m);
+            }
+            File.Delete(shm);
+        }
+    }
+
+    private static void Mount(string[] args, string target, List<string> mounted)
+    {
+        var r = Command.Run("mount", args);
+        Assert.True(r.ExitCode == 0, $"mount {string.Join(' ', args)}: {r.Stderr}");
+        mounted.Add(target);
+    }
+
+    [Fact]
     public void SyscallTracepointPolicyKillsOnOpenat()
     {
         using var h = new PolicyHarness();
