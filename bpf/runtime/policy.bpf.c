@@ -322,7 +322,7 @@ static __always_inline void resolve_path(struct scratch *s, struct pal_pol_value
 		v->s[0] = '/';
 		s->pathlen = 1;
 	} else {
-		bpf_loop(PATH_DEPTH, emit_step, &w, 0);
+		bpf_loop(s->ncomp, emit_step, &w, 0);
 	}
 	__u32 len = s->pathlen;
 	if (len >= PAL_POL_STR) {
@@ -752,7 +752,7 @@ static __always_inline int dim_lookup(struct eval *e, struct pal_pol_dim *d, con
 	if (d->class == PAL_C_POSTFIX) {
 		bpf_probe_read_kernel(s->path, n & 255, str);
 		s->pathlen = n;
-		bpf_loop(PAL_POL_STR, reverse_step, e, 0);
+		bpf_loop(n, reverse_step, e, 0);
 	} else {
 		/* Every source holds PAL_POL_STR bytes; the bytes past n are outside the key's
 		 * prefix length, so the whole buffer is copied with plain loads, no helper. */
@@ -1213,9 +1213,11 @@ static __always_inline __u32 eval_point(struct scratch *s, __u32 point)
 	for (int w = 0; w < PAL_POL_WORDS; w++)
 		s->fail[w] = 0;
 	s->passed = 0;
-	bpf_loop(PAL_POL_DIMS, dim_step, &e, 0);
-	bpf_loop(PAL_POL_FILTERS, filter_step, &e, 0);
-	bpf_loop(PAL_POL_FIDS, fid_step, &e, 0);
+	/* Loop counts are exact where known: every callback is a call (and a return) more. */
+	bpf_loop(p->ndims, dim_step, &e, 0);
+	bpf_loop(p->nfilters, filter_step, &e, 0);
+	if (p->fid_positive & ~s->passed)
+		bpf_loop(PAL_POL_FIDS, fid_step, &e, 0);
 
 	any = 0;
 	for (int w = 0; w < PAL_POL_WORDS; w++) {
@@ -1251,7 +1253,7 @@ static __always_inline __u32 eval_list(struct scratch *s, struct pal_pol_sysent 
 {
 	struct list_ctx l = { .s = s, .se = se, .sig = 0 };
 	if (se && se->n)
-		bpf_loop(PAL_POL_PER_SYSCALL, list_step, &l, 0);
+		bpf_loop(se->n, list_step, &l, 0);
 	return l.sig;
 }
 
