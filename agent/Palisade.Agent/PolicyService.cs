@@ -32,6 +32,18 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
     public Task StartAsync(CancellationToken cancellationToken)
     {
         var sensor = state.ProcessSensor;
+        var missing = new[] { Palisade.Bpf.Probe.KernelFeature.TpBtf, Palisade.Bpf.Probe.KernelFeature.RdonlyCast }
+            .Select(f => state.Probe?.Find(f))
+            .Where(r => r is { Available: false })
+            .Select(r => $"{r!.Name} ({r.Detail})")
+            .ToList();
+        if (missing.Count > 0)
+        {
+            // The syscall programs are tp_btf and every program reads kernel structs through
+            // bpf_rdonly_cast: without them the object cannot load, so say which is missing.
+            LogStartFailed(logger, $"this kernel lacks {string.Join(" and ", missing)}; the engine needs both (Linux 6.2 or later with BTF)");
+            return Task.CompletedTask;
+        }
         var facts = PolicyEngine.FactsFor(options.ProcFs, state.Probe?.IsAvailable(Palisade.Bpf.Probe.KernelFeature.Kprobe) ?? false)
             with { PodScoping = options.Kubernetes };
         var engine = new PolicyEngine(hub.Publish, facts, sensor is null ? null : sensor.Resolve, options.ProcFs);

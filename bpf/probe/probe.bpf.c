@@ -7,6 +7,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 #include "palisade.h"
 #include "pal_helpers.h"
 
@@ -18,6 +19,17 @@ int probe_raw_tp(void *ctx) { return 0; }
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(probe_tp_btf, struct task_struct *parent, struct task_struct *child) { return 0; }
+
+/* Typed reads through any kernel address (Linux 6.2+): the policy engine's path walks. Weak,
+ * so a kernel without it fails this program only, not the probe object. */
+extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id__k) __ksym __weak;
+
+SEC("raw_tp/sys_enter")
+int probe_rdonly_cast(void *ctx)
+{
+	struct task_struct *task = bpf_rdonly_cast((void *)bpf_get_current_task(), bpf_core_type_id_kernel(struct task_struct));
+	return task->pid == 0;
+}
 
 SEC("kprobe")
 int probe_kprobe(struct pt_regs *ctx) { return 0; }

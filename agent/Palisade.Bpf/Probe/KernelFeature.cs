@@ -32,6 +32,7 @@ public static class KernelFeature
     public const string Sockops = "sockops";
     public const string Ringbuf = "ringbuf";
     public const string SendSignal = "bpf_send_signal";
+    public const string RdonlyCast = "bpf_rdonly_cast";
     public const string OverrideReturn = "bpf_override_return";
     public const string BpfLsmActive = "bpf_lsm_active";
     public const string Btf = "btf";

@@ -64,6 +64,7 @@ public static class KernelProbe
             results.Add(CgroupProgram(elf, KernelFeature.Sockops, "probe_sockops", cgroup, cgroupError));
             results.Add(Ringbuf());
             results.Add(Helper(KernelFeature.SendSignal, FuncSendSignal, "bpf_send_signal"));
+            results.Add(Program(elf, KernelFeature.RdonlyCast, "probe_rdonly_cast", p => p.AttachRawTracepoint("sys_enter")));
             results.Add(OverrideReturn(elf, results.First(r => r.Name == KernelFeature.Kprobe).Available));
             results.Add(BpfLsmActive());
             results.Add(BtfPresent());
