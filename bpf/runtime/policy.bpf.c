@@ -175,7 +175,6 @@ struct scratch {
 	__u32 deny;                    /* connect: refuse the call (a cgroup hook can only say EPERM) */
 	__u32 cgroup;                  /* 1: running in a cgroup program (no signals) */
 	__u32 notask;                  /* 1: interrupt context: "current" is not the caller, no signals */
-	__u64 sp;                      /* an address on the stack the program runs on */
 	struct pal_pol_sock ctxsock;
 	struct pal_pol_proc proc;      /* the current process's entry, or an empty one (need_proc) */
 	__u32 proc_ready;              /* proc is loaded for this evaluation */
@@ -185,17 +184,41 @@ struct scratch {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct scratch);
 } pal_pol_scratch SEC(".maps");
 
+/* Scratch entries: a program in a softirq can interrupt one in a task's call on the same CPU
+ * (packets, socket states), so each context has its own; programs of one context do not nest. */
+#define SCRATCH_TASK 0
+#define SCRATCH_SOFTIRQ 1
+
 #define stat_inc(stat) pal_count(&pal_pol_stats, stat)
 
-static __always_inline struct scratch *get_scratch(void)
+static __always_inline struct scratch *get_scratch(__u32 which)
 {
-	__u32 zero = 0;
-	return bpf_map_lookup_elem(&pal_pol_scratch, &zero);
+	return bpf_map_lookup_elem(&pal_pol_scratch, &which);
+}
+
+#define PAL_THREAD_SIZE 16384 /* x86-64 and arm64 kernel stacks (without KASAN) */
+
+/*
+ * Whether the program runs on the current task's own kernel stack, i.e. in the task's own
+ * call. Hard and soft interrupts run on the CPU's interrupt stack (ksoftirqd is a kernel
+ * thread, which the kernel never signals), and there "current" is whichever task the CPU
+ * interrupted: nobody may be signalled on its behalf. `on_stack` is an address on the
+ * kernel stack the hook runs on: a raw tracepoint's argument array (the program itself may
+ * run on a private per-CPU stack), a local variable of a cgroup program.
+ * (__preempt_count would say it directly, but a kernel without data symbols in kallsyms
+ * does not let a program find it.)
+ */
+static __always_inline int in_task_ctx(void *on_stack)
+{
+	__u64 slot = (__u64)on_stack, sp = 0;
+	bpf_probe_read_kernel(&sp, sizeof(sp), &slot); /* the address as a number */
+	__u64 base = (__u64)KPTR(struct task_struct, bpf_get_current_task())->stack;
+	return sp - base < PAL_THREAD_SIZE;
 }
 
 /* Starts an evaluation on behalf of `task`, in its own call, with nothing decided yet. */
@@ -1282,7 +1305,7 @@ static __always_inline int syscall_points(struct pt_regs *regs, long ret, void *
 	int have = (se && (se->n || se->flags)) || (any && any->n);
 	if (!have)
 		return 0;
-	struct scratch *s = get_scratch();
+	struct scratch *s = get_scratch(SCRATCH_TASK);
 	if (!s)
 		return 0;
 	__u32 sig = 0;
@@ -1321,7 +1344,7 @@ int BPF_PROG(pal_pol_sys_enter_prog, struct pt_regs *regs, long id)
 
 static __always_inline int probe_point(struct pt_regs *ctx)
 {
-	struct scratch *s = get_scratch();
+	struct scratch *s = get_scratch(SCRATCH_TASK);
 	if (!s)
 		return 0;
 	begin_eval(s, bpf_get_current_task(), ~0U, 0, 0);
@@ -1356,7 +1379,7 @@ int pal_pol_kprobe(struct pt_regs *ctx)
 SEC("raw_tp/sched_process_exec")
 int BPF_PROG(pal_pol_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
-	struct scratch *s = get_scratch();
+	struct scratch *s = get_scratch(SCRATCH_TASK);
 	if (!s)
 		return 0;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
@@ -1399,7 +1422,7 @@ int BPF_PROG(pal_pol_fork, struct task_struct *parent, struct task_struct *child
 	struct pal_pol_proc *pp = bpf_map_lookup_elem(&pal_pol_procs, &ptgid);
 	if (!pp)
 		return 0;
-	struct scratch *s = get_scratch();
+	struct scratch *s = get_scratch(SCRATCH_TASK);
 	if (!s)
 		return 0;
 	s->proc = *pp;
@@ -1428,7 +1451,7 @@ static __always_inline int connect_points(struct bpf_sock_addr *ctx, int v6)
 	struct pal_pol_sysent *se = bpf_map_lookup_elem(&pal_pol_other, &key);
 	if (!se || !se->n)
 		return 1;
-	struct scratch *s = get_scratch();
+	struct scratch *s = get_scratch(SCRATCH_TASK);
 	if (!s)
 		return 1;
 	begin_eval(s, bpf_get_current_task(), ~0U, 0, 1);
@@ -1470,25 +1493,6 @@ int pal_pol_connect6(struct bpf_sock_addr *ctx)
 
 /* ------------------------------------------------------ kernel tracepoints -- */
 
-#define PAL_THREAD_SIZE 16384 /* x86-64 and arm64 kernel stacks (without KASAN) */
-
-/*
- * Whether the program runs on the current task's own kernel stack, i.e. in the task's own
- * call. Hard and soft interrupts run on the CPU's interrupt stack (ksoftirqd is a kernel
- * thread, which the kernel never signals), and there "current" is whichever task the CPU
- * interrupted: nobody may be signalled on its behalf. `on_stack` is an address on the
- * kernel stack the hook runs on: a raw tracepoint's argument array (the program itself may
- * run on a private per-CPU stack), a local variable of a cgroup program.
- */
-static __always_inline int in_task_ctx(struct scratch *s, void *on_stack)
-{
-	__u64 sp = 0;
-	s->sp = (__u64)on_stack;
-	bpf_probe_read_kernel(&sp, sizeof(sp), &s->sp); /* the address as a number */
-	struct task_struct *task = (struct task_struct *)s->task;
-	__u64 base = (__u64)BPF_CORE_READ(task, stack);
-	return sp - base < PAL_THREAD_SIZE;
-}
 
 /*
  * Evaluates the points listed under `key` with the emulated function's arguments in
@@ -1499,11 +1503,12 @@ static __always_inline int other_points(void *on_stack, __u32 key, __u64 a0, __u
 	struct pal_pol_sysent *se = bpf_map_lookup_elem(&pal_pol_other, &key);
 	if (!se || !se->n)
 		return 0;
-	struct scratch *s = get_scratch();
+	int task = in_task_ctx(on_stack);
+	struct scratch *s = get_scratch(task ? SCRATCH_TASK : SCRATCH_SOFTIRQ);
 	if (!s)
 		return 0;
 	begin_eval(s, bpf_get_current_task(), ~0U, ret, cgroup);
-	s->notask = !in_task_ctx(s, on_stack);
+	s->notask = !task;
 	s->args[0] = a0;
 	s->args[1] = a1;
 	s->args[2] = a2;
