@@ -18,6 +18,7 @@ public sealed record BtfVariable(string Name, int Offset, int Size, int TypeId);
 public sealed unsafe class Btf : IDisposable
 {
     private const uint KindStruct = 4;
+    private const uint KindEnum = 6;
     private const uint KindVar = 14;
     private const uint KindDatasec = 15;
 
@@ -58,6 +59,25 @@ public sealed unsafe class Btf : IDisposable
     {
         var id = Interop.Libbpf.BtfFindByNameKind(Handle, name, KindStruct);
         return id <= 0 ? null : ReadStruct((uint)id);
+    }
+
+    /// <summary>The enumerators of enum <paramref name="name"/> (name to value), or null when it is not in the BTF.</summary>
+    public IReadOnlyDictionary<string, long>? FindEnum(string name)
+    {
+        var id = Interop.Libbpf.BtfFindByNameKind(Handle, name, KindEnum);
+        if (id <= 0)
+        {
+            return null;
+        }
+        var type = Interop.Libbpf.BtfTypeById(Handle, (uint)id);
+        var vlen = (int)(type[1] & 0xffff);
+        var entry = type + 3; // btf_enum { name_off, val } follows btf_type
+        var result = new Dictionary<string, long>(vlen, StringComparer.Ordinal);
+        for (var i = 0; i < vlen; i++, entry += 2)
+        {
+            result[NameAt(entry[0])] = (int)entry[1];
+        }
+        return result;
     }
 
     /// <summary>The variables of data section <paramref name="section"/> (".rodata", ".bss", ...).</summary>

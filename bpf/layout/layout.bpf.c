@@ -9,6 +9,8 @@
 #include "palisade.h"
 
 #define PAL_LAYOUT(name) struct name layout__##name
+/* Enums shared with C# ([BpfEnum] twins): a global of the type puts it in the BTF. */
+#define PAL_LAYOUT_ENUM(name) enum name layout_enum__##name
 
 PAL_LAYOUT(pal_event_header);
 PAL_LAYOUT(pal_test_event);
@@ -31,5 +33,6 @@ PAL_LAYOUT(pal_pol_counters);
 PAL_LAYOUT(pal_pol_sock);
 PAL_LAYOUT(pal_pol_value);
 PAL_LAYOUT(pal_pol_event);
+PAL_LAYOUT_ENUM(pal_pol_other_key);
 
 char LICENSE[] __attribute__((section("license"), used)) = "Dual BSD/GPL";

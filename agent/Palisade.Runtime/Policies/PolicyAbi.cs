@@ -124,6 +124,22 @@ internal struct PalPolScopeKey
     public uint Pad;
 }
 
+/// <summary>The pal_pol_other entry that lists the points of each place other than a syscall.</summary>
+[BpfEnum("pal_pol_other_key", "PAL_O_")]
+internal enum PalPolOtherKey
+{
+    Exec = 0,
+    Connect = 1,
+    SockState = 2,
+    CapCapable = 3,
+    NetDevQueue = 4,
+    NetDevXmit = 5,
+    KfreeSkb = 6,
+    SkbIngress = 7,
+    SkbEgress = 8,
+    Count = PolAbi.OtherCount,
+}
+
 [BpfStruct("pal_pol_sysent")]
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct PalPolSysent

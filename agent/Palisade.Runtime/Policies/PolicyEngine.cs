@@ -711,17 +711,17 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
     }
 
     // Keys of pal_pol_other (enum pal_pol_other_key) and the program of each kernel place.
-    private const int OtherExec = 0, OtherConnect = 1;
+    private const int OtherExec = (int)PalPolOtherKey.Exec, OtherConnect = (int)PalPolOtherKey.Connect;
 
     private static readonly Dictionary<string, (int Key, string Program)> OtherPlaces = new(StringComparer.Ordinal)
     {
-        ["inet_sock_set_state"] = (2, "pal_pol_sock_state"),
-        ["cap_capable"] = (3, "pal_pol_cap_capable"),
-        ["net_dev_queue"] = (4, "pal_pol_net_dev_queue"),
-        ["net_dev_start_xmit"] = (5, "pal_pol_net_dev_xmit"),
-        ["kfree_skb"] = (6, "pal_pol_kfree_skb"),
-        ["cgroup_skb/ingress"] = (7, "pal_pol_skb_ingress"),
-        ["cgroup_skb/egress"] = (8, "pal_pol_skb_egress"),
+        ["inet_sock_set_state"] = ((int)PalPolOtherKey.SockState, "pal_pol_sock_state"),
+        ["cap_capable"] = ((int)PalPolOtherKey.CapCapable, "pal_pol_cap_capable"),
+        ["net_dev_queue"] = ((int)PalPolOtherKey.NetDevQueue, "pal_pol_net_dev_queue"),
+        ["net_dev_start_xmit"] = ((int)PalPolOtherKey.NetDevXmit, "pal_pol_net_dev_xmit"),
+        ["kfree_skb"] = ((int)PalPolOtherKey.KfreeSkb, "pal_pol_kfree_skb"),
+        ["cgroup_skb/ingress"] = ((int)PalPolOtherKey.SkbIngress, "pal_pol_skb_ingress"),
+        ["cgroup_skb/egress"] = ((int)PalPolOtherKey.SkbEgress, "pal_pol_skb_egress"),
     };
 
     /// <summary>Syscalls a process sends packets in: where a kill an egress hook decided on is delivered.</summary>
