@@ -357,6 +357,13 @@ static __always_inline void resolve_path(struct scratch *s, struct pal_pol_value
 	v->len = len;
 }
 
+/* The path of an open file (resolve_path of its f_path). */
+static __always_inline void file_path(struct scratch *s, struct pal_pol_value *v, struct file *file)
+{
+	struct file *f = KPTR(struct file, file);
+	resolve_path(s, v, f->f_path.dentry, f->f_path.mnt);
+}
+
 static __always_inline struct file *fd_file(struct task_struct *task, __u64 fd)
 {
 	struct fdtable *fdt = KPTR(struct task_struct, task)->files->fdt;
@@ -591,8 +598,7 @@ static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d
 			v->flags |= PAL_V_ERROR;
 			break;
 		}
-		file = KPTR(struct file, file);
-		resolve_path(s, v, file->f_path.dentry, file->f_path.mnt);
+		file_path(s, v, file);
 		break;
 	}
 	case PAL_X_EXEC_PATH:
@@ -633,7 +639,7 @@ static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d
 			v->flags |= PAL_V_ERROR;
 			break;
 		}
-		resolve_path(s, v, BPF_CORE_READ(kf, f_path.dentry), BPF_CORE_READ(kf, f_path.mnt));
+		file_path(s, v, kf);
 		break;
 	}
 	case PAL_X_KPATH: {
@@ -1390,8 +1396,7 @@ int BPF_PROG(pal_pol_exec, struct task_struct *task, pid_t old_pid, struct linux
 	/* The entry matchBinaries and the *Changes selectors read from now on. */
 	struct pal_pol_value *v = &s->ev.values[0];
 	v->flags = 0;
-	struct file *file = BPF_CORE_READ(bprm, file);
-	resolve_path(s, v, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt));
+	file_path(s, v, BPF_CORE_READ(bprm, file));
 	struct pal_pol_proc *proc = &s->proc;
 	proc->parent = BPF_CORE_READ(task, real_parent, tgid);
 	proc->flags = 0;
