@@ -38,15 +38,19 @@ public sealed class ElasticsearchExportTests : IDisposable
             while (!load.IsCancellationRequested)
             {
                 var n = Interlocked.Increment(ref sequence);
-                Command.Run("/usr/bin/true", n == 25 ? "MAPPING-ERROR" : $"es-load-{n}");
+                Command.Run("/usr/bin/true", n == 1 ? "MAPPING-ERROR" : $"es-load-{n}");
                 Thread.Sleep(40);
             }
         });
-        loader.Start();
 
+        // The load starts once the agent is ready (its sensor attached): the execs before it,
+        // the marked one above all, would never be seen, so never exported.
         var first = AgentProcess.Start(args);
         first.WaitReady();
-        Thread.Sleep(4000);
+        loader.Start();
+        Assert.True(Command.WaitUntil(() => es.MappingErrorCount > 0 && es.Created.Count > 0, TimeSpan.FromSeconds(60)),
+            "the marked exec never reached Elasticsearch before the outage:\n" + first.Log);
+        Thread.Sleep(2000);                     // more load indexed before the outage: the scenario, not a wait for readiness
         es.Stop();                              // outage starts
         Thread.Sleep(8000);
         Assert.True(first.Terminate(), first.Log); // agent restarts during the outage
@@ -54,11 +58,12 @@ public sealed class ElasticsearchExportTests : IDisposable
         Assert.NotEmpty(Directory.GetFiles(spool, "seg-*"));
         using var second = AgentProcess.Start(args);
         second.WaitReady();
-        Thread.Sleep(22000);
+        Thread.Sleep(20000);
         es.Start();                             // recovery after 30 s
         Thread.Sleep(4000);
         load.Cancel();
         loader.Join();
+        second.WaitConsumed();                  // the last execs' events are queued, so the spool check below sees them
 
         long Spooled()
         {

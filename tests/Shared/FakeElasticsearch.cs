@@ -50,6 +50,18 @@ public sealed class FakeElasticsearch : IDisposable
 
     public List<string> MappingErrors { get; } = [];
 
+    /// <summary>How many items got a mapping error so far (safe to read while the server runs).</summary>
+    public int MappingErrorCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return MappingErrors.Count;
+            }
+        }
+    }
+
     public List<string> AuthorizationHeaders { get; } = [];
 
     public bool Running => _listener is not null;

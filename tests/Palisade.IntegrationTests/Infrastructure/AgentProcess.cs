@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http;
 using System.Net.Sockets;
 using System.Text;
+using System.Text.Json;
 
 namespace Palisade.IntegrationTests.Infrastructure;
 
@@ -92,11 +93,19 @@ internal sealed class AgentProcess : IDisposable
         return agent;
     }
 
-    /// <summary>Waits (bounded) for /readyz to answer 200; fails the test with the agent's log otherwise.</summary>
+    /// <summary>
+    /// Waits (bounded) for /readyz to answer 200: the agent sets it only after every start-up
+    /// step ran, so its sensors are attached and its policy directory is applied. Fails the
+    /// test with the agent's log when that never happens or the agent exits first.
+    /// </summary>
     public void WaitReady()
     {
         var ready = Command.WaitUntil(() =>
         {
+            if (Process.HasExited)
+            {
+                return true; // reported below, without waiting out the bound
+            }
             try
             {
                 return Http.GetAsync(new Uri("/readyz", UriKind.Relative)).Result.StatusCode == HttpStatusCode.OK;
@@ -105,9 +114,69 @@ internal sealed class AgentProcess : IDisposable
             {
                 return false;
             }
-        }, TimeSpan.FromSeconds(60));
-        Assert.True(ready, "the agent never became ready:\n" + Log);
+        }, ReadyBound);
+        Assert.False(Process.HasExited, $"the agent exited (code {(Process.HasExited ? Process.ExitCode : 0)}) before it was ready:\n" + Log);
+        Assert.True(ready, $"the agent was not ready within {ReadyBound.TotalSeconds} s:\n" + Log);
+        // Ready implies the process sensor runs wherever this kernel can run it; a test that
+        // acts next relies on its events being seen.
+        if (Kernel.Probe.IsAvailable(Palisade.Bpf.Probe.KernelFeature.RawTracepoint) && Kernel.Probe.IsAvailable(Palisade.Bpf.Probe.KernelFeature.Ringbuf))
+        {
+            using var status = Status();
+            Assert.True(status.RootElement.TryGetProperty("process_sensor", out _), "the agent is ready but its process sensor is not running:\n" + Log);
+        }
     }
+
+    // Start-up on a loaded 2-core machine (probe, BPF loads, /proc scan) takes seconds; this only bounds a hang.
+    private static readonly TimeSpan ReadyBound = TimeSpan.FromSeconds(90);
+
+    /// <summary>GET /v1/status, parsed.</summary>
+    public JsonDocument Status() => JsonDocument.Parse(Get("/v1/status"));
+
+    /// <summary>
+    /// Waits (bounded) until the agent has consumed every process event the kernel produced up
+    /// to now (decoded or counted lost) and every sink has taken off its queue what was
+    /// queued by then: what happened before this call has reached the exporters.
+    /// </summary>
+    public void WaitConsumed()
+    {
+        static long Sensor(JsonElement s, string field) => s.GetProperty("process_sensor").GetProperty(field).GetInt64();
+        static Dictionary<string, long> Taken(JsonElement s) => s.GetProperty("exporters").EnumerateArray()
+            .ToDictionary(e => e.GetProperty("name").GetString()!, e => e.GetProperty("queued").GetInt64() - e.GetProperty("queue_depth").GetInt64());
+        long[] produced;
+        using (var before = Status())
+        {
+            var s = before.RootElement;
+            produced = [Sensor(s, "kernel_execs"), Sensor(s, "kernel_exits"), Sensor(s, "kernel_forks")];
+        }
+        long[] Consumed(JsonElement s) =>
+        [
+            Sensor(s, "decoded_execs") + Sensor(s, "kernel_lost_exec"),
+            Sensor(s, "decoded_exits") + Sensor(s, "kernel_lost_exit"),
+            Sensor(s, "decoded_forks") + Sensor(s, "kernel_lost_fork"),
+        ];
+        var decoded = Command.WaitUntil(() =>
+        {
+            using var now = Status();
+            return Consumed(now.RootElement).Zip(produced).All(p => p.First >= p.Second);
+        }, DrainBound);
+        Assert.True(decoded, $"the agent did not consume the kernel's events (exec, exit, fork: {string.Join(", ", produced)}) within {DrainBound.TotalSeconds} s:\n{Get("/v1/status")}");
+        Dictionary<string, long> queued;
+        using (var after = Status())
+        {
+            queued = after.RootElement.GetProperty("exporters").EnumerateArray()
+                .ToDictionary(e => e.GetProperty("name").GetString()!, e => e.GetProperty("queued").GetInt64());
+        }
+        var drained = Command.WaitUntil(() =>
+        {
+            using var now = Status();
+            var taken = Taken(now.RootElement);
+            return queued.All(q => !taken.TryGetValue(q.Key, out var t) || t >= q.Value);
+        }, DrainBound);
+        Assert.True(drained, $"the agent's sinks did not take their queued events within {DrainBound.TotalSeconds} s:\n{Get("/v1/status")}");
+    }
+
+    // A storm of hundreds of thousands of execs drains in seconds; this only bounds a stuck reader.
+    private static readonly TimeSpan DrainBound = TimeSpan.FromSeconds(120);
 
     /// <summary>Sends SIGTERM and waits (bounded) for the exit; returns whether it exited in time.</summary>
     public bool Terminate()
