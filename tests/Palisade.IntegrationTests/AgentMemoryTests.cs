@@ -24,10 +24,10 @@ public sealed class AgentMemoryTests
             agent.WaitReady();
 
             Storm(20_000);
-            Thread.Sleep(TimeSpan.FromSeconds(2)); // let the reader drain; not a timing assertion
+            agent.WaitConsumed(); // RSS is read once the agent has taken in the whole storm, however long that takes here
             var after20k = RssKiB(agent.Process.Id);
             Storm(180_000);
-            Thread.Sleep(TimeSpan.FromSeconds(2));
+            agent.WaitConsumed();
             var after200k = RssKiB(agent.Process.Id);
 
             TestContext.Current.SendDiagnosticMessage($"agent RSS after 20k execs: {after20k / 1024} MiB; after 200k: {after200k / 1024} MiB");
