@@ -81,11 +81,12 @@ public sealed class KubernetesTests : IDisposable
 
         var clock = Stopwatch.StartNew();
         _api.Create(ClusterPolicies, Policy(TestPolicies.FdInstallKill("k8s-secret", _secret)));
-        Assert.True(Command.WaitUntil(() => Open() == 137, TimeSpan.FromSeconds(1)), $"not enforced within a second of the create:\n{agent.Log}");
+        // The bound is a safety net on a loaded machine; how long it took is reported, not asserted.
+        Assert.True(Command.WaitUntil(() => Open() == 137, TimeSpan.FromSeconds(30)), $"not enforced within 30 s of the create:\n{agent.Log}");
         TestContext.Current.TestOutputHelper?.WriteLine($"create → enforced in the kernel: {clock.ElapsedMilliseconds} ms");
 
         // The node's status and an Event reach the API server.
-        Assert.True(Command.WaitUntil(() => NodeStatus(ClusterPolicies, "k8s-secret")?["state"]?.GetValue<string>() == "enabled", TimeSpan.FromSeconds(10)), agent.Log);
+        Assert.True(Command.WaitUntil(() => NodeStatus(ClusterPolicies, "k8s-secret")?["state"]?.GetValue<string>() == "enabled", TimeSpan.FromSeconds(30)), agent.Log);
         var status = NodeStatus(ClusterPolicies, "k8s-secret")!;
         Assert.Equal("enforce", status["mode"]!.GetValue<string>());
         Assert.Equal("kprobe fd_install", status["hooks"]![0]!["hook"]!.GetValue<string>());
@@ -93,22 +94,22 @@ public sealed class KubernetesTests : IDisposable
         Assert.Equal(1, status["observedGeneration"]!.GetValue<long>());
         Assert.Contains(_api.Patches.ToList(), p => p.Path == "/apis/cilium.io/v1alpha1/tracingpolicies/k8s-secret/status");
         Assert.True(Command.WaitUntil(() => _api.Events.ToList().Any(e => e["reason"]?.GetValue<string>() == "PolicyEnabled"
-            && e["involvedObject"]?["name"]?.GetValue<string>() == "k8s-secret" && e["involvedObject"]?["kind"]?.GetValue<string>() == "TracingPolicy"), TimeSpan.FromSeconds(10)), agent.Log);
+            && e["involvedObject"]?["name"]?.GetValue<string>() == "k8s-secret" && e["involvedObject"]?["kind"]?.GetValue<string>() == "TracingPolicy"), TimeSpan.FromSeconds(30)), agent.Log);
 
         // Update: monitor mode counts, does not kill.
         _api.Update(ClusterPolicies, Policy(TestPolicies.FdInstallKill("k8s-secret", _secret, mode: "monitor")));
-        Assert.True(Command.WaitUntil(() => Open() == 0, TimeSpan.FromSeconds(10)), agent.Log);
+        Assert.True(Command.WaitUntil(() => Open() == 0, TimeSpan.FromSeconds(30)), agent.Log);
 
         // The watch drops and the policy changes before the agent is back: the change arrives.
         _api.DropWatches();
         _api.Update(ClusterPolicies, Policy(TestPolicies.FdInstallKill("k8s-secret", _secret, mode: "enforce")));
-        Assert.True(Command.WaitUntil(() => Open() == 137, TimeSpan.FromSeconds(10)), "the update made during a dropped watch was lost:\n" + agent.Log);
+        Assert.True(Command.WaitUntil(() => Open() == 137, TimeSpan.FromSeconds(30)), "the update made during a dropped watch was lost:\n" + agent.Log);
 
         // Deleted while the agent's resourceVersion is compacted away: 410, relist, enforcement stops.
         _api.DropWatches();
         _api.Delete(ClusterPolicies, "k8s-secret");
         _api.Compact();
-        Assert.True(Command.WaitUntil(() => Open() == 0, TimeSpan.FromSeconds(15)), "the delete made before a 410 was lost:\n" + agent.Log);
+        Assert.True(Command.WaitUntil(() => Open() == 0, TimeSpan.FromSeconds(30)), "the delete made before a 410 was lost:\n" + agent.Log);
         Assert.Contains("410 Gone", agent.Log, StringComparison.Ordinal);
         Assert.True(agent.Terminate());
     }
@@ -127,11 +128,11 @@ public sealed class KubernetesTests : IDisposable
         var c = AddPod("team-b", "web-1", "web", "main", "docker.io/library/nginx:1.27");
 
         _api.Create(NamespacedPolicies, Policy(TestPolicies.FdInstallKill("web-secret", _secret, ns: "team-a", podLabel: "app: web")));
-        Assert.True(Command.WaitUntil(() => Open(a.Cgroup) == 137, TimeSpan.FromSeconds(10)), "pod A's process was not killed:\n" + agent.Log);
+        Assert.True(Command.WaitUntil(() => Open(a.Cgroup) == 137, TimeSpan.FromSeconds(30)), "pod A's process was not killed:\n" + agent.Log);
         Assert.Equal(0, Open(b.Cgroup));
         Assert.Equal(0, Open(c.Cgroup));
         Assert.Equal(0, Open()); // a host process
-        Assert.True(Command.WaitUntil(() => NodeStatus(NamespacedPolicies, "web-secret", "team-a")?["state"]?.GetValue<string>() == "enabled", TimeSpan.FromSeconds(10)), agent.Log);
+        Assert.True(Command.WaitUntil(() => NodeStatus(NamespacedPolicies, "web-secret", "team-a")?["state"]?.GetValue<string>() == "enabled", TimeSpan.FromSeconds(30)), agent.Log);
         Assert.Contains(_api.Patches.ToList(), p => p.Path == "/apis/cilium.io/v1alpha1/namespaces/team-a/tracingpoliciesnamespaced/web-secret/status");
 
         // A pod whose process runs before its Pod object reaches the agent: the events wait for it.
@@ -139,8 +140,15 @@ public sealed class KubernetesTests : IDisposable
         var lateContainer = new string('d', 64);
         var lateCgroup = Path.Combine(_cgroups, $"pod{lateUid}", lateContainer);
         Directory.CreateDirectory(lateCgroup);
+        long Held()
+        {
+            using var s = agent.Status();
+            return s.RootElement.GetProperty("kubernetes").GetProperty("pod_context").GetProperty("held_events").GetInt64();
+        }
+        var heldBefore = Held();
         Assert.Equal(0, Command.Run("/bin/sh", "-c", $"echo $$ > {lateCgroup}/cgroup.procs && exec /bin/true late-pod-marker").ExitCode);
-        Thread.Sleep(500);
+        // The Pod object goes out only once the agent holds the process's events, else this is not the late case.
+        Assert.True(Command.WaitUntil(() => Held() > heldBefore, TimeSpan.FromSeconds(30)), "the late pod's events were never held:\n" + agent.Get("/v1/status"));
         var latePod = FakeKubeApiServer.Pod("team-b", "late", Node, new Dictionary<string, string> { ["app"] = "late" }, [("main", lateContainer, "busybox:1")]);
         latePod["metadata"]!["uid"] = lateUid;
         _api.Create(Pods, latePod);
@@ -176,7 +184,7 @@ public sealed class KubernetesTests : IDisposable
 
         // Deleting the pod's policy ends enforcement there too.
         _api.Delete(NamespacedPolicies, "web-secret", "team-a");
-        Assert.True(Command.WaitUntil(() => Open(a.Cgroup) == 0, TimeSpan.FromSeconds(10)), agent.Log);
+        Assert.True(Command.WaitUntil(() => Open(a.Cgroup) == 0, TimeSpan.FromSeconds(30)), agent.Log);
         Assert.True(agent.Terminate());
     }
 
