@@ -10,27 +10,28 @@ internal sealed class TestNetwork : IDisposable
     // 10.234.0.0/16 is the test range: never routed anywhere but into a blackhole in the root namespace.
     public const string TestCidr = "10.234.0.0/16";
 
-    private readonly bool _addedBlackhole;
+    private string? _blackhole;
     private readonly List<string> _namespaces = [];
 
     public TestNetwork()
     {
-        var id = Random.Shared.Next(0x1000, 0xffff).ToString("x4", System.Globalization.CultureInfo.InvariantCulture);
         var subnet = Random.Shared.Next(1, 250);
-        NamespaceA = $"pal-{id}-a";
-        NamespaceB = $"pal-{id}-b";
-        InterfaceA = $"pal{id}a";
-        InterfaceB = $"pal{id}b";
-        AddressA = $"10.234.{subnet}.1";
-        AddressB = $"10.234.{subnet}.2";
         try
         {
-            var routes = Command.Check("ip", "route", "show", "type", "blackhole");
-            if (!routes.Contains(TestCidr, StringComparison.Ordinal))
+            _blackhole = BlackholeRoute.Acquire();
+            // Names are random; another test run on this machine may hold the same ones: pick again.
+            string id;
+            do
             {
-                Command.Check("ip", "route", "add", "blackhole", TestCidr);
-                _addedBlackhole = true;
+                id = Random.Shared.Next(0x1000, 0xffff).ToString("x4", System.Globalization.CultureInfo.InvariantCulture);
             }
+            while (File.Exists(NetnsPath($"pal-{id}-a")) || File.Exists(NetnsPath($"pal-{id}-b")));
+            NamespaceA = $"pal-{id}-a";
+            NamespaceB = $"pal-{id}-b";
+            InterfaceA = $"pal{id}a";
+            InterfaceB = $"pal{id}b";
+            AddressA = $"10.234.{subnet}.1";
+            AddressB = $"10.234.{subnet}.2";
             foreach (var ns in new[] { NamespaceA, NamespaceB })
             {
                 Command.Check("ip", "netns", "add", ns);
@@ -50,12 +51,12 @@ internal sealed class TestNetwork : IDisposable
         }
     }
 
-    public string NamespaceA { get; }
-    public string NamespaceB { get; }
-    public string InterfaceA { get; }
-    public string InterfaceB { get; }
-    public string AddressA { get; }
-    public string AddressB { get; }
+    public string NamespaceA { get; } = "";
+    public string NamespaceB { get; } = "";
+    public string InterfaceA { get; } = "";
+    public string InterfaceB { get; } = "";
+    public string AddressA { get; } = "";
+    public string AddressB { get; } = "";
 
     public static string NetnsPath(string ns) => $"/var/run/netns/{ns}";
 
@@ -71,9 +72,10 @@ internal sealed class TestNetwork : IDisposable
             Command.Run("ip", "netns", "delete", ns);
         }
         _namespaces.Clear();
-        if (_addedBlackhole)
+        if (_blackhole is { } marker)
         {
-            Command.Run("ip", "route", "del", "blackhole", TestCidr);
+            BlackholeRoute.Release(marker);
+            _blackhole = null;
         }
     }
 }
