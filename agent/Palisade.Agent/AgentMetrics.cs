@@ -17,7 +17,7 @@ internal sealed class AgentMetrics : IHostedService
     private readonly EventHub _hub;
     private readonly AgentState _state;
     private readonly ExportService _exports;
-    private readonly Counter _events, _policyEvents, _policyActions, _kernelLost, _userLost, _exportSent, _exportFailed, _exportDropped,
+    private readonly Counter _events, _flows, _drops, _policyEvents, _policyActions, _kernelLost, _userLost, _exportSent, _exportFailed, _exportDropped,
         _exportFiltered, _cacheEvictions, _cacheLookups, _published, _metricsOverflow;
     private readonly Gauge _ringPending, _ringCapacity, _mapEntries, _mapCapacity;
     private readonly Counter _podContext, _k8sInformer, _k8sStatus;
@@ -39,6 +39,8 @@ internal sealed class AgentMetrics : IHostedService
         var f = Metrics.WithCustomRegistry(Registry);
         _labels = [.. new[] { "namespace", "workload", "pod", "binary" }.Where(options.MetricsLabels.Contains)];
         _events = f.CreateCounter("palisade_events_total", "Events exported by type (and the labels chosen by --metrics-label-filter).", ["type", .. _labels]);
+        _flows = f.CreateCounter("palisade_flows_total", "Network flows the datapath reported, by Hubble's verdict (FORWARDED, DROPPED, AUDIT, ...) and traffic direction.", "verdict", "direction");
+        _drops = f.CreateCounter("palisade_drop_count_total", "Dropped flows by Hubble's drop reason (POLICY_DENIED, ...) and traffic direction.", "reason", "direction");
         _policyEvents = f.CreateCounter("palisade_policy_events_total", "Policy events that reached user space, by policy, hook and action.", "policy", "hook", "action");
         _policyActions = f.CreateCounter("palisade_policy_actions_total", "What policies did in the kernel, per policy: matched, posted, killed, signalled, overridden, monitored, rate_limited, lost.", "policy", "action");
         _kernelLost = f.CreateCounter("palisade_bpf_lost_events_total", "Events the kernel could not hand to user space, by sensor and reason.", "sensor", "reason");
@@ -106,9 +108,12 @@ internal sealed class AgentMetrics : IHostedService
         }
     }
 
-    private void Count(PalisadeEvent e)
+    /// <summary>Counts one event in the per-event series (what the subscription loop does with each).</summary>
+    internal void Count(PalisadeEvent e)
     {
         var p = e.Process;
+        // A flow no local process owns is labelled with its local endpoint's pod.
+        var endpoint = e is FlowEvent flow ? (flow.TrafficDirection == TrafficDirection.Ingress ? flow.Destination : flow.Source) : null;
         // A fresh array each time: the library keeps the label values it is given.
         var values = new string[_labels.Length + 1];
         values[0] = TypeName(e.Kind);
@@ -116,10 +121,10 @@ internal sealed class AgentMetrics : IHostedService
         {
             values[i + 1] = _labels[i] switch
             {
-                "namespace" => p.Pod?.Namespace ?? "",
-                "workload" => p.Pod?.Workload ?? "",
-                "pod" => p.Pod?.Name ?? "",
-                _ => p.Binary,
+                "namespace" => p?.Pod?.Namespace ?? endpoint?.Namespace ?? "",
+                "workload" => p?.Pod?.Workload ?? "",
+                "pod" => p?.Pod?.Name ?? endpoint?.PodName ?? "",
+                _ => p?.Binary ?? "",
             };
         }
         _events.WithLabels(Bounded("palisade_events_total", values)).Inc();
@@ -127,6 +132,34 @@ internal sealed class AgentMetrics : IHostedService
         {
             string[] policy = [pe.PolicyName, pe.FunctionName, pe.Monitored ? "KPROBE_ACTION_MONITOR" : pe.Action];
             _policyEvents.WithLabels(Bounded("palisade_policy_events_total", policy)).Inc();
+        }
+        else if (e is FlowEvent f)
+        {
+            CountFlow(f);
+        }
+    }
+
+    // Label values are enum names (a closed set), so these series need no bound; the children
+    // are kept so a flow costs a dictionary lookup, not a label array.
+    private readonly Dictionary<(FlowVerdict, TrafficDirection), Counter.Child> _flowSeries = [];
+    private readonly Dictionary<(DropReason, TrafficDirection), Counter.Child> _dropSeries = [];
+
+    private void CountFlow(FlowEvent f)
+    {
+        var key = (f.Verdict, f.TrafficDirection);
+        if (!_flowSeries.TryGetValue(key, out var flows))
+        {
+            _flowSeries[key] = flows = _flows.WithLabels(FlowNames.Verdict(f.Verdict), FlowNames.Direction(f.TrafficDirection));
+        }
+        flows.Inc();
+        if (f.Verdict == FlowVerdict.Dropped)
+        {
+            var reason = (f.DropReason, f.TrafficDirection);
+            if (!_dropSeries.TryGetValue(reason, out var drops))
+            {
+                _dropSeries[reason] = drops = _drops.WithLabels(FlowNames.DropReason(f.DropReason), FlowNames.Direction(f.TrafficDirection));
+            }
+            drops.Inc();
         }
     }
 
@@ -176,6 +209,7 @@ internal sealed class AgentMetrics : IHostedService
         EventKind.ProcessTracepoint => "process_tracepoint",
         EventKind.ProcessUprobe => "process_uprobe",
         EventKind.ProcessLsm => "process_lsm",
+        EventKind.Flow => "flow",
         _ => kind.ToString(),
     };
 

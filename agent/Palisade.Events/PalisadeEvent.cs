@@ -9,19 +9,40 @@ public enum EventKind
     ProcessTracepoint,
     ProcessUprobe,
     ProcessLsm,
+    /// <summary>A network flow seen by the datapath (<see cref="FlowEvent"/>).</summary>
+    Flow,
 }
 
-/// <summary>An event for export: what happened, when, and the process it happened to.</summary>
+/// <summary>
+/// An event for export: what happened and when, and the process it happened to when there
+/// is one. Process events always name their process; a flow names the local process that
+/// owns its socket when there is one, and nothing for traffic of a pod no local process
+/// handles. Filters, encoders and metrics treat a missing process as "no process", never as
+/// an error.
+/// </summary>
 public abstract class PalisadeEvent
 {
     public required DateTimeOffset Time { get; init; }
-    public required ProcessRecord Process { get; init; }
+    /// <summary>The process the event is about; null for a flow no local process owns.</summary>
+    public ProcessRecord? Process { get; init; }
+    /// <summary>The process's parent, when it was seen.</summary>
     public ProcessRecord? Parent { get; init; }
     public abstract EventKind Kind { get; }
 }
 
+/// <summary>An event about a process, which it always names.</summary>
+public abstract class ProcessEvent : PalisadeEvent
+{
+    /// <summary>The process the event is about (the base's <see cref="PalisadeEvent.Process"/>, never null here).</summary>
+    public new required ProcessRecord Process
+    {
+        get => base.Process!;
+        init => base.Process = value;
+    }
+}
+
 /// <summary>A process started a new program.</summary>
-public sealed class ProcessExecEvent : PalisadeEvent
+public sealed class ProcessExecEvent : ProcessEvent
 {
     public override EventKind Kind => EventKind.ProcessExec;
     /// <summary>Ancestors beyond the parent, nearest first; null unless ancestors are enabled.</summary>
@@ -29,7 +50,7 @@ public sealed class ProcessExecEvent : PalisadeEvent
 }
 
 /// <summary>A process ended.</summary>
-public sealed class ProcessExitEvent : PalisadeEvent
+public sealed class ProcessExitEvent : ProcessEvent
 {
     public override EventKind Kind => EventKind.ProcessExit;
     /// <summary>Signal name (e.g. "SIGKILL") when a signal ended it.</summary>
@@ -59,7 +80,7 @@ public sealed record SockValue(string Family, string Type, string Protocol, stri
 public sealed record CredValue(Credentials Ids, uint Securebits, CapabilitySets Caps, uint UserNs);
 
 /// <summary>A TracingPolicy selector matched (process_kprobe, process_tracepoint, process_lsm, process_uprobe).</summary>
-public sealed class ProcessPolicyEvent : PalisadeEvent
+public sealed class ProcessPolicyEvent : ProcessEvent
 {
     public required EventKind HookKind { get; init; }
     public override EventKind Kind => HookKind;

@@ -46,7 +46,10 @@ public sealed class PodContextGate : IPublishGate, IDisposable
 
     public bool Hold(PalisadeEvent e)
     {
-        var process = e.Process;
+        if (e.Process is not { } process)
+        {
+            return false; // a flow no local process owns: nothing to wait for
+        }
         if (_count == 0 && (process.PodUid is null || process.Pod is not null))
         {
             return false; // the common case, without a lock

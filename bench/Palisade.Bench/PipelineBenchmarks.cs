@@ -78,7 +78,7 @@ public class PipelineBenchmarks
             tetragonJson.Reset(tetragon);
             TetragonJson.Write(tetragonJson, e, "bench-node");
             tetragonJson.Flush();
-            bytes += Palisade.Exporters.Elasticsearch.ElasticsearchSink.DocumentId("bench-node", "process_exec", e.Process.ExecId, "2026-11-23T00:00:00.000000000Z").Length;
+            bytes += Palisade.Exporters.Elasticsearch.ElasticsearchSink.DocumentId("bench-node", "process_exec", e.Process?.ExecId ?? "", "2026-11-23T00:00:00.000000000Z").Length;
             _buffer.ResetWrittenCount();
             _json.Reset(_buffer);
             Palisade.Exporters.Elasticsearch.EcsDocument.Write(_json, e, tetragon.WrittenSpan, "bench-node", TetragonJsonOptions.Default);

@@ -5,8 +5,9 @@ namespace Palisade.Exporters;
 
 /// <summary>
 /// One line per event in the style of `tetra getevents -o compact`: icon and verb, ns/pod (or
-/// the node), binary, arguments and details. Renders our events (stdout sink) and the
-/// Tetragon-shaped JSON of API messages (`palisade getevents`) the same way.
+/// the node), binary, arguments and details; a flow as its two sides, protocol, direction
+/// and verdict. Renders our events (stdout sink) and the Tetragon-shaped JSON of API messages
+/// (`palisade getevents`) the same way.
 /// </summary>
 public static class CompactFormat
 {
@@ -14,7 +15,14 @@ public static class CompactFormat
 
     public static string Format(PalisadeEvent e, string nodeName, bool color, Filters.Redactor? redactor = null)
     {
-        var p = e.Process;
+        if (e is FlowEvent flow)
+        {
+            return Flow(flow, nodeName, color, redactor);
+        }
+        if (e.Process is not { } p)
+        {
+            return $"{e.Kind} {nodeName}";
+        }
         var where = p.Pod is { } pod ? $"{pod.Namespace}/{pod.Name}" : nodeName;
         var args = redactor is null ? p.Arguments : redactor.Arguments(p);
         return e switch
@@ -39,6 +47,10 @@ public static class CompactFormat
                 continue;
             }
             var body = property.Value;
+            if (property.Name == "flow")
+            {
+                return FlowFromJson(body, node, color);
+            }
             if (property.Name == "rate_limit_info")
             {
                 return RateLimitInfo(body.TryGetProperty("number_of_dropped_process_events", out var d) ? long.Parse(d.ToString(), System.Globalization.CultureInfo.InvariantCulture) : 0, color);
@@ -104,6 +116,83 @@ public static class CompactFormat
             "process_exit" => $"{Paint(Blue, "💥 exit   ")} {w} {b} {a} {Paint(Red, exit ?? "0")}",
             _ => Trim($"{Paint(action == "KPROBE_ACTION_SIGKILL" && !monitored ? Red : Blue, PolicyVerb(type, action, monitored))} {w} {b} {Paint(Cyan, detail ?? "")}"),
         };
+    }
+
+    private static string Flow(FlowEvent f, string nodeName, bool color, Filters.Redactor? redactor)
+    {
+        var (sport, dport) = f.L4.Protocol is L4Protocol.Tcp or L4Protocol.Udp ? (f.L4.SourcePort, f.L4.DestinationPort) : ((ushort)0, (ushort)0);
+        var l4 = FlowNames.Protocol(f.L4.Protocol);
+        if (f.L4.Protocol == L4Protocol.Tcp && f.L4.Flags != TcpFlags.None)
+        {
+            l4 += " " + string.Join(',', HubbleJson.FlagNames(f.L4.Flags));
+        }
+        else if (f.L4.Protocol is L4Protocol.Icmpv4 or L4Protocol.Icmpv6)
+        {
+            l4 += $" {f.L4.IcmpType}/{f.L4.IcmpCode}";
+        }
+        var process = f.Process is { } p ? $"{p.Binary} {(redactor is null ? p.Arguments : redactor.Arguments(p))}" : null;
+        return FlowLine(nodeName,
+            Peer(f.Source?.Namespace, f.Source?.PodName, f.IP?.Source, sport), Peer(f.Destination?.Namespace, f.Destination?.PodName, f.IP?.Destination, dport),
+            l4, f.TrafficDirection == TrafficDirection.Unknown ? null : FlowNames.Direction(f.TrafficDirection), FlowNames.Verdict(f.Verdict),
+            f.DropReason == DropReason.Unknown ? null : FlowNames.DropReason(f.DropReason), process, color);
+    }
+
+    private static string FlowFromJson(JsonElement flow, string node, bool color)
+    {
+        static string Get(JsonElement e, string name) => e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) ? v.ToString() : "";
+        static JsonElement Child(JsonElement e, string name) => e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) ? v : default;
+        var ip = Child(flow, "IP");
+        var l4 = Child(flow, "l4");
+        var protocol = l4.ValueKind == JsonValueKind.Object ? l4.EnumerateObject().FirstOrDefault() : default;
+        var ports = protocol.Value;
+        var what = protocol.Name?.ToLowerInvariant() ?? "";
+        if (Child(ports, "flags") is { ValueKind: JsonValueKind.Object } flags)
+        {
+            what += " " + string.Join(',', flags.EnumerateObject().Where(f => f.Value.ValueKind == JsonValueKind.True).Select(f => f.Name));
+        }
+        else if (what.StartsWith("icmp", StringComparison.Ordinal))
+        {
+            what += $" {(Get(ports, "type") is { Length: > 0 } t ? t : "0")}/{(Get(ports, "code") is { Length: > 0 } c ? c : "0")}";
+        }
+        static uint Port(JsonElement e, string name) => uint.TryParse(Get(e, name), System.Globalization.CultureInfo.InvariantCulture, out var p) ? p : 0;
+        var src = Child(flow, "source");
+        var dst = Child(flow, "destination");
+        var process = Child(flow, "process");
+        return FlowLine(node,
+            Peer(Get(src, "namespace"), Get(src, "pod_name"), Get(ip, "source"), Port(ports, "source_port")),
+            Peer(Get(dst, "namespace"), Get(dst, "pod_name"), Get(ip, "destination"), Port(ports, "destination_port")),
+            what, Get(flow, "traffic_direction") is { Length: > 0 } d ? d : null, Get(flow, "verdict") is { Length: > 0 } v ? v : "VERDICT_UNKNOWN",
+            Get(flow, "drop_reason_desc") is { Length: > 0 } r ? r : null,
+            process.ValueKind == JsonValueKind.Object ? $"{Get(process, "binary")} {Get(process, "arguments")}" : null, color);
+    }
+
+    // Hubble's way to name a side: the pod when known, else the address; then the port.
+    private static string Peer(string? ns, string? pod, string? ip, uint port)
+    {
+        var who = !string.IsNullOrEmpty(pod) ? (string.IsNullOrEmpty(ns) ? pod : $"{ns}/{pod}") : string.IsNullOrEmpty(ip) ? "?" : ip;
+        return port != 0 ? (who.Contains(':', StringComparison.Ordinal) ? $"[{who}]:{port}" : $"{who}:{port}") : who;
+    }
+
+    private static string FlowLine(string node, string source, string destination, string l4, string? direction, string verdict, string? reason, string? process, bool color)
+    {
+        string Paint(string code, string text) => color ? code + text + Reset : text;
+        var (icon, paint) = verdict switch
+        {
+            "DROPPED" => ("🚫 drop   ", Red),
+            "AUDIT" => ("👁 audit  ", Blue),
+            _ => ("🌐 flow   ", Blue),
+        };
+        var line = $"{Paint(paint, icon)} {Paint(Magenta, node)} {source} -> {destination} {l4}".TrimEnd();
+        if (direction is not null)
+        {
+            line += " " + direction;
+        }
+        line += " " + Paint(paint, reason is null ? verdict : $"{verdict} {reason}");
+        if (process is not null)
+        {
+            line += " " + Paint(Cyan, MaybeQuote(process.TrimEnd()));
+        }
+        return line;
     }
 
     public static string RateLimitInfo(long dropped, bool color) =>

@@ -7,12 +7,17 @@ using Palisade.Exporters.Filters;
 namespace Palisade.Exporters;
 
 /// <summary>
-/// What one sink lets through and how: allow/deny filters (deny wins), field filters on the
-/// encoded event, and an optional rate limit in events per minute (0: none).
+/// What one sink lets through and how: allow/deny filters (deny wins), field filters applied
+/// while the event is encoded, and an optional rate limit in events per minute (0: none).
 /// </summary>
 public sealed record SinkPipeline(ExportFilter Filter, IReadOnlyList<FieldFilter> Fields, int RateLimitPerMinute)
 {
     public static readonly SinkPipeline PassAll = new(ExportFilter.All, [], 0);
+
+    private FieldMasks? _masks;
+
+    /// <summary>The field filters as masks per event type, built once (again after a `with` that changes them).</summary>
+    public FieldMasks Masks => _masks is { } m && ReferenceEquals(m.Filters, Fields) ? m : _masks = new FieldMasks(Fields);
 }
 
 /// <summary>
@@ -203,7 +208,7 @@ public abstract class EventSink : IAsyncDisposable
     protected void JsonLine(PalisadeEvent e, ArrayBufferWriter<byte> buffer, Utf8JsonWriter json)
     {
         json.Reset(buffer);
-        TetragonJson.WriteFiltered(json, e, NodeName, JsonOptions, _pipeline.Fields);
+        TetragonJson.WriteFiltered(json, e, NodeName, JsonOptions, _pipeline.Masks);
         json.Flush();
         buffer.Write("\n"u8);
     }

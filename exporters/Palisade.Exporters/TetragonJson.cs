@@ -38,46 +38,61 @@ public static class TetragonJson
         "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
     ];
 
-    /// <summary>Writes one event as a JSON object.</summary>
-    public static void Write(Utf8JsonWriter w, PalisadeEvent e, string nodeName, TetragonJsonOptions? options = null)
+    /// <summary>
+    /// Writes one event as a JSON object: its body under the type key (a flow in Hubble's
+    /// shape, see <see cref="HubbleJson"/>), then node_name and time. <paramref name="fields"/>
+    /// (from the field filters) leaves fields of the body out as it is written.
+    /// </summary>
+    public static void Write(Utf8JsonWriter w, PalisadeEvent e, string nodeName, TetragonJsonOptions? options = null, Filters.FieldMask? fields = null)
     {
         options ??= TetragonJsonOptions.Default;
+        var key = BodyKey(e);
         w.WriteStartObject();
+        w.WriteStartObject(key);
+        var body = new BodyWriter(w, fields);
         switch (e)
         {
             case ProcessExecEvent exec:
-                w.WriteStartObject("process_exec");
-                WriteProcess(w, "process", exec.Process, options);
-                WriteOptionalProcess(w, "parent", exec.Parent, options);
-                WriteAncestors(w, exec.Ancestors, options);
-                w.WriteEndObject();
+                WriteProcess(body, "process", exec.Process, options);
+                WriteOptionalProcess(body, "parent", exec.Parent, options);
+                WriteAncestors(body, exec.Ancestors, options);
                 break;
             case ProcessExitEvent exit:
-                w.WriteStartObject("process_exit");
-                WriteProcess(w, "process", exit.Process, options);
-                WriteOptionalProcess(w, "parent", exit.Parent, options);
+                WriteProcess(body, "process", exit.Process, options);
+                WriteOptionalProcess(body, "parent", exit.Parent, options);
                 if (!string.IsNullOrEmpty(exit.Signal))
                 {
-                    w.WriteString("signal", exit.Signal);
+                    body.WriteString("signal", exit.Signal);
                 }
                 if (exit.Status != 0)
                 {
-                    w.WriteNumber("status", exit.Status);
+                    body.WriteNumber("status", exit.Status);
                 }
-                WriteTime(w, "time", exit.Time);
-                WriteAncestors(w, exit.Ancestors, options);
-                w.WriteEndObject();
+                WriteTime(body, "time", exit.Time);
+                WriteAncestors(body, exit.Ancestors, options);
                 break;
             case ProcessPolicyEvent pe:
-                WritePolicyEvent(w, pe, options);
+                WritePolicyEvent(body, pe, options);
                 break;
-            default:
-                throw new NotSupportedException($"No Tetragon encoding for {e.GetType().Name}.");
+            case FlowEvent flow:
+                HubbleJson.WriteFlow(body, flow, nodeName, options);
+                break;
         }
+        w.WriteEndObject();
         w.WriteString("node_name", nodeName);
         WriteTime(w, "time", e.Time);
         w.WriteEndObject();
     }
+
+    /// <summary>The JSON key of an event's body: process_exec, process_kprobe, ..., flow.</summary>
+    public static string BodyKey(PalisadeEvent e) => e switch
+    {
+        ProcessExecEvent => "process_exec",
+        ProcessExitEvent => "process_exit",
+        ProcessPolicyEvent pe => EventKey(pe.HookKind),
+        FlowEvent => "flow",
+        _ => throw new NotSupportedException($"No JSON encoding for {e.GetType().Name}."),
+    };
 
     /// <summary>The JSON key of a policy event's body.</summary>
     public static string EventKey(EventKind hookKind) => hookKind switch
@@ -88,35 +103,13 @@ public static class TetragonJson
         _ => "process_kprobe",
     };
 
-    /// <summary>Writes the event with field filters applied to its body (through a DOM, so only when there are filters).</summary>
-    public static void WriteFiltered(Utf8JsonWriter w, PalisadeEvent e, string nodeName, TetragonJsonOptions options, IReadOnlyList<Filters.FieldFilter> filters)
-    {
-        if (filters.Count == 0)
-        {
-            Write(w, e, nodeName, options);
-            return;
-        }
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>(2048);
-        using (var inner = new Utf8JsonWriter(buffer))
-        {
-            Write(inner, e, nodeName, options);
-        }
-        var root = System.Text.Json.Nodes.JsonNode.Parse(buffer.WrittenSpan)!.AsObject();
-        foreach (var (key, value) in root)
-        {
-            if (value is System.Text.Json.Nodes.JsonObject body && key is not ("node_name" or "time"))
-            {
-                foreach (var f in filters)
-                {
-                    if (f.AppliesTo(e.Kind))
-                    {
-                        f.Apply(body);
-                    }
-                }
-            }
-        }
-        root.WriteTo(w);
-    }
+    /// <summary>Writes the event with field filters applied to its body, as it is written.</summary>
+    public static void WriteFiltered(Utf8JsonWriter w, PalisadeEvent e, string nodeName, TetragonJsonOptions options, Filters.FieldMasks fields) =>
+        Write(w, e, nodeName, options, fields.For(e.Kind));
+
+    /// <summary>Writes the event with field filters applied to its body (builds their masks each call: for tests and one-offs).</summary>
+    public static void WriteFiltered(Utf8JsonWriter w, PalisadeEvent e, string nodeName, TetragonJsonOptions options, IReadOnlyList<Filters.FieldFilter> filters) =>
+        Write(w, e, nodeName, options, Filters.FieldMask.For(filters, e.Kind));
 
     /// <summary>Tetragon's rate_limit_info event.</summary>
     public static void WriteRateLimitInfo(Utf8JsonWriter w, long dropped, string nodeName, DateTimeOffset time)
@@ -130,9 +123,8 @@ public static class TetragonJson
         w.WriteEndObject();
     }
 
-    private static void WritePolicyEvent(Utf8JsonWriter w, ProcessPolicyEvent e, TetragonJsonOptions options)
+    private static void WritePolicyEvent(BodyWriter w, ProcessPolicyEvent e, TetragonJsonOptions options)
     {
-        w.WriteStartObject(EventKey(e.HookKind));
         WriteProcess(w, "process", e.Process, options);
         WriteOptionalProcess(w, "parent", e.Parent, options);
         if (e.HookKind == EventKind.ProcessTracepoint)
@@ -154,14 +146,13 @@ public static class TetragonJson
             w.WriteStartArray("args");
             foreach (var a in e.Args)
             {
-                WriteArg(w, a);
+                WriteArg(w, null, a);
             }
             w.WriteEndArray();
         }
         if (e.Return is { } ret)
         {
-            w.WritePropertyName("return");
-            WriteArg(w, ret);
+            WriteArg(w, "return", ret);
         }
         if (e.HookKind != EventKind.ProcessUprobe)
         {
@@ -178,13 +169,19 @@ public static class TetragonJson
             }
             w.WriteEndArray();
         }
-        w.WriteEndObject();
     }
 
-    /// <summary>One argument in Tetragon's KprobeArgument shape: a single typed field plus the label.</summary>
-    public static void WriteArg(Utf8JsonWriter w, PolicyArgValue a)
+    /// <summary>One argument in Tetragon's KprobeArgument shape: a single typed field plus the label (under <paramref name="name"/>, or as an array element).</summary>
+    private static void WriteArg(BodyWriter w, string? name, PolicyArgValue a)
     {
-        w.WriteStartObject();
+        if (name is null)
+        {
+            w.WriteStartObject();
+        }
+        else
+        {
+            w.WriteStartObject(name);
+        }
         switch (a.Type)
         {
             case "int_arg" or "uint_arg":
@@ -251,7 +248,7 @@ public static class TetragonJson
         w.WriteEndObject();
     }
 
-    private static void WriteFields(Utf8JsonWriter w, string name, IReadOnlyList<KeyValuePair<string, object>> fields)
+    internal static void WriteFields(BodyWriter w, string name, IReadOnlyList<KeyValuePair<string, object>> fields)
     {
         w.WriteStartObject(name);
         foreach (var (field, value) in fields)
@@ -284,7 +281,7 @@ public static class TetragonJson
         w.WriteEndObject();
     }
 
-    private static void WriteNonZero(Utf8JsonWriter w, string name, uint value)
+    internal static void WriteNonZero(BodyWriter w, string name, uint value)
     {
         if (value != 0)
         {
@@ -292,7 +289,7 @@ public static class TetragonJson
         }
     }
 
-    private static void WriteOptionalProcess(Utf8JsonWriter w, string name, ProcessRecord? p, TetragonJsonOptions o)
+    internal static void WriteOptionalProcess(BodyWriter w, string name, ProcessRecord? p, TetragonJsonOptions o)
     {
         if (p is not null)
         {
@@ -300,7 +297,7 @@ public static class TetragonJson
         }
     }
 
-    private static void WriteAncestors(Utf8JsonWriter w, IReadOnlyList<ProcessRecord>? ancestors, TetragonJsonOptions o)
+    internal static void WriteAncestors(BodyWriter w, IReadOnlyList<ProcessRecord>? ancestors, TetragonJsonOptions o)
     {
         if (ancestors is not { Count: > 0 })
         {
@@ -314,15 +311,22 @@ public static class TetragonJson
         w.WriteEndArray();
     }
 
-    private static void WriteProcess(Utf8JsonWriter w, string name, ProcessRecord p, TetragonJsonOptions o)
+    private static void WriteProcess(BodyWriter w, string name, ProcessRecord p, TetragonJsonOptions o)
     {
-        w.WritePropertyName(name);
-        WriteProcessBody(w, p, o);
+        w.WriteStartObject(name);
+        WriteProcessFields(w, p, o);
+        w.WriteEndObject();
     }
 
-    private static void WriteProcessBody(Utf8JsonWriter w, ProcessRecord p, TetragonJsonOptions o)
+    private static void WriteProcessBody(BodyWriter w, ProcessRecord p, TetragonJsonOptions o)
     {
         w.WriteStartObject();
+        WriteProcessFields(w, p, o);
+        w.WriteEndObject();
+    }
+
+    private static void WriteProcessFields(BodyWriter w, ProcessRecord p, TetragonJsonOptions o)
+    {
         w.WriteString("exec_id", p.ExecId);
         w.WriteNumber("pid", p.Pid);
         w.WriteNumber("uid", p.Credentials.Uid);
@@ -386,17 +390,16 @@ public static class TetragonJson
         }
         // Palisade extension: the program that runs a #! script named in "binary".
         WriteNonEmpty(w, "interpreter", p.Interpreter);
-        w.WriteEndObject();
     }
 
-    private static void WriteCredentials(Utf8JsonWriter w, Credentials c)
+    internal static void WriteCredentials(BodyWriter w, Credentials c)
     {
         w.WriteStartObject("process_credentials");
         WriteCredentialIds(w, c);
         w.WriteEndObject();
     }
 
-    private static void WriteCredentialIds(Utf8JsonWriter w, Credentials c)
+    internal static void WriteCredentialIds(BodyWriter w, Credentials c)
     {
         w.WriteNumber("uid", c.Uid);
         w.WriteNumber("gid", c.Gid);
@@ -408,7 +411,7 @@ public static class TetragonJson
         w.WriteNumber("fsgid", c.Fsgid);
     }
 
-    private static void WritePod(Utf8JsonWriter w, PodInfo pod)
+    internal static void WritePod(BodyWriter w, PodInfo pod)
     {
         w.WriteStartObject("pod");
         WriteNonEmpty(w, "namespace", pod.Namespace);
@@ -450,7 +453,7 @@ public static class TetragonJson
         w.WriteEndObject();
     }
 
-    private static void WriteCapabilities(Utf8JsonWriter w, string name, CapabilitySets caps)
+    internal static void WriteCapabilities(BodyWriter w, string name, CapabilitySets caps)
     {
         if (caps.Permitted == 0 && caps.Effective == 0 && caps.Inheritable == 0)
         {
@@ -463,7 +466,7 @@ public static class TetragonJson
         w.WriteEndObject();
     }
 
-    private static void WriteCapabilitySet(Utf8JsonWriter w, string name, ulong mask)
+    internal static void WriteCapabilitySet(BodyWriter w, string name, ulong mask)
     {
         if (mask == 0)
         {
@@ -484,7 +487,7 @@ public static class TetragonJson
     public static string CapabilityName(int bit) =>
         bit < CapabilityNames.Length ? CapabilityNames[bit] : "CAP_" + bit.ToString(CultureInfo.InvariantCulture);
 
-    private static void WriteNamespaces(Utf8JsonWriter w, Namespaces? ns)
+    internal static void WriteNamespaces(BodyWriter w, Namespaces? ns)
     {
         if (ns is null)
         {
@@ -509,7 +512,7 @@ public static class TetragonJson
         w.WriteEndObject();
     }
 
-    private static void WriteNonEmpty(Utf8JsonWriter w, string name, string? value)
+    internal static void WriteNonEmpty(BodyWriter w, string name, string? value)
     {
         if (!string.IsNullOrEmpty(value))
         {
@@ -519,6 +522,12 @@ public static class TetragonJson
 
     /// <summary>protojson's Timestamp form: UTC, "Z", and 0, 3, 6 or 9 fractional digits.</summary>
     public static void WriteTime(Utf8JsonWriter w, string name, DateTimeOffset time)
+    {
+        Span<byte> buffer = stackalloc byte[40];
+        w.WriteString(name, buffer[..FormatTime(time, buffer)]);
+    }
+
+    internal static void WriteTime(BodyWriter w, string name, DateTimeOffset time)
     {
         Span<byte> buffer = stackalloc byte[40];
         w.WriteString(name, buffer[..FormatTime(time, buffer)]);

@@ -132,14 +132,14 @@ public sealed class KubernetesPodTests
         Assert.True(sub.Reader.TryRead(out var exit));
         Assert.IsType<ProcessExecEvent>(exec);
         Assert.IsType<ProcessExitEvent>(exit);
-        Assert.Equal("web-1", exec!.Process.Pod!.Name);
+        Assert.Equal("web-1", exec!.Process!.Pod!.Name);
         Assert.Equal(1, gate.ResolvedLate);
 
         // Known now: later processes of the pod pass straight through with their pod.
         var next = Record("uid-1");
         hub.Publish(Exec(next));
         Assert.True(sub.Reader.TryRead(out var direct));
-        Assert.Equal("web-1", direct!.Process.Pod!.Name);
+        Assert.Equal("web-1", direct!.Process!.Pod!.Name);
     }
 
     [Fact]
@@ -157,7 +157,7 @@ public sealed class KubernetesPodTests
         time.Advance(TimeSpan.FromSeconds(2));
         gate.Sweep();
         Assert.True(sub.Reader.TryRead(out var late));
-        Assert.Null(late!.Process.Pod);
+        Assert.Null(late!.Process!.Pod);
         Assert.Equal(1, gate.Expired);
     }
 

@@ -1,6 +1,5 @@
-using System.Buffers;
-using System.Text.Json;
 using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
 using Palisade.Api.V1;
 using Palisade.Events;
 using Palisade.Exporters;
@@ -10,24 +9,47 @@ using FieldFilter = Palisade.Exporters.Filters.FieldFilter;
 namespace Palisade.Agent.Api;
 
 /// <summary>
-/// Turns events into API messages and API filters into export filters. The message is built
-/// from the same Tetragon JSON the file sink writes (one encoder, so the stream and the
-/// file can never disagree); the proto's field names are those JSON names.
+/// Turns events into API messages and API filters into export filters. A message is built
+/// straight from the event, field by field as <see cref="TetragonJson"/> writes the same
+/// event (the proto's field names are those JSON names, and a test holds the two equal),
+/// then field filters drop what they leave out (<see cref="ProtoFieldMask"/>).
 /// </summary>
-public static class EventMessages
+public static partial class EventMessages
 {
-    private static readonly JsonParser Parser = new(JsonParser.Settings.Default.WithIgnoreUnknownFields(false));
     private static readonly JsonFormatter ProtoNames = new(JsonFormatter.Settings.Default.WithPreserveProtoFieldNames(true).WithFormatDefaultValues(false));
 
-    public static GetEventsResponse ToMessage(PalisadeEvent e, string nodeName, TetragonJsonOptions options, IReadOnlyList<FieldFilter> fields)
+    /// <summary>The message for one event; <see cref="NotSupportedException"/> for an event the API has no message for.</summary>
+    public static GetEventsResponse ToMessage(PalisadeEvent e, string nodeName, TetragonJsonOptions options, FieldMasks fields)
     {
-        var buffer = new ArrayBufferWriter<byte>(2048);
-        using (var w = new Utf8JsonWriter(buffer, TetragonJson.WriterOptions))
+        var response = new GetEventsResponse { NodeName = nodeName, Time = Time(e.Time) };
+        IMessage body;
+        switch (e)
         {
-            TetragonJson.WriteFiltered(w, e, nodeName, options, fields);
+            case ProcessExecEvent exec:
+                body = response.ProcessExec = Exec(exec, options);
+                break;
+            case ProcessExitEvent exit:
+                body = response.ProcessExit = Exit(exit, options);
+                break;
+            case ProcessPolicyEvent pe:
+                body = Policy(response, pe, options);
+                break;
+            case FlowEvent flow:
+                body = response.Flow = Flow(flow, nodeName, options);
+                break;
+            default:
+                throw new NotSupportedException($"No API message for {e.GetType().Name}.");
         }
-        return Parser.Parse<GetEventsResponse>(System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan));
+        if (fields.For(e.Kind) is { } mask)
+        {
+            ProtoFieldMask.Apply(body, mask);
+        }
+        return response;
     }
+
+    /// <summary>The message for one event with field filters given as a list (builds their masks each call: for tests and one-offs).</summary>
+    public static GetEventsResponse ToMessage(PalisadeEvent e, string nodeName, TetragonJsonOptions options, IReadOnlyList<FieldFilter> fields) =>
+        ToMessage(e, nodeName, options, fields.Count == 0 ? FieldMasks.Empty : new FieldMasks(fields));
 
     /// <summary>The message as Tetragon-style JSON (proto field names), for `palisade getevents -o json`.</summary>
     public static string ToJson(IMessage message) => ProtoNames.Format(message);
@@ -39,4 +61,6 @@ public static class EventMessages
 
     public static IReadOnlyList<FieldFilter> ToFieldFilters(GetEventsRequest request) =>
         [.. request.FieldFilters.Select((f, i) => FieldFilter.Parse(ProtoNames.Format(f), $"field_filters[{i}]"))];
+
+    private static Timestamp Time(DateTimeOffset time) => Timestamp.FromDateTimeOffset(time);
 }

@@ -30,6 +30,7 @@ internal sealed partial class SensorsService(AgentOptions options, AgentState st
             throw new RpcException(new Status(StatusCode.InvalidArgument, e.Message));
         }
         var json = ExportService.JsonOptions(options);
+        var masks = new FieldMasks(fields);
         // Each stream has its own bounded queue: a client that stops reading loses its own
         // events (counted per stream), never slows the sensors or the other sinks.
         using var subscription = hub.Subscribe($"grpc-{Interlocked.Increment(ref _streams)}", options.EventQueueSize);
@@ -45,9 +46,9 @@ internal sealed partial class SensorsService(AgentOptions options, AgentState st
                 GetEventsResponse message;
                 try
                 {
-                    message = EventMessages.ToMessage(e, options.NodeName, json, fields);
+                    message = EventMessages.ToMessage(e, options.NodeName, json, masks);
                 }
-                catch (Exception ex) when (ex is Google.Protobuf.InvalidProtocolBufferException or Google.Protobuf.InvalidJsonException or FormatException or InvalidOperationException)
+                catch (NotSupportedException ex)
                 {
                     LogEncode(logger, e.Kind.ToString(), ex.Message);
                     continue;

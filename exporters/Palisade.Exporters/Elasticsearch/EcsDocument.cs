@@ -13,7 +13,15 @@ public static class EcsDocument
 {
     public static void Write(Utf8JsonWriter w, PalisadeEvent e, ReadOnlySpan<byte> tetragonJson, string nodeName, TetragonJsonOptions options)
     {
-        var p = e.Process;
+        if (e is FlowEvent flow)
+        {
+            EcsFlow.Write(w, flow, tetragonJson, nodeName, options);
+            return;
+        }
+        if (e.Process is not { } p)
+        {
+            throw new NotSupportedException($"No ECS encoding for {e.GetType().Name} without a process.");
+        }
         w.WriteStartObject();
         TetragonJson.WriteTime(w, "@timestamp", e.Time);
         w.WriteStartObject("ecs");
@@ -42,11 +50,30 @@ public static class EcsDocument
         w.WriteStartObject("user");
         w.WriteString("id", p.Credentials.Uid.ToString(System.Globalization.CultureInfo.InvariantCulture));
         w.WriteEndObject();
+        WriteHost(w, nodeName);
+        WritePodContext(w, p);
+
+        if (e is ProcessPolicyEvent pe)
+        {
+            WritePolicyFields(w, pe);
+        }
+
+        w.WritePropertyName("palisade");
+        w.WriteRawValue(tetragonJson, skipInputValidation: true);
+        w.WriteEndObject();
+    }
+
+    internal static void WriteHost(Utf8JsonWriter w, string nodeName)
+    {
         w.WriteStartObject("host");
         w.WriteString("name", nodeName);
         w.WriteString("hostname", nodeName);
         w.WriteEndObject();
+    }
 
+    /// <summary>container.*, orchestrator.* and kubernetes.pod.* of a process.</summary>
+    internal static void WritePodContext(Utf8JsonWriter w, ProcessRecord p)
+    {
         if (p.Pod is { } pod)
         {
             if (pod.Container is { } c)
@@ -99,18 +126,9 @@ public static class EcsDocument
             w.WriteString("id", containerId);
             w.WriteEndObject();
         }
-
-        if (e is ProcessPolicyEvent pe)
-        {
-            WritePolicyFields(w, pe);
-        }
-
-        w.WritePropertyName("palisade");
-        w.WriteRawValue(tetragonJson, skipInputValidation: true);
-        w.WriteEndObject();
     }
 
-    private static void WriteEventSection(Utf8JsonWriter w, PalisadeEvent e)
+    internal static void WriteEventSection(Utf8JsonWriter w, PalisadeEvent e)
     {
         w.WriteStartObject("event");
         var (kind, category, type, action, outcome) = e switch
@@ -205,7 +223,7 @@ public static class EcsDocument
         }
     }
 
-    private static void WriteProcessFields(Utf8JsonWriter w, ProcessRecord p, TetragonJsonOptions options)
+    internal static void WriteProcessFields(Utf8JsonWriter w, ProcessRecord p, TetragonJsonOptions options)
     {
         var args = options.Redactor is { } r ? r.Arguments(p) : p.Arguments;
         w.WriteString("entity_id", p.ExecId);

@@ -71,7 +71,9 @@ public sealed class ElasticsearchSink : EventSink
     {
         var body = line.EnumerateObject().First(p => p.Value.ValueKind == JsonValueKind.Object);
         string? Text(JsonElement e, string name) => e.TryGetProperty(name, out var v) ? v.GetString() : null;
-        var execId = body.Value.TryGetProperty("process", out var p) ? Text(p, "exec_id") ?? "" : "";
+        // A flow is identified by its uuid; a process event by its process.
+        var execId = body.Name == "flow" ? Text(body.Value, "uuid") ?? ""
+            : body.Value.TryGetProperty("process", out var p) ? Text(p, "exec_id") ?? "" : "";
         var hook = Text(body.Value, "function_name") ?? Text(body.Value, "symbol") ?? Text(body.Value, "event");
         return DocumentId(Text(line, "node_name") ?? "", body.Name, execId, Text(line, "time") ?? "", Text(body.Value, "policy_name"), hook, Text(body.Value, "action"));
     }
@@ -82,11 +84,12 @@ public sealed class ElasticsearchSink : EventSink
         var t = Encoding.UTF8.GetString(time[..TetragonJson.FormatTime(e.Time, time)]);
         return e switch
         {
-            ProcessExecEvent => DocumentId(NodeName, "process_exec", e.Process.ExecId, t),
-            ProcessExitEvent => DocumentId(NodeName, "process_exit", e.Process.ExecId, t),
-            ProcessPolicyEvent pe => DocumentId(NodeName, TetragonJson.EventKey(pe.HookKind), e.Process.ExecId, t, pe.PolicyName,
+            ProcessExecEvent exec => DocumentId(NodeName, "process_exec", exec.Process.ExecId, t),
+            ProcessExitEvent exit => DocumentId(NodeName, "process_exit", exit.Process.ExecId, t),
+            ProcessPolicyEvent pe => DocumentId(NodeName, TetragonJson.EventKey(pe.HookKind), pe.Process.ExecId, t, pe.PolicyName,
                 pe.HookKind == EventKind.ProcessTracepoint ? pe.EventName : pe.FunctionName, pe.HookKind == EventKind.ProcessUprobe ? null : pe.Action),
-            _ => DocumentId(NodeName, e.Kind.ToString(), e.Process.ExecId, t),
+            FlowEvent flow => DocumentId(NodeName, "flow", flow.Uuid, t),
+            _ => DocumentId(NodeName, e.Kind.ToString(), e.Process?.ExecId ?? "", t),
         };
     }
 

@@ -64,6 +64,8 @@ public sealed class EventFilter
         ["PROCESS_TRACEPOINT"] = EventKind.ProcessTracepoint,
         ["PROCESS_UPROBE"] = EventKind.ProcessUprobe,
         ["PROCESS_LSM"] = EventKind.ProcessLsm,
+        // Palisade: network flows from the datapath (Hubble's shape).
+        ["FLOW"] = EventKind.Flow,
     };
 
     /// <summary>The fields a filter may use, as Tetragon names them.</summary>
@@ -195,13 +197,23 @@ public sealed class EventFilter
         return [.. p.Value.EnumerateArray().Select(v => v.GetUInt32())];
     }
 
-    /// <summary>True when every field present matches the event.</summary>
+    // Every field but event_set and policy_names is about the event's process.
+    private bool NamesProcess => _namespaces is not null || _binary is not null || _parentBinary is not null || _ancestorBinary is not null
+        || _pod is not null || _container is not null || _arguments is not null || _labels is not null || _pids is not null || _pidSet is not null;
+
+    /// <summary>
+    /// True when every field present matches the event. A field about the process does not
+    /// match an event without one (a flow no local process owns), whatever its value.
+    /// </summary>
     public bool Matches(PalisadeEvent e)
     {
-        var p = e.Process;
         if (_kinds is not null && !_kinds.Contains(e.Kind))
         {
             return false;
+        }
+        if (e.Process is not { } p)
+        {
+            return !NamesProcess && _policies is null;
         }
         // Tetragon: the empty namespace "" names processes outside any pod (the host).
         if (_namespaces is not null && !_namespaces.Contains(p.Pod?.Namespace ?? string.Empty))

@@ -8,22 +8,26 @@ namespace Palisade.Exporters.Filters;
 /// Tetragon's --field-filters: keep (INCLUDE) or drop (EXCLUDE) fields of the event body,
 /// named as dotted paths inside it ("process.binary", "parent.pod.name"), for the event
 /// types in event_set (all when absent; the others when invert_event_set). node_name and
-/// time always stay.
+/// time always stay. Encoders apply them while they write, through a <see cref="FieldMask"/>.
 /// </summary>
 public sealed class FieldFilter
 {
     private readonly HashSet<EventKind>? _kinds;
     private readonly bool _invert;
-    private readonly string[][] _paths;
-    private readonly bool _include;
 
     private FieldFilter(HashSet<EventKind>? kinds, bool invert, string[][] paths, bool include)
     {
         _kinds = kinds;
         _invert = invert;
-        _paths = paths;
-        _include = include;
+        Paths = PathNode.From(paths);
+        Include = include;
     }
+
+    /// <summary>INCLUDE (keep only the paths) or EXCLUDE (drop them).</summary>
+    public bool Include { get; }
+
+    /// <summary>The dotted paths, as a tree of field names.</summary>
+    public PathNode Paths { get; }
 
     public static FieldFilter Parse(string json, string where)
     {
@@ -73,63 +77,6 @@ public sealed class FieldFilter
 
     public bool AppliesTo(EventKind kind) => _kinds is null || _kinds.Contains(kind) != _invert;
 
-    /// <summary>Filters the event body (the object under process_exec, process_kprobe, ...) in place.</summary>
-    public void Apply(JsonObject body)
-    {
-        if (_include)
-        {
-            var kept = new JsonObject();
-            foreach (var path in _paths)
-            {
-                Copy(body, kept, path, 0);
-            }
-            body.Clear();
-            foreach (var (k, v) in kept.ToList())
-            {
-                kept.Remove(k);
-                body[k] = v;
-            }
-        }
-        else
-        {
-            foreach (var path in _paths)
-            {
-                Remove(body, path, 0);
-            }
-        }
-    }
-
-    private static void Copy(JsonObject from, JsonObject to, string[] path, int i)
-    {
-        if (!from.TryGetPropertyValue(path[i], out var node) || node is null)
-        {
-            return;
-        }
-        if (i == path.Length - 1)
-        {
-            to[path[i]] = node.DeepClone();
-            return;
-        }
-        if (node is JsonObject child)
-        {
-            if (to[path[i]] is not JsonObject target)
-            {
-                target = new JsonObject();
-                to[path[i]] = target;
-            }
-            Copy(child, target, path, i + 1);
-        }
-    }
-
-    private static void Remove(JsonObject from, string[] path, int i)
-    {
-        if (i == path.Length - 1)
-        {
-            from.Remove(path[i]);
-        }
-        else if (from[path[i]] is JsonObject child)
-        {
-            Remove(child, path, i + 1);
-        }
-    }
+    /// <summary>Filters a parsed event body (the object under process_exec, process_kprobe, ...) in place.</summary>
+    public void Apply(JsonObject body) => FieldMask.Of(this).Apply(body);
 }
