@@ -345,7 +345,7 @@ internal sealed class AgentMetrics : IHostedService
     // keys, one syscall each, so at most every 10 s.
     private void CollectMaps()
     {
-        var rings = (_state.ProcessSensor?.RingBufferUsage() ?? []).Concat(_state.Policies?.RingBufferUsage() ?? []);
+        var rings = (_state.ProcessSensor?.RingBufferUsage() ?? []);
         foreach (var (map, pending, capacity) in rings)
         {
             _ringPending.WithLabels(map).Set(pending);

@@ -44,12 +44,17 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
             LogStartFailed(logger, $"this kernel lacks {string.Join(" and ", missing)}; the engine needs both (Linux 6.2 or later with BTF)");
             return Task.CompletedTask;
         }
+        if (sensor is null)
+        {
+            LogStartFailed(logger, "the process sensor is not running, and the engine works on its process table and ring buffer");
+            return Task.CompletedTask;
+        }
         var facts = PolicyEngine.FactsFor(options.ProcFs, state.Probe?.IsAvailable(Palisade.Bpf.Probe.KernelFeature.Kprobe) ?? false)
             with { PodScoping = options.Kubernetes };
-        var engine = new PolicyEngine(hub.Publish, facts, sensor is null ? null : sensor.Resolve, options.ProcFs);
+        var engine = new PolicyEngine(hub.Publish, facts, sensor.Resolve, options.ProcFs);
         try
         {
-            engine.Start(sensor?.ProcessMap);
+            engine.Start(sensor);
         }
         catch (BpfException e)
         {

@@ -80,8 +80,64 @@ public sealed class ProcessSensor : IDisposable
     /// <summary>Processes read from /proc at start.</summary>
     public int SeededFromProcFs { get; private set; }
 
-    /// <summary>The in-kernel process map (tgid -> exec identity), for other sensors to share.</summary>
-    public BpfMap ProcessMap => (_object ?? throw new InvalidOperationException("The sensor is not started.")).Map("pal_procs");
+    private BpfObject Object => _object ?? throw new InvalidOperationException("The sensor is not started.");
+
+    /// <summary>The process table (tgid -> struct pal_proc), which every other object that needs a process reuses.</summary>
+    public BpfMap ProcessMap => Object.Map("pal_procs");
+
+    /// <summary>The sensor's ring buffer, shared by the objects whose events name a process, so each follows its process's exec.</summary>
+    public BpfMap EventMap => Object.Map("pal_process_events");
+
+    /// <summary>
+    /// Hooks the policy engine into the sensor: its exec program is tail-called once the
+    /// process table has the new image, and its records (PAL_EVENT_POLICY) on the shared ring
+    /// buffer go to <paramref name="records"/>, on the reader's thread, after the exec they follow.
+    /// </summary>
+    public void AttachPolicyEngine(BpfProgram execPoints, IRingBufferConsumer records)
+    {
+        _router.Policy = records;
+        Object.Map("pal_exec_tail").Typed<uint, int>().Update(0, execPoints.Fd);
+    }
+
+    /// <summary>Undoes <see cref="AttachPolicyEngine"/>: exec points first, so no record arrives for a gone consumer.</summary>
+    public void DetachPolicyEngine()
+    {
+        lock (_objectGate)
+        {
+            if (_object is not null)
+            {
+                _object.Map("pal_exec_tail").Typed<uint, int>().Delete(0);
+            }
+        }
+        _router.Policy = null;
+    }
+
+    /// <summary>Routes each record of the shared ring buffer: process lifecycle to the decoder, policy hits to the engine.</summary>
+    private sealed class RecordRouter : IRingBufferConsumer
+    {
+        public ProcessEventDecoder? Decoder;
+        public volatile IRingBufferConsumer? Policy;
+        public long Unrouted;
+
+        public void OnRecord(ReadOnlySpan<byte> record)
+        {
+            if (record.Length >= sizeof(uint) && System.Runtime.InteropServices.MemoryMarshal.Read<uint>(record) == (uint)ProcessEventType.Policy)
+            {
+                if (Policy is { } policy)
+                {
+                    policy.OnRecord(record);
+                }
+                else
+                {
+                    Interlocked.Increment(ref Unrouted); // the engine stopped while its record was in flight
+                }
+                return;
+            }
+            Decoder!.OnRecord(record);
+        }
+    }
+
+    private readonly RecordRouter _router = new();
 
     public static void ValidateOptions(ProcessSensorOptions o)
     {
@@ -117,7 +173,8 @@ public sealed class ProcessSensor : IDisposable
             obj.Program("pal_exit").Attach();
             obj.Program("pal_exec").Attach();
             SeededFromProcFs = Seed(obj, clock, hostNamespaces);
-            _reader = new RingBufferReader(Decoder, obj.Map("pal_process_events"));
+            _router.Decoder = Decoder;
+            _reader = new RingBufferReader(_router, obj.Map("pal_process_events"));
             if (startReader)
             {
                 _reader.Start("palisade-process");
@@ -183,7 +240,7 @@ public sealed class ProcessSensor : IDisposable
             };
             Cache.Add(record);
             byPid[p.Pid] = record;
-            var entry = new PalProc { Ktime = p.StartBootNs, ParentKtime = parent?.Ktime ?? 0, ParentPid = p.ParentPid, Flags = (uint)ProcessFlags.ProcFs };
+            var entry = PalProc.FromProcFs(p.StartBootNs, parent?.Ktime ?? 0, p.ParentPid, p.CapEffective, p.Namespaces, p.NamespacePid, p.Binary);
             try
             {
                 // Never overwrite what the kernel already learnt from a real exec or fork.

@@ -255,17 +255,6 @@ struct pal_pol_mask {
 	__u64 w[PAL_POL_WORDS];
 };
 
-/* Per-process state the engine keeps (keyed by tgid), for matchBinaries and *Changes. */
-struct pal_pol_proc {
-	__u32 parent;        /* tgid of the parent, 0 if unknown */
-	__u16 len;           /* bytes of bin */
-	__u16 flags;
-	__u64 cap_eff;       /* effective capabilities at exec */
-	__u32 ns[PAL_NS_COUNT]; /* namespaces at exec */
-	__u32 nspid;         /* the process's pid in its own pid namespace */
-	char bin[PAL_POL_STR];
-};
-
 /* Per-CPU counters per selector gid. */
 struct pal_pol_counters {
 	__u64 matched;
@@ -317,13 +306,13 @@ struct pal_pol_event {
 	__s64 ret;
 	__u32 syscall;       /* syscall number for syscall points, else ~0 */
 	__u32 point;         /* the point evaluated: its slot layout describes values[] */
-	__u64 proc_ktime;    /* the process's identity (pal_procs of the process sensor), 0 if unknown */
+	__u64 proc_ktime;    /* the process's identity (pal_procs), 0 if unknown */
 	struct pal_pol_value values[PAL_POL_SLOTS];
 };
 
 enum pal_pol_stat {
-	PAL_POL_STAT_EVAL, PAL_POL_STAT_MATCH, PAL_POL_STAT_LOST, PAL_POL_STAT_PROC_FULL,
-	PAL_POL_STAT_PATH_TRUNC, PAL_POL_STAT_COUNT,
+	PAL_POL_STAT_EVAL, PAL_POL_STAT_MATCH, PAL_POL_STAT_LOST, PAL_POL_STAT_PATH_TRUNC,
+	PAL_POL_STAT_COUNT,
 };
 
 #endif /* PAL_POLICY_H */

@@ -64,14 +64,23 @@ enum pal_ns {
 };
 
 /*
- * The in-kernel process map value, keyed by tgid: the exec identity every later event of
- * the process carries. exec_id = base64("node:ktime:pid").
+ * The process table: one entry per live process, keyed by tgid, kept by process.bpf.c's
+ * exec/fork/exit programs and read by every other object that needs a process (the policy
+ * engine reuses the map). exec_id = base64("node:ktime:pid").
  */
+#define PAL_PROC_BIN 252 /* bytes of bin kept: what a policy string can match (PAL_POL_STR) */
 struct pal_proc {
 	__u64 ktime;         /* identity start: boot-time ns of the exec (or fork) */
 	__u64 parent_ktime;  /* identity of the parent */
 	__u32 parent_pid;
-	__u32 flags;         /* PAL_EXEC_F_EXEC | _CLONE | _PROCFS */
+	__u32 flags;         /* PAL_EXEC_F_EXEC | _CLONE | _PROCFS, _TRUNC_PATH for bin */
+	__u64 cap_eff;       /* effective capabilities at exec (matchCapabilityChanges) */
+	__u32 ns[PAL_NS_COUNT]; /* namespaces at exec (matchNamespaceChanges) */
+	__u32 nspid;         /* the process's pid in its own pid namespace */
+	__u32 ppid;          /* tgid of the parent process (parent_pid is the previous image after a re-exec) */
+	__u16 bin_len;       /* bytes of bin */
+	__u16 pad;
+	char bin[PAL_PROC_BIN]; /* the executable's absolute path as the task's root sees it */
 };
 
 /* Size of the variable data area; a power of two so offsets can be masked for the verifier. */

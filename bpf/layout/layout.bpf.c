@@ -7,6 +7,7 @@
  */
 #include "vmlinux.h"
 #include "palisade.h"
+#include "pal_task.h"
 
 #define PAL_LAYOUT(name) struct name layout__##name
 /* Enums shared with C# ([BpfEnum] twins): a global of the type puts it in the BTF. */
@@ -28,11 +29,12 @@ PAL_LAYOUT(pal_pol_scope_key);
 PAL_LAYOUT(pal_pol_sysent);
 PAL_LAYOUT(pal_pol_strkey);
 PAL_LAYOUT(pal_pol_mask);
-PAL_LAYOUT(pal_pol_proc);
+PAL_LAYOUT(pal_task_creds);
 PAL_LAYOUT(pal_pol_counters);
 PAL_LAYOUT(pal_pol_sock);
 PAL_LAYOUT(pal_pol_value);
 PAL_LAYOUT(pal_pol_event);
 PAL_LAYOUT_ENUM(pal_pol_other_key);
+PAL_LAYOUT_ENUM(pal_pol_action);
 
 char LICENSE[] __attribute__((section("license"), used)) = "Dual BSD/GPL";

@@ -20,6 +20,7 @@
 #include <bpf/bpf_endian.h>
 #include "palisade.h"
 #include "pal_helpers.h"
+#include "pal_task.h"
 
 #define PATH_DEPTH 64
 
@@ -30,10 +31,12 @@
 extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id__k) __ksym;
 #define KPTR(type, p) ((type *)bpf_rdonly_cast((const void *)(p), bpf_core_type_id_kernel(type)))
 
+/* The process sensor's ring buffer (shared by user space): a policy event follows the exec of
+ * its process in one ordered stream, so user space never waits for one to name the other. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1024 * 1024);
-} pal_pol_events SEC(".maps");
+	__uint(max_entries, 8 * 1024 * 1024);
+} pal_process_events SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -95,13 +98,6 @@ struct {
 } pal_pol_strings SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, struct pal_pol_proc);
-} pal_pol_procs SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, PAL_POL_GIDS);
 	__type(key, __u32);
@@ -115,7 +111,8 @@ struct {
 	__type(value, __u64);
 } pal_pol_stats SEC(".maps");
 
-/* The process sensor's map (shared with it by user space): the identity an event names. */
+/* The process table, kept by the process sensor (shared by user space): the identity an event
+ * names, and the image, capabilities and namespaces at exec that selectors match on. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
@@ -176,7 +173,7 @@ struct scratch {
 	__u32 cgroup;                  /* 1: running in a cgroup program (no signals) */
 	__u32 notask;                  /* 1: interrupt context: "current" is not the caller, no signals */
 	struct pal_pol_sock ctxsock;
-	struct pal_pol_proc proc;      /* the current process's entry, or an empty one (need_proc) */
+	struct pal_proc proc;          /* the current process's entry, or an empty one (need_proc) */
 	__u32 proc_ready;              /* proc is loaded for this evaluation */
 	struct pal_pol_event ev;
 	char ev_slack[2 * sizeof(struct pal_pol_value) + PAL_POL_STRBUF]; /* value_at() indexes up to 7 */
@@ -473,37 +470,19 @@ static __always_inline int sock_from_user(struct pal_pol_sock *o, const void *ua
 
 /* ---------------------------------------------------------------- values --- */
 
+/* Credentials in a value: struct pal_task_creds, the layout the agent decodes. */
 static __always_inline void read_creds(const struct cred *cred, struct pal_pol_value *v)
 {
-	__u32 *u = (__u32 *)v->s;
-	u[0] = BPF_CORE_READ(cred, uid.val);
-	u[1] = BPF_CORE_READ(cred, gid.val);
-	u[2] = BPF_CORE_READ(cred, euid.val);
-	u[3] = BPF_CORE_READ(cred, egid.val);
-	u[4] = BPF_CORE_READ(cred, suid.val);
-	u[5] = BPF_CORE_READ(cred, sgid.val);
-	u[6] = BPF_CORE_READ(cred, fsuid.val);
-	u[7] = BPF_CORE_READ(cred, fsgid.val);
-	u[8] = BPF_CORE_READ(cred, securebits);
-	u[9] = BPF_CORE_READ(cred, user_ns, ns.inum);
-	bpf_core_read(&v->s[40], 8, &cred->cap_permitted);
-	bpf_core_read(&v->s[48], 8, &cred->cap_effective);
-	bpf_core_read(&v->s[56], 8, &cred->cap_inheritable);
-	v->len = 64;
-	v->ival = ((__u64)u[2] << 32) | u[0];
+	struct pal_task_creds *c = (struct pal_task_creds *)v->s;
+	pal_cred_read(cred, c);
+	v->len = sizeof(*c);
+	v->ival = ((__u64)c->euid << 32) | c->uid;
 }
 
+/* A capability set by its pseudo slot. */
 static __always_inline __u64 task_cap(struct task_struct *task, __u32 which)
 {
-	const struct cred *cred = BPF_CORE_READ(task, real_cred);
-	__u64 caps = 0;
-	if (which == PAL_PS_CAP_EFF)
-		bpf_core_read(&caps, 8, &cred->cap_effective);
-	else if (which == PAL_PS_CAP_PERM)
-		bpf_core_read(&caps, 8, &cred->cap_permitted);
-	else
-		bpf_core_read(&caps, 8, &cred->cap_inheritable);
-	return caps;
+	return pal_task_cap(task, which == PAL_PS_CAP_EFF ? 0 : which == PAL_PS_CAP_INH ? 1 : 2);
 }
 
 /* A NUL-terminated string in kernel memory, at most max bytes with the NUL. */
@@ -525,14 +504,15 @@ static __always_inline void need_proc(struct scratch *s)
 		return;
 	s->proc_ready = 1;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct pal_pol_proc *p = bpf_map_lookup_elem(&pal_pol_procs, &tgid);
+	struct pal_proc *p = bpf_map_lookup_elem(&pal_procs, &tgid);
 	if (p) {
 		s->proc = *p;
 	} else {
-		s->proc.parent = 0;
-		s->proc.len = 0;
+		s->proc.ppid = 0;
+		s->proc.bin_len = 0;
 		s->proc.bin[0] = 0;
 		s->proc.cap_eff = 0;
+		s->proc.nspid = 0;
 		for (int k = 0; k < PAL_NS_COUNT; k++)
 			s->proc.ns[k] = 0;
 	}
@@ -604,7 +584,7 @@ static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d
 	case PAL_X_EXEC_PATH:
 		need_proc(s);
 		bpf_probe_read_kernel(v->s, sizeof(s->proc.bin), s->proc.bin);
-		v->len = s->proc.len;
+		v->len = s->proc.bin_len;
 		break;
 	case PAL_X_USOCKADDR:
 		__builtin_memset(&v->sock, 0, sizeof(v->sock));
@@ -706,39 +686,8 @@ static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d
 	}
 }
 
-static __always_inline __u32 task_ns(struct task_struct *task, __u32 which)
-{
-	struct nsproxy *nsp = BPF_CORE_READ(task, nsproxy);
-	switch (which) {
-	case PAL_NS_UTS: return BPF_CORE_READ(nsp, uts_ns, ns.inum);
-	case PAL_NS_IPC: return BPF_CORE_READ(nsp, ipc_ns, ns.inum);
-	case PAL_NS_MNT: return BPF_CORE_READ(nsp, mnt_ns, ns.inum);
-	case PAL_NS_PID_FOR_CHILDREN: return BPF_CORE_READ(nsp, pid_ns_for_children, ns.inum);
-	case PAL_NS_NET: return BPF_CORE_READ(nsp, net_ns, ns.inum);
-	case PAL_NS_TIME: return bpf_core_field_exists(nsp->time_ns) ? BPF_CORE_READ(nsp, time_ns, ns.inum) : 0;
-	case PAL_NS_TIME_FOR_CHILDREN:
-		return bpf_core_field_exists(nsp->time_ns_for_children) ? BPF_CORE_READ(nsp, time_ns_for_children, ns.inum) : 0;
-	case PAL_NS_CGROUP: return BPF_CORE_READ(nsp, cgroup_ns, ns.inum);
-	case PAL_NS_USER: return BPF_CORE_READ(task, real_cred, user_ns, ns.inum);
-	case PAL_NS_PID: {
-		struct pid *pid = BPF_CORE_READ(task, thread_pid);
-		unsigned int level = BPF_CORE_READ(pid, level);
-		struct upid upid = {};
-		bpf_probe_read_kernel(&upid, sizeof(upid), &pid->numbers[level & 31]);
-		return upid.ns ? BPF_CORE_READ(upid.ns, ns.inum) : 0;
-	}
-	}
-	return 0;
-}
-
-static __always_inline __u64 task_nspid(struct task_struct *task)
-{
-	struct pid *pid = BPF_CORE_READ(task, group_leader, thread_pid);
-	unsigned int level = BPF_CORE_READ(pid, level);
-	struct upid upid = {};
-	bpf_probe_read_kernel(&upid, sizeof(upid), &pid->numbers[level & 31]);
-	return upid.nr;
-}
+#define task_ns(task, which) pal_task_ns(task, which)
+#define task_nspid(task) pal_task_nspid(task)
 
 /* ---------------------------------------------------------------- matching - */
 
@@ -815,18 +764,18 @@ static int dim_step(__u32 i, struct eval *e)
 
 	if (d->slot == PAL_PS_BINARY) {
 		need_proc(s);
-		dim_lookup(e, d, s->proc.bin, s->proc.len);
+		dim_lookup(e, d, s->proc.bin, s->proc.bin_len);
 		if (d->follow) {
 			/* followChildren: the selector also holds for descendants of a match. */
-			__u32 parent = s->proc.parent;
+			__u32 parent = s->proc.ppid;
 			for (int g = 0; g < 8; g++) {
 				if (!parent)
 					break;
-				struct pal_pol_proc *pp = bpf_map_lookup_elem(&pal_pol_procs, &parent);
+				struct pal_proc *pp = bpf_map_lookup_elem(&pal_procs, &parent);
 				if (!pp)
 					break;
-				dim_lookup(e, d, pp->bin, pp->len);
-				parent = pp->parent;
+				dim_lookup(e, d, pp->bin, pp->bin_len);
+				parent = pp->ppid;
 			}
 		}
 	} else if (d->slot < PAL_POL_SLOTS) {
@@ -930,11 +879,11 @@ static int filter_step(__u32 i, struct eval *e)
 		__u32 pid = ns ? (__u32)task_nspid((struct task_struct *)s->task) : bpf_get_current_pid_tgid() >> 32;
 		hit = pid == f->a;
 		need_proc(s);
-		__u32 parent = s->proc.parent;
+		__u32 parent = s->proc.ppid;
 		for (int g = 0; g < 8 && !hit && parent; g++) {
-			struct pal_pol_proc *pp = bpf_map_lookup_elem(&pal_pol_procs, &parent);
+			struct pal_proc *pp = bpf_map_lookup_elem(&pal_procs, &parent);
 			hit = ns ? (pp && pp->nspid == f->a) : parent == f->a;
-			parent = pp ? pp->parent : 0;
+			parent = pp ? pp->ppid : 0;
 		}
 	} else {
 		__u64 v = filter_value(s, f, &ok);
@@ -1062,7 +1011,7 @@ static __always_inline void post(struct scratch *s, struct pal_pol_selector *sel
 	}
 	struct pal_proc *proc = bpf_map_lookup_elem(&pal_procs, &tgid);
 	ev->proc_ktime = proc ? proc->ktime : 0;
-	if (bpf_ringbuf_output(&pal_pol_events, ev, sizeof(*ev), 0) != 0) {
+	if (bpf_ringbuf_output(&pal_process_events, ev, sizeof(*ev), 0) != 0) {
 		stat_inc(PAL_POL_STAT_LOST);
 		if (cnt)
 			cnt->lost++;
@@ -1382,69 +1331,24 @@ int pal_pol_kprobe(struct pt_regs *ctx)
 
 /* ---------------------------------------------------------------- processes */
 
+/*
+ * Exec points. Not attached: the process sensor's exec program tail-calls it (pal_exec_tail)
+ * once the process table holds the new image, so there is one program on the tracepoint and
+ * the entry the selectors read is already the new one.
+ */
 SEC("raw_tp/sched_process_exec")
 int BPF_PROG(pal_pol_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
 	struct scratch *s = get_scratch(SCRATCH_TASK);
 	if (!s)
 		return 0;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	begin_eval(s, (__u64)task, ~0U, 0, 0);
 	for (int i = 0; i < 6; i++)
 		s->args[i] = 0;
-
-	/* The entry matchBinaries and the *Changes selectors read from now on. */
-	struct pal_pol_value *v = &s->ev.values[0];
-	v->flags = 0;
-	file_path(s, v, BPF_CORE_READ(bprm, file));
-	struct pal_pol_proc *proc = &s->proc;
-	proc->parent = BPF_CORE_READ(task, real_parent, tgid);
-	proc->flags = 0;
-	proc->len = v->len;
-	bpf_probe_read_kernel(proc->bin, sizeof(proc->bin), v->s);
-	proc->cap_eff = task_cap(task, PAL_PS_CAP_EFF);
-	for (int k = 0; k < PAL_NS_COUNT; k++)
-		proc->ns[k] = task_ns(task, k);
-	proc->nspid = task_nspid(task);
-	if (bpf_map_update_elem(&pal_pol_procs, &tgid, proc, BPF_ANY) != 0)
-		stat_inc(PAL_POL_STAT_PROC_FULL);
-	s->proc_ready = 1;
-
 	__u32 key = PAL_O_EXEC;
 	__u32 sig = eval_list(s, bpf_map_lookup_elem(&pal_pol_other, &key));
 	if (sig)
 		bpf_send_signal(sig); /* the new image never runs an instruction */
-	return 0;
-}
-
-SEC("raw_tp/sched_process_fork")
-int BPF_PROG(pal_pol_fork, struct task_struct *parent, struct task_struct *child)
-{
-	__u32 ptgid = BPF_CORE_READ(parent, tgid);
-	__u32 ctgid = BPF_CORE_READ(child, tgid);
-	if (ptgid == ctgid)
-		return 0;
-	struct pal_pol_proc *pp = bpf_map_lookup_elem(&pal_pol_procs, &ptgid);
-	if (!pp)
-		return 0;
-	struct scratch *s = get_scratch(SCRATCH_TASK);
-	if (!s)
-		return 0;
-	s->proc = *pp;
-	s->proc.parent = ptgid;
-	s->proc.nspid = task_nspid(child);
-	if (bpf_map_update_elem(&pal_pol_procs, &ctgid, &s->proc, BPF_ANY) != 0)
-		stat_inc(PAL_POL_STAT_PROC_FULL);
-	return 0;
-}
-
-SEC("raw_tp/sched_process_exit")
-int BPF_PROG(pal_pol_exit, struct task_struct *task)
-{
-	if (BPF_CORE_READ(task, signal, live.counter) != 0)
-		return 0;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	bpf_map_delete_elem(&pal_pol_procs, &tgid);
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <bpf/bpf_core_read.h>
 #include "palisade.h"
 #include "pal_helpers.h"
+#include "pal_task.h"
 
 /* Bytes of argv copied per exec; set before load (validated in user space). */
 const volatile __u32 args_max = 4096;
@@ -48,6 +49,31 @@ struct {
 	__type(value, __u64);
 } pal_process_stats SEC(".maps");
 
+/*
+ * The policy engine's exec evaluation, tail-called at the end of pal_exec once the process
+ * table has the new image: one program on the tracepoint, the table written before any
+ * policy reads it. Empty while no engine runs.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} pal_exec_tail SEC(".maps");
+
+/* A process table entry being built; the slack lets bin be written at masked offsets. */
+struct proc_scratch {
+	struct pal_proc proc;
+	char slack[512];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct proc_scratch);
+} pal_proc_scratch SEC(".maps");
+
 /* Scratch space: an exec event is far larger than the 512-byte BPF stack. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -65,6 +91,7 @@ struct walk_cursor {
 	__u32 start;
 	__u32 n;
 	__u32 done;
+	__u32 comp[PATH_MAX_DEPTH]; /* offset of each component written */
 };
 
 struct {
@@ -113,6 +140,7 @@ static int walk_step(__u32 index, struct walk_ctx *c)
 	long len = bpf_probe_read_kernel_str(&c->e->data[off & (PAL_EXEC_DATA - 1)], NAME_MAX_LEN, name);
 	if (len <= 0)
 		return 1;
+	cur->comp[cur->n & (PATH_MAX_DEPTH - 1)] = off;
 	cur->off = off + len;
 	cur->n++;
 	c->dentry = up;
@@ -154,55 +182,71 @@ static __always_inline __u32 walk_path(struct pal_exec_event *e, __u32 off, stru
 	return (cur->n << 16) | ((cur->off - off) & 0xffff);
 }
 
-static __always_inline __u32 ns_inum(void *ns_common_ptr)
+struct bin_ctx {
+	struct pal_exec_event *e;
+	struct walk_cursor *cur;
+	struct pal_proc *proc;
+	__u32 pos;
+};
+
+/* One component of the table's bin, root first, from the leaf-first walk in data[]. */
+static int bin_step(__u32 i, struct bin_ctx *b)
 {
-	struct ns_common *ns = ns_common_ptr;
-	return ns ? BPF_CORE_READ(ns, inum) : 0;
+	struct walk_cursor *cur = b->cur;
+	__u32 n = cur->n;
+	if (i >= n || n > PATH_MAX_DEPTH)
+		return 1;
+	__u32 k = n - 1 - i;
+	__u32 start = cur->comp[k & (PATH_MAX_DEPTH - 1)];
+	__u32 stop = k + 1 < n ? cur->comp[(k + 1) & (PATH_MAX_DEPTH - 1)] : cur->off;
+	__u32 len = stop - start - 1; /* without its NUL */
+	__u32 pos = b->pos;
+	if (len > NAME_MAX_LEN || pos + 1 + len > PAL_PROC_BIN - 1) {
+		b->proc->flags |= PAL_EXEC_F_TRUNC_PATH;
+		return 1;
+	}
+	b->proc->bin[pos & 255] = '/';
+	bpf_probe_read_kernel(&b->proc->bin[(pos + 1) & 255], len & 255, &b->e->data[start & (PAL_EXEC_DATA - 1)]);
+	b->pos = pos + 1 + len;
+	return 0;
 }
 
-static __always_inline void read_namespaces(struct task_struct *task, struct pal_exec_event *e)
+/* The executable's path for the process table, right after walk_path wrote it leaf-first. */
+static __always_inline void table_bin(struct pal_exec_event *e, struct pal_proc *proc)
 {
-	struct nsproxy *nsp = BPF_CORE_READ(task, nsproxy);
-	if (nsp) {
-		e->ns[PAL_NS_UTS] = BPF_CORE_READ(nsp, uts_ns, ns.inum);
-		e->ns[PAL_NS_IPC] = BPF_CORE_READ(nsp, ipc_ns, ns.inum);
-		e->ns[PAL_NS_MNT] = BPF_CORE_READ(nsp, mnt_ns, ns.inum);
-		e->ns[PAL_NS_PID_FOR_CHILDREN] = BPF_CORE_READ(nsp, pid_ns_for_children, ns.inum);
-		e->ns[PAL_NS_NET] = BPF_CORE_READ(nsp, net_ns, ns.inum);
-		if (bpf_core_field_exists(nsp->time_ns)) {
-			e->ns[PAL_NS_TIME] = BPF_CORE_READ(nsp, time_ns, ns.inum);
-			e->ns[PAL_NS_TIME_FOR_CHILDREN] = BPF_CORE_READ(nsp, time_ns_for_children, ns.inum);
-		}
-		e->ns[PAL_NS_CGROUP] = BPF_CORE_READ(nsp, cgroup_ns, ns.inum);
+	__u32 zero = 0;
+	struct walk_cursor *cur = bpf_map_lookup_elem(&pal_walk_cursor, &zero);
+	if (!cur)
+		return;
+	struct bin_ctx b = { .e = e, .cur = cur, .proc = proc, .pos = 0 };
+	if (cur->n == 0) {
+		proc->bin[0] = '/';
+		b.pos = 1;
+	} else {
+		bpf_loop(PATH_MAX_DEPTH, bin_step, &b, 0);
 	}
-	e->ns[PAL_NS_USER] = BPF_CORE_READ(task, cred, user_ns, ns.inum);
-
-	/* The task's own pid namespace is the one at its pid's deepest level. */
-	struct pid *pid = BPF_CORE_READ(task, thread_pid);
-	if (pid) {
-		unsigned int level = BPF_CORE_READ(pid, level);
-		struct upid upid = {};
-		bpf_probe_read_kernel(&upid, sizeof(upid), &pid->numbers[level & 31]);
-		e->nspid = upid.nr;
-		e->ns[PAL_NS_PID] = ns_inum(upid.ns ? (void *)__builtin_preserve_access_index(&upid.ns->ns) : 0);
-	}
+	if (!cur->done)
+		proc->flags |= PAL_EXEC_F_TRUNC_PATH;
+	__u32 len = b.pos < PAL_PROC_BIN ? b.pos : PAL_PROC_BIN - 1;
+	proc->bin[len & 255] = 0;
+	proc->bin_len = len;
 }
 
 static __always_inline void read_creds(struct task_struct *task, struct pal_exec_event *e)
 {
-	const struct cred *cred = BPF_CORE_READ(task, cred);
-	e->uid = BPF_CORE_READ(cred, uid.val);
-	e->gid = BPF_CORE_READ(cred, gid.val);
-	e->euid = BPF_CORE_READ(cred, euid.val);
-	e->egid = BPF_CORE_READ(cred, egid.val);
-	e->suid = BPF_CORE_READ(cred, suid.val);
-	e->sgid = BPF_CORE_READ(cred, sgid.val);
-	e->fsuid = BPF_CORE_READ(cred, fsuid.val);
-	e->fsgid = BPF_CORE_READ(cred, fsgid.val);
-	/* kernel_cap_t is one u64 since 6.3 and two u32 before: 8 bytes either way. */
-	bpf_core_read(&e->cap_permitted, sizeof(e->cap_permitted), &cred->cap_permitted);
-	bpf_core_read(&e->cap_effective, sizeof(e->cap_effective), &cred->cap_effective);
-	bpf_core_read(&e->cap_inheritable, sizeof(e->cap_inheritable), &cred->cap_inheritable);
+	struct pal_task_creds c;
+	pal_task_creds(task, &c);
+	e->uid = c.uid;
+	e->gid = c.gid;
+	e->euid = c.euid;
+	e->egid = c.egid;
+	e->suid = c.suid;
+	e->sgid = c.sgid;
+	e->fsuid = c.fsuid;
+	e->fsgid = c.fsgid;
+	e->cap_permitted = c.cap_permitted;
+	e->cap_effective = c.cap_effective;
+	e->cap_inheritable = c.cap_inheritable;
 	if (bpf_core_field_exists(task->loginuid))
 		e->auid = BPF_CORE_READ(task, loginuid.val);
 	else
@@ -262,8 +306,15 @@ int BPF_PROG(pal_exec, struct task_struct *task, pid_t old_pid, struct linux_bin
 	}
 
 	read_creds(task, e);
-	read_namespaces(task, e);
+	pal_task_namespaces(task, e->ns);
+	e->nspid = pal_task_nspid(task);
 	read_cgroup(task, e);
+
+	struct proc_scratch *ps = bpf_map_lookup_elem(&pal_proc_scratch, &zero);
+	if (!ps)
+		return 0;
+	struct pal_proc *proc = &ps->proc;
+	proc->flags = PAL_EXEC_F_EXEC;
 
 	struct file *file = BPF_CORE_READ(bprm, file);
 	struct inode *inode = BPF_CORE_READ(file, f_inode);
@@ -284,6 +335,7 @@ int BPF_PROG(pal_exec, struct task_struct *task, pid_t old_pid, struct linux_bin
 	e->exe_len = walked & 0xffff;
 	e->exe_depth = walked >> 16;
 	off += e->exe_len;
+	table_bin(e, proc);
 
 	walked = walk_path(e, off, BPF_CORE_READ(fs, pwd.dentry), BPF_CORE_READ(fs, pwd.mnt), fs);
 	e->cwd_len = walked & 0xffff;
@@ -322,13 +374,16 @@ int BPF_PROG(pal_exec, struct task_struct *task, pid_t old_pid, struct linux_bin
 		}
 	}
 
-	struct pal_proc proc = {
-		.ktime = e->hdr.ktime_ns,
-		.parent_ktime = e->parent_ktime,
-		.parent_pid = e->parent_pid,
-		.flags = PAL_EXEC_F_EXEC,
-	};
-	if (bpf_map_update_elem(&pal_procs, &tgid, &proc, BPF_ANY) != 0)
+	proc->ktime = e->hdr.ktime_ns;
+	proc->parent_ktime = e->parent_ktime;
+	proc->parent_pid = e->parent_pid;
+	proc->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	proc->cap_eff = e->cap_effective;
+	for (int k = 0; k < PAL_NS_COUNT; k++)
+		proc->ns[k] = e->ns[k];
+	proc->nspid = e->nspid;
+	proc->pad = 0;
+	if (bpf_map_update_elem(&pal_procs, &tgid, proc, BPF_ANY) != 0)
 		stat_inc(PAL_STAT_PROC_MAP_FULL);
 
 	__u32 size = offsetof(struct pal_exec_event, data) + off;
@@ -338,6 +393,8 @@ int BPF_PROG(pal_exec, struct task_struct *task, pid_t old_pid, struct linux_bin
 	stat_inc(PAL_STAT_EXEC);
 	if (bpf_ringbuf_output(&pal_process_events, e, size, wakeup_flag(&pal_process_events)) != 0)
 		stat_inc(PAL_STAT_LOST_EXEC);
+	/* The policy engine's exec points, when it runs: the new image never runs an instruction first. */
+	bpf_tail_call(ctx, &pal_exec_tail, 0);
 	return 0;
 }
 
@@ -349,14 +406,30 @@ int BPF_PROG(pal_fork, struct task_struct *parent, struct task_struct *child)
 	if (parent_tgid == child_tgid)
 		return 0; /* a new thread, not a new process */
 
+	__u32 zero = 0;
+	struct proc_scratch *ps = bpf_map_lookup_elem(&pal_proc_scratch, &zero);
+	if (!ps)
+		return 0;
+	struct pal_proc *proc = &ps->proc;
+	/* The child runs its parent's image until it execs: it inherits the image's entry. */
 	struct pal_proc *p = bpf_map_lookup_elem(&pal_procs, &parent_tgid);
-	struct pal_proc proc = {
-		.ktime = bpf_ktime_get_boot_ns(),
-		.parent_pid = parent_tgid,
-		.parent_ktime = p ? p->ktime : 0,
-		.flags = PAL_EXEC_F_CLONE,
-	};
-	if (bpf_map_update_elem(&pal_procs, &child_tgid, &proc, BPF_ANY) != 0)
+	if (p) {
+		*proc = *p;
+	} else {
+		proc->cap_eff = pal_task_cap(child, 0);
+		pal_task_namespaces(child, proc->ns);
+		proc->bin_len = 0;
+		proc->bin[0] = 0;
+		proc->flags = 0;
+	}
+	proc->ktime = bpf_ktime_get_boot_ns();
+	proc->parent_pid = parent_tgid;
+	proc->parent_ktime = p ? p->ktime : 0;
+	proc->flags = PAL_EXEC_F_CLONE | (proc->flags & PAL_EXEC_F_TRUNC_PATH);
+	proc->ppid = parent_tgid;
+	proc->nspid = pal_task_nspid(child);
+	proc->pad = 0;
+	if (bpf_map_update_elem(&pal_procs, &child_tgid, proc, BPF_ANY) != 0)
 		stat_inc(PAL_STAT_PROC_MAP_FULL);
 
 	stat_inc(PAL_STAT_FORK);
@@ -368,9 +441,9 @@ int BPF_PROG(pal_fork, struct task_struct *parent, struct task_struct *child)
 	pal_fill_header(&e->hdr, PAL_EVENT_FORK, sizeof(*e));
 	e->hdr.pid = child_tgid;
 	e->hdr.tid = BPF_CORE_READ(child, pid);
-	e->hdr.ktime_ns = proc.ktime;
+	e->hdr.ktime_ns = proc->ktime;
 	e->parent_pid = parent_tgid;
-	e->parent_ktime = proc.parent_ktime;
+	e->parent_ktime = proc->parent_ktime;
 	e->pad = 0;
 	bpf_ringbuf_submit(e, wakeup_flag(&pal_process_events));
 	return 0;

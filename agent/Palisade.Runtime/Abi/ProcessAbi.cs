@@ -10,6 +10,8 @@ public enum ProcessEventType : uint
     Exec = 2,
     Exit = 3,
     Fork = 4,
+    /// <summary>A TracingPolicy selector matched (struct pal_pol_event): the policy engine decodes it.</summary>
+    Policy = 5,
 }
 
 /// <summary>Per-CPU counters of the process sensor (enum pal_stat).</summary>
@@ -24,15 +26,40 @@ public enum NamespaceSlot
     Uts, Ipc, Mnt, Pid, PidForChildren, Net, Time, TimeForChildren, Cgroup, User, Count,
 }
 
-/// <summary>Value of the in-kernel process map, keyed by tgid (struct pal_proc).</summary>
+/// <summary>The process table's value, keyed by tgid (struct pal_proc): one entry per live process, for every sensor.</summary>
 [BpfStruct("pal_proc")]
 [StructLayout(LayoutKind.Sequential)]
-public struct PalProc
+public unsafe struct PalProc
 {
+    /// <summary>Bytes of Bin (PAL_PROC_BIN).</summary>
+    public const int BinSize = 252;
+
     public ulong Ktime;
     public ulong ParentKtime;
     public uint ParentPid;
     public uint Flags;
+    public ulong CapEff;
+    public fixed uint Ns[(int)NamespaceSlot.Count];
+    public uint Nspid;
+    public uint Ppid;
+    public ushort BinLen;
+    public ushort Pad;
+    public fixed byte Bin[BinSize];
+
+    /// <summary>The entry of a process found in /proc at start-up.</summary>
+    public static PalProc FromProcFs(ulong ktime, ulong parentKtime, uint parentPid, ulong capEffective, ReadOnlySpan<uint> namespaces, uint nspid, string binary)
+    {
+        var proc = new PalProc { Ktime = ktime, ParentKtime = parentKtime, ParentPid = parentPid, Ppid = parentPid, Flags = (uint)Palisade.Events.ProcessFlags.ProcFs, CapEff = capEffective, Nspid = nspid };
+        for (var i = 0; i < namespaces.Length && i < (int)NamespaceSlot.Count; i++)
+        {
+            proc.Ns[i] = namespaces[i];
+        }
+        var bytes = System.Text.Encoding.UTF8.GetBytes(binary);
+        var n = Math.Min(bytes.Length, BinSize - 1);
+        bytes.AsSpan(0, n).CopyTo(new Span<byte>(proc.Bin, BinSize));
+        proc.BinLen = (ushort)n;
+        return proc;
+    }
 }
 
 /// <summary>One exec as the kernel reports it (struct pal_exec_event); strings live in Data.</summary>

@@ -169,17 +169,29 @@ internal unsafe struct PalPolMask
     public fixed ulong W[PolAbi.Words];
 }
 
-[BpfStruct("pal_pol_proc")]
-[StructLayout(LayoutKind.Sequential)]
-internal unsafe struct PalPolProc
+/// <summary>What the kernel did on a match (enum pal_pol_action).</summary>
+[BpfEnum("pal_pol_action", "PAL_ACT_")]
+internal enum PolAction : byte
 {
-    public uint Parent;
-    public ushort Len;
-    public ushort Flags;
-    public ulong CapEff;
-    public fixed uint Ns[(int)NamespaceSlot.Count];
-    public uint Nspid;
-    public fixed byte Bin[PolAbi.Str];
+    Post = 1,
+    Sigkill = 2,
+    Signal = 3,
+    Override = 4,
+    /// <summary>Enforcement suppressed: the policy is in monitor mode.</summary>
+    Monitor = 5,
+}
+
+/// <summary>Credentials as the shared task reader writes them (struct pal_task_creds), in a policy value's string.</summary>
+[BpfStruct("pal_task_creds")]
+[StructLayout(LayoutKind.Sequential)]
+internal struct PalTaskCreds
+{
+    public uint Uid, Gid, Euid, Egid, Suid, Sgid, Fsuid, Fsgid;
+    public uint Securebits;
+    public uint UserNs;
+    public ulong CapPermitted;
+    public ulong CapEffective;
+    public ulong CapInheritable;
 }
 
 [BpfStruct("pal_pol_counters")]

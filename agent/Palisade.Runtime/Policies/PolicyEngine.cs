@@ -39,11 +39,13 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
     private readonly string _procRoot;
     private BpfObject? _object;
     private readonly Lock _objectGate = new(); // MapUsage() never touches a freed object
-    private RingBufferReader? _reader;
     private readonly List<BpfLink> _links = [];
     private readonly Dictionary<string, Loaded> _policies = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Point> _points = new(StringComparer.Ordinal);
-    private readonly Dictionary<uint, HookRef> _hooks = [];
+    // Read by the event path without _gate: published only once complete, removed before reuse.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<ushort, Point> _pointsById = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<uint, HookRef> _hooks = new();
+    private readonly PolicyEventDecoder _decoder;
     private readonly Stack<ushort> _freePointIds = new(Enumerable.Range(0, PolAbi.Points).Select(i => (ushort)(PolAbi.Points - 1 - i)));
     private readonly Stack<uint> _freeGids = new(Enumerable.Range(0, PolAbi.Gids).Select(i => (uint)(PolAbi.Gids - 1 - i)));
     private readonly Stack<uint> _freePolicyIds = new(Enumerable.Range(0, PolAbi.Policies).Select(i => (uint)(PolAbi.Policies - 1 - i)));
@@ -56,6 +58,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         Facts = facts;
         _resolve = resolve;
         _procRoot = procRoot;
+        _decoder = new PolicyEventDecoder(procRoot);
     }
 
     public KernelFacts Facts { get; }
@@ -101,7 +104,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         public readonly Loaded Policy = policy;
         public readonly CompiledHook Hook = hook;
         public readonly Dictionary<int, uint> Gids = []; // selector index -> gid
-        public readonly Dictionary<ushort, HookTarget> Targets = []; // point id -> target
+        public readonly System.Collections.Concurrent.ConcurrentDictionary<ushort, HookTarget> Targets = new(); // point id -> target
     }
 
     private sealed class Point(ushort id, HookTarget template)
@@ -109,7 +112,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         public readonly ushort Id = id;
         public readonly HookTarget Template = template;
         public readonly List<(HookRef Hook, HookTarget Target)> Members = [];
-        public readonly List<SlotSource> Slots = [];
+        public SlotSource[] Slots = []; // replaced whole, so the event path never sees a half-written layout
         public readonly HashSet<uint> SelectorKeys = [];
         public BpfLink? Link; // uprobes: one attachment per point, its cookie the point id
         public readonly Dictionary<string, PalPolStrkey> StringKeys = new(StringComparer.Ordinal);
@@ -118,29 +121,24 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
 
     // ---------------------------------------------------------------- lifecycle
 
-    /// <summary>Loads and attaches the engine's programs. <paramref name="processMap"/>: the process sensor's pal_procs, to name processes in events.</summary>
-    public void Start(BpfMap? processMap = null, string? cgroupRoot = null)
+    /// <summary>
+    /// Loads the engine's programs over the process sensor's process table and ring buffer
+    /// (one table, one ordered event stream) and hooks its exec points into the sensor's exec
+    /// program. The syscall and connect programs are attached only while a point needs them:
+    /// every syscall on the node would pay for them otherwise.
+    /// </summary>
+    public void Start(ProcessSensor sensor, string? cgroupRoot = null)
     {
         var obj = BpfObject.OpenEmbedded(typeof(PolicyEngine).Assembly, "policy.bpf.o");
         try
         {
-            if (processMap is not null)
-            {
-                obj.Map("pal_procs").ReuseFrom(processMap);
-            }
+            obj.Map("pal_procs").ReuseFrom(sensor.ProcessMap);
+            obj.Map("pal_process_events").ReuseFrom(sensor.EventMap);
             obj.Load();
             _object = obj;
-            // The process map is kept from the start, so matchBinaries holds for processes that
-            // start before a policy arrives. The syscall and connect programs are attached only
-            // while a point needs them: every syscall on the node would pay for them otherwise.
-            foreach (var name in new[] { "pal_pol_exec", "pal_pol_fork", "pal_pol_exit" })
-            {
-                _links.Add(obj.Program(name).Attach());
-            }
             _cgroupRoot = cgroupRoot ?? KernelEnvironment.Cgroup2Root();
-            SeedProcesses();
-            _reader = new RingBufferReader(this, obj.Map("pal_pol_events"));
-            _reader.Start("palisade-policy");
+            sensor.AttachPolicyEngine(obj.Program("pal_pol_exec"), this);
+            _sensor = sensor;
         }
         catch
         {
@@ -149,10 +147,13 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         }
     }
 
+    private ProcessSensor? _sensor;
+
     public void Dispose()
     {
-        _reader?.Dispose();
-        _reader = null;
+        // The sensor's exec program stops calling ours before our programs go.
+        _sensor?.DetachPolicyEngine();
+        _sensor = null;
         foreach (var l in _links.Concat(_points.Values.Select(p => p.Link).OfType<BpfLink>()).Concat(_lazy.Values.SelectMany(x => x)))
         {
             l.Dispose();
@@ -166,9 +167,6 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         }
     }
 
-    /// <summary>Fill level of the engine's ring buffer.</summary>
-    public IReadOnlyList<(string Map, long Pending, long Capacity)> RingBufferUsage() => _reader?.Usage() ?? [];
-
     /// <summary>Entries vs capacity of the engine's hash and LPM maps (selectors, strings, process state).</summary>
     public IReadOnlyList<(string Map, int Entries, int Capacity)> MapUsage()
     {
@@ -179,32 +177,6 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
     }
 
     private BpfObject Obj => _object ?? throw new InvalidOperationException("The policy engine is not started.");
-
-    /// <summary>Fills the per-process map from /proc so matchBinaries holds for processes started before the agent.</summary>
-    private void SeedProcesses()
-    {
-        var map = Obj.Map("pal_pol_procs").Typed<uint, PalPolProc>();
-        foreach (var p in ProcFs.Scan(_procRoot, cgroupRoot: null))
-        {
-            var proc = new PalPolProc { Parent = p.ParentPid, CapEff = p.CapEffective, Nspid = p.NamespacePid };
-            var bytes = Encoding.UTF8.GetBytes(p.Binary);
-            var n = Math.Min(bytes.Length, PolAbi.Str - 1);
-            bytes.AsSpan(0, n).CopyTo(new Span<byte>(proc.Bin, PolAbi.Str));
-            proc.Len = (ushort)n;
-            for (var i = 0; i < p.Namespaces.Length && i < (int)NamespaceSlot.Count; i++)
-            {
-                proc.Ns[i] = p.Namespaces[i];
-            }
-            try
-            {
-                map.Update(p.Pid, proc, MapUpdateFlags.NoExist);
-            }
-            catch (BpfException)
-            {
-                // The kernel recorded the process first (an exec raced the scan): its entry is newer.
-            }
-        }
-    }
 
     // ---------------------------------------------------------------- API
 
@@ -389,6 +361,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
                     }
                 }
                 _points[target.Key] = point;
+                _pointsById[point.Id] = point;
             }
             point.Members.Add((href, target));
             href.Targets[point.Id] = target;
@@ -426,16 +399,17 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
     private void RemoveHookLocked(HookRef h)
     {
         h.Policy.Hooks.Remove(h);
-        _hooks.Remove(h.Id);
+        _hooks.TryRemove(h.Id, out _);
         foreach (var pointId in h.Targets.Keys)
         {
-            var point = _points.Values.First(p => p.Id == pointId);
+            var point = _pointsById[pointId];
             point.Members.RemoveAll(m => m.Hook == h);
             WritePoint(point);
             if (point.Members.Count == 0)
             {
                 point.Link?.Dispose();
                 _points.Remove(point.Template.Key);
+                _pointsById.TryRemove(point.Id, out _);
                 _freePointIds.Push(point.Id);
             }
         }
@@ -637,8 +611,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         {
             point.StringKeys[id] = e.Key;
         }
-        point.Slots.Clear();
-        point.Slots.AddRange(slots);
+        point.Slots = [.. slots];
         point.Bytes = sizeof(PalPolPoint) + selectors.Count * (4 + sizeof(PalPolSelector)) + strings.Count * (sizeof(PalPolStrkey) + sizeof(PalPolMask));
     }
 
@@ -825,7 +798,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
                 }
                 foreach (var pid in live.Targets.Keys)
                 {
-                    var point = _points.Values.FirstOrDefault(x => x.Id == pid);
+                    var point = _pointsById.GetValueOrDefault(pid);
                     if (point is not null)
                     {
                         bytes += point.Bytes / Math.Max(1, point.Members.Count);
@@ -847,6 +820,11 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
 
     // ---------------------------------------------------------------- events
 
+    /// <summary>
+    /// A policy record from the shared ring buffer, on the process sensor's reader thread: the
+    /// exec of its process came first in the same stream, so the process is resolved at once.
+    /// Lookups are O(1) and take no lock the writers hold for long.
+    /// </summary>
     public void OnRecord(ReadOnlySpan<byte> record)
     {
         if (record.Length < sizeof(PalPolEvent))
@@ -855,199 +833,14 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
             return;
         }
         var e = MemoryMarshal.Read<PalPolEvent>(record);
-        var pointId = e.Point;
-        HookRef? hook;
-        lock (_gate)
-        {
-            _hooks.TryGetValue(e.HookId, out hook);
-        }
-        if (hook is null)
+        if (!_hooks.TryGetValue(e.HookId, out var hook))
         {
             return; // the policy was deleted while the event was in flight
         }
-        var process = _resolve?.Invoke(e.Hdr.Pid, e.ProcKtime);
-        // The process sensor's ring buffer may deliver the exec a little after this event
-        // (it batches wakeups, polling every 100 ms): wait for it, boundedly, before settling for less.
-        for (var i = 0; process is null && e.ProcKtime != 0 && _resolve is not null && i < 8; i++)
-        {
-            Thread.Sleep(50);
-            process = _resolve(e.Hdr.Pid, e.ProcKtime);
-        }
-        process ??= MinimalProcess(e.Hdr.Pid, e.Hdr.Tid);
-        var values = MemoryMarshal.Cast<byte, PalPolValue>(new ReadOnlySpan<byte>(e.Values, PolAbi.Slots * sizeof(PalPolValue)));
-        // The slot layout of the point the kernel evaluated, and the hook's target there.
-        Point? point;
-        HookTarget? target;
-        lock (_gate)
-        {
-            point = _points.Values.FirstOrDefault(p => p.Id == pointId && p.Members.Any(m => m.Hook == hook));
-            target = point?.Members.First(m => m.Hook == hook).Target;
-        }
-        var args = new List<PolicyArgValue>();
-        foreach (var a in hook.Hook.Args)
-        {
-            if (a.Type == "nop" || target is null || !target.Args.TryGetValue(a.Index, out var src))
-            {
-                continue;
-            }
-            var slot = point!.Slots.IndexOf(src);
-            // A point rebuilt while the event was in flight may have moved its slots: the kind
-            // the kernel recorded must be the one we expect, or the argument is left out.
-            if (slot >= 0 && slot < values.Length && values[slot].Kind == (byte)src.Kind)
-            {
-                args.Add(ToArg(a.Type, a.Label, values[slot], src));
-            }
-        }
-        PolicyArgValue? ret = null;
-        if (hook.Hook.ReturnArg is { } ra && target?.Return is { } rsrc && point!.Slots.IndexOf(rsrc) is var rs and >= 0)
-        {
-            ret = ToArg(ra.Type, ra.Label, values[rs], rsrc);
-        }
-        var monitored = e.Action == 5;
-        var action = e.Action switch
-        {
-            2 => "KPROBE_ACTION_SIGKILL",
-            3 => "KPROBE_ACTION_SIGNAL",
-            4 => "KPROBE_ACTION_OVERRIDE",
-            _ => "KPROBE_ACTION_POST",
-        };
-        var h = hook.Hook;
-        _publish(new ProcessPolicyEvent
-        {
-            Time = DateTimeOffset.UtcNow,
-            Process = process,
-            HookKind = h.HookType switch { "tracepoint" => EventKind.ProcessTracepoint, "lsm" => EventKind.ProcessLsm, "uprobe" => EventKind.ProcessUprobe, _ => EventKind.ProcessKprobe },
-            FunctionName = h.HookType == "uprobe" && target is not null ? target.Function : h.Name,
-            Subsystem = h.Subsystem,
-            EventName = h.Event,
-            Args = args,
-            Return = ret,
-            Action = action,
-            Monitored = monitored,
-            PolicyName = hook.Policy.Policy.Name,
-            Message = h.Message,
-            Tags = h.Tags,
-        });
+        var point = _pointsById.GetValueOrDefault((ushort)e.Point);
+        var target = point is not null && hook.Targets.TryGetValue(point.Id, out var t) ? t : null;
+        var process = _resolve?.Invoke(e.Hdr.Pid, e.ProcKtime) ?? _decoder.MinimalProcess(e.Hdr.Pid, e.Hdr.Tid);
+        _publish(_decoder.Decode(record, hook.Hook, hook.Policy.Policy.Name, target, point?.Slots ?? [], process));
         Interlocked.Increment(ref _events);
-    }
-
-    private ProcessRecord MinimalProcess(uint pid, uint tid) => new()
-    {
-        Pid = pid, Tid = tid, Ktime = 0, ExecId = "", Binary = ProcFs.ReadExe(Path.Combine(_procRoot, pid.ToString(System.Globalization.CultureInfo.InvariantCulture))), StartTime = DateTimeOffset.UtcNow,
-    };
-
-    private static PolicyArgValue ToArg(string type, string? label, in PalPolValue v, SlotSource src)
-    {
-        var truncated = (v.Flags & PalPolValue.Truncated) != 0;
-        string Text(in PalPolValue value)
-        {
-            fixed (byte* s = value.S)
-            {
-                return Encoding.UTF8.GetString(s, Math.Min((int)value.Len, PolAbi.Str));
-            }
-        }
-        switch (src.Kind)
-        {
-            case SlotKind.UserString:
-                return new PolicyArgValue("string_arg", label) { Text = Text(v), Truncated = truncated };
-            case SlotKind.UserBuffer:
-                fixed (byte* b = v.S)
-                {
-                    var bytes = new ReadOnlySpan<byte>(b, Math.Min((int)v.Len, PolAbi.Str)).ToArray();
-                    return type switch
-                    {
-                        "bpf_attr" or "bpf_map" or "perf_event" => KernelStructs.Decode(type, label, bytes),
-                        _ => new PolicyArgValue("bytes_arg", label) { Bytes = bytes, Truncated = truncated },
-                    };
-                }
-            case SlotKind.KString:
-                return new PolicyArgValue("string_arg", label) { Text = Text(v), Truncated = truncated };
-            case SlotKind.KFile or SlotKind.KPath or SlotKind.KDentry:
-                return new PolicyArgValue(src.Kind == SlotKind.KFile ? "file_arg" : "path_arg", label) { Text = Text(v), Truncated = truncated };
-            case SlotKind.KBinprm:
-                return new PolicyArgValue("linux_binprm_arg", label) { Text = Text(v) };
-            case SlotKind.KSock:
-                return new PolicyArgValue("sock_arg", label) { Sock = Sock(v.Sock) };
-            case SlotKind.KSkb:
-            {
-                var sock = Sock(v.Sock);
-                return new PolicyArgValue("skb_arg", label)
-                {
-                    Object =
-                    [
-                        new("family", sock.Family), new("protocol", sock.Protocol), new("len", (uint)v.Ival),
-                        new("saddr", sock.SAddr), new("daddr", sock.DAddr), new("sport", (uint)sock.SPort), new("dport", (uint)sock.DPort),
-                        new("proto", (uint)v.Sock.Protocol),
-                    ],
-                };
-            }
-            case SlotKind.KNetDev:
-                return new PolicyArgValue("net_dev_arg", label) { Object = [new("name", Text(v))] };
-            case SlotKind.KUserNs:
-                fixed (byte* n = v.S)
-                {
-                    var u = new ReadOnlySpan<uint>(n, 4);
-                    return new PolicyArgValue("user_ns_arg", label)
-                    {
-                        Object =
-                        [
-                            new("level", (int)u[0]), new("uid", (int)u[1]), new("gid", (int)u[2]),
-                            new("ns", (IReadOnlyList<KeyValuePair<string, object>>)[new("inum", u[3]), new("is_host", u[0] == 0)]),
-                        ],
-                    };
-                }
-            case SlotKind.FdPath or SlotKind.RetFdPath:
-                return type == "int" ? new PolicyArgValue("int_arg", label) { Int = (long)v.Ival }
-                    : new PolicyArgValue(type == "path" ? "path_arg" : "file_arg", label) { Text = Text(v), Truncated = truncated };
-            case SlotKind.ExecPath:
-                return new PolicyArgValue(type == "file" ? "file_arg" : "linux_binprm_arg", label) { Text = Text(v) };
-            case SlotKind.UserSockaddr:
-                return new PolicyArgValue("sockaddr_arg", label) { Sock = Sock(v.Sock) };
-            case SlotKind.CtxSock or SlotKind.FdSock or SlotKind.RetFdSock:
-                return new PolicyArgValue(type == "sockaddr" ? "sockaddr_arg" : "sock_arg", label) { Sock = Sock(v.Sock) };
-            case SlotKind.Cred or SlotKind.KCred:
-                fixed (byte* c = v.S)
-                {
-                    var u = new ReadOnlySpan<uint>(c, 10);
-                    var caps = new ReadOnlySpan<ulong>(c + 40, 3);
-                    return new PolicyArgValue("process_credentials_arg", label)
-                    {
-                        Cred = new CredValue(new Credentials(u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7]), u[8], new CapabilitySets(caps[0], caps[1], caps[2]), u[9]),
-                    };
-                }
-            case SlotKind.SyscallNr:
-                return new PolicyArgValue(type == "syscall64" ? "syscall_id" : "long_arg", label) { Int = (long)v.Ival };
-            case SlotKind.TaskCap:
-                return new PolicyArgValue(type is "cap_effective" or "cap_inheritable" or "cap_permitted" ? type + "_arg" : "size_arg", label) { Int = (long)v.Ival };
-        }
-        if (type == "capability")
-        {
-            return new PolicyArgValue("capability_arg", label) { Int = (long)v.Ival, Object = [new("value", (int)v.Ival), new("name", (uint)v.Ival < Capabilities.Names.Length ? Capabilities.Names[(int)v.Ival] : "")] };
-        }
-        return type switch
-        {
-            "int" or "int32" or "sint32" or "int16" or "sint16" or "int8" or "sint8" or "auto" => new PolicyArgValue("int_arg", label) { Int = (int)v.Ival },
-            "uint32" or "uint16" or "uint8" or "uint" => new PolicyArgValue("uint_arg", label) { Int = (uint)v.Ival },
-            "size_t" or "uint64" or "ulong" => new PolicyArgValue("size_arg", label) { Int = (long)v.Ival },
-            "cap_effective" or "cap_inheritable" or "cap_permitted" or "kernel_cap_t" => new PolicyArgValue((type == "kernel_cap_t" ? "cap_effective" : type) + "_arg", label) { Int = (long)v.Ival },
-            _ => new PolicyArgValue("long_arg", label) { Int = (long)v.Ival },
-        };
-    }
-
-    private static SockValue Sock(PalPolSock s)
-    {
-        static string Addr(PalPolSock sock, bool source)
-        {
-            byte* a = source ? sock.Saddr : sock.Daddr;
-            return sock.Family switch
-            {
-                2 => new IPAddress(new ReadOnlySpan<byte>(a, 4)).ToString(),
-                10 => new IPAddress(new ReadOnlySpan<byte>(a, 16)).ToString(),
-                _ => "",
-            };
-        }
-        return new SockValue(SocketNames.Name(SocketNames.Families, s.Family), SocketNames.SocketTypes.GetValueOrDefault(s.Type, s.Type.ToString(System.Globalization.CultureInfo.InvariantCulture)),
-            SocketNames.Name(SocketNames.Protocols, s.Protocol), Addr(s, true), Addr(s, false), s.Sport, s.Dport,
-            s.State == 0 ? "" : SocketNames.Name(SocketNames.States, s.State));
     }
 }

@@ -17,7 +17,7 @@ internal sealed class PolicyHarness : IDisposable
         _sensor = new SensorHarness();
         var facts = PolicyEngine.FactsFor("/proc", kprobes: claimKprobes) with { PodScoping = podScoping };
         Engine = new PolicyEngine(_sensor.Hub.Publish, facts, _sensor.Sensor.Resolve);
-        Engine.Start(_sensor.Sensor.ProcessMap);
+        Engine.Start(_sensor.Sensor);
     }
 
     public PolicyEngine Engine { get; }
