@@ -31,7 +31,7 @@ public sealed record PolicyCounters(ulong Matched, ulong Posted, ulong Killed, u
 /// <see cref="ProcessPolicyEvent"/>s. Add, delete, enable, disable and mode switches apply
 /// live; a policy that fails never affects the others.
 /// </summary>
-public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
+public sealed unsafe partial class PolicyEngine : IDisposable, IRingBufferConsumer
 {
     private readonly Lock _gate = new();
     private readonly Action<PalisadeEvent> _publish;
@@ -420,164 +420,71 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         WriteLists();
     }
 
-    private static byte SlotOf(Point point, SlotSource src, List<SlotSource> slots)
-    {
-        var i = slots.IndexOf(src);
-        if (i < 0)
-        {
-            if (slots.Count >= PolAbi.Slots)
-            {
-                throw new InvalidOperationException($"{point.Template.Describe()}: more than {PolAbi.Slots} distinct arguments are used by the policies on this point");
-            }
-            slots.Add(src);
-            i = slots.Count - 1;
-        }
-        return (byte)i;
-    }
+    private static readonly PointLimits Limits = new(PolAbi.Slots, PolAbi.Selectors, PolAbi.Dims, PolAbi.Fids, PolAbi.Filters, PolAbi.Words);
 
-    /// <summary>Rebuilds a point's map entries from its members and writes them; stale entries are removed after the point is updated.</summary>
+    /// <summary>Rebuilds a point's map entries from its members (PointPlanner) and writes them; stale entries are removed after the point is updated.</summary>
     private void WritePoint(Point point)
     {
+        var layout = PointPlanner.Plan(point.Template, point.Members.Select(m => new PointMember(m.Hook.Id, m.Hook.Policy.Id, m.Hook.Gids, m.Hook.Hook, m.Target)).ToList(), Limits);
         var p = default(PalPolPoint);
         p.Id = point.Id;
         p.Flags = (byte)point.Template.Flags;
         p.GateSrc = point.Template.GateSrc;
         p.GateMask = point.Template.GateMask;
-        var slots = new List<SlotSource>();
-        var selectors = new Dictionary<uint, PalPolSelector>();
-        var strings = new Dictionary<string, (PalPolStrkey Key, ulong[] Mask, StringClass Class, byte Slot, byte[] Bytes)>(StringComparer.Ordinal);
-        var dims = new List<(byte Slot, StringClass Class, bool Negate, bool Follow, ulong[] Constrained)>();
-        var filters = new List<PalPolFilter>();
-        var fid = 0;
-        var bit = 0;
-        foreach (var (hook, target) in point.Members)
+        for (var w = 0; w < PolAbi.Words; w++)
         {
-            // Every argument the hook reports is extracted, even when no selector tests it.
-            foreach (var a in hook.Hook.Args)
-            {
-                if (target.Args.TryGetValue(a.Index, out var src))
-                {
-                    SlotOf(point, src, slots);
-                }
-            }
-            if (hook.Hook.ReturnArg is not null && target.Return is { } r)
-            {
-                SlotOf(point, r, slots);
-            }
-            foreach (var sel in hook.Hook.Selectors)
-            {
-                if (bit >= PolAbi.Selectors)
-                {
-                    throw new InvalidOperationException($"{point.Template.Describe()}: more than {PolAbi.Selectors} selectors on one point");
-                }
-                var b = (byte)bit++;
-                p.All[b >> 6] |= 1UL << (b & 63);
-                var a = sel.Actions;
-                byte sockSlot = 0;
-                if ((a.Flags & (ActionFlags.TrackSock | ActionFlags.UntrackSock)) != 0)
-                {
-                    // The compiler checked that every target has the socket.
-                    sockSlot = SlotOf(point, a.SockArg == SelectorActions.ReturnSock ? target.Return!.Value : target.Args[(uint)a.SockArg], slots);
-                }
-                selectors[(uint)(point.Id * PolAbi.Selectors + b)] = new PalPolSelector
-                {
-                    HookId = hook.Id, PolicyId = hook.Policy.Id, Gid = hook.Gids[sel.Index], Index = (ushort)sel.Index, Actions = (ushort)a.Flags,
-                    Signal = a.Signal, Error = a.Error, RateNs = a.RateLimitNs, RateScope = a.RateScope, SockSlot = sockSlot,
-                };
-                foreach (var m in sel.Strings)
-                {
-                    var slot = m.Ref.IsArg ? SlotOf(point, target.Args[(uint)m.Ref.ArgIndex], slots) : (byte)m.Ref.Pseudo;
-                    var di = dims.FindIndex(d => d.Slot == slot && d.Class == m.Class && d.Negate == m.Negate && d.Follow == m.Follow);
-                    if (di < 0)
-                    {
-                        if (dims.Count >= PolAbi.Dims)
-                        {
-                            throw new InvalidOperationException($"{point.Template.Describe()}: more than {PolAbi.Dims} string conditions of different kinds on one point");
-                        }
-                        dims.Add((slot, m.Class, m.Negate, m.Follow, new ulong[PolAbi.Words]));
-                        di = dims.Count - 1;
-                    }
-                    dims[di].Constrained[b >> 6] |= 1UL << (b & 63);
-                    foreach (var v in m.Values)
-                    {
-                        var bytes = Encoding.UTF8.GetBytes(v);
-                        if (m.Class == StringClass.Postfix)
-                        {
-                            Array.Reverse(bytes);
-                        }
-                        if (m.Class == StringClass.Equal)
-                        {
-                            bytes = [.. bytes, 0];
-                        }
-                        var id = $"{slot}/{(byte)m.Class}/{Convert.ToHexString(bytes)}";
-                        if (!strings.TryGetValue(id, out var e))
-                        {
-                            var key = default(PalPolStrkey);
-                            key.Prefixlen = (uint)(32 + 8 * bytes.Length);
-                            key.Point = point.Id;
-                            key.Slot = slot;
-                            key.Class = (byte)m.Class;
-                            bytes.CopyTo(new Span<byte>(key.S, PolAbi.Str));
-                            e = (key, new ulong[PolAbi.Words], m.Class, slot, bytes);
-                            strings[id] = e;
-                        }
-                        e.Mask[b >> 6] |= 1UL << (b & 63);
-                    }
-                }
-                foreach (var m in sel.Ints)
-                {
-                    var slot = m.Ref.IsArg ? SlotOf(point, target.Args[(uint)m.Ref.ArgIndex], slots) : (byte)m.Ref.Pseudo;
-                    if (fid >= PolAbi.Fids)
-                    {
-                        throw new InvalidOperationException($"{point.Template.Describe()}: more than {PolAbi.Fids} integer conditions on one point");
-                    }
-                    var f = (byte)fid++;
-                    p.FidSel[f] = b;
-                    if (!m.Negate)
-                    {
-                        p.FidPositive |= 1UL << f;
-                    }
-                    foreach (var t in m.Tests)
-                    {
-                        filters.Add(new PalPolFilter { Slot = slot, Field = (byte)m.Field, Op = (byte)t.Op, Negate = m.Negate ? (byte)1 : (byte)0, Fid = f, Sel = b, A = t.A, B = t.B, C = t.C, D = t.D });
-                    }
-                }
-            }
+            p.All[w] = layout.All[w];
         }
-        if (filters.Count > PolAbi.Filters)
-        {
-            throw new InvalidOperationException($"{point.Template.Describe()}: {filters.Count} integer values on one point; at most {PolAbi.Filters} fit");
-        }
-        // Prefix and postfix: the LPM trie returns the longest match only, so each entry also carries
-        // the selectors of every shorter entry that is a prefix of it.
-        foreach (var e in strings.Values.Where(e => e.Class != StringClass.Equal))
-        {
-            foreach (var shorter in strings.Values.Where(o => o.Class == e.Class && o.Slot == e.Slot && o.Bytes.Length < e.Bytes.Length && e.Bytes.AsSpan().StartsWith(o.Bytes)))
+        p.FidPositive = layout.FidPositive;
+        layout.FidSel.CopyTo(new Span<byte>(p.FidSel, PolAbi.Fids));
+        var selectors = layout.Selectors.ToDictionary(
+            sel => (uint)(point.Id * PolAbi.Selectors + sel.Bit),
+            sel => new PalPolSelector
             {
-                for (var w = 0; w < PolAbi.Words; w++)
-                {
-                    e.Mask[w] |= shorter.Mask[w];
-                }
-            }
-        }
-        var slotSpan = p.SlotSpan;
-        for (var i = 0; i < slots.Count; i++)
+                HookId = sel.HookId, PolicyId = sel.PolicyId, Gid = sel.Gid, Index = sel.Index, Actions = (ushort)sel.Actions,
+                Signal = sel.Signal, Error = sel.Error, RateNs = sel.RateNs, RateScope = sel.RateScope, SockSlot = sel.SockSlot,
+            });
+        var strings = layout.Strings.ToDictionary(e => e.Id, e =>
         {
-            slotSpan[i] = new PalPolSlotdef { Kind = (byte)slots[i].Kind, Src = slots[i].Src, SizeSrc = slots[i].SizeSrc, Cval = slots[i].Const };
-        }
-        var dimSpan = p.DimSpan;
-        for (var i = 0; i < dims.Count; i++)
-        {
-            var d = new PalPolDim { Slot = dims[i].Slot, Class = (byte)dims[i].Class, Negate = dims[i].Negate ? (byte)1 : (byte)0, Follow = dims[i].Follow ? (byte)1 : (byte)0 };
+            var key = default(PalPolStrkey);
+            key.Prefixlen = (uint)(32 + 8 * e.Bytes.Length);
+            key.Point = point.Id;
+            key.Slot = e.Slot;
+            key.Class = (byte)e.Class;
+            e.Bytes.CopyTo(new Span<byte>(key.S, PolAbi.Str));
+            var mask = default(PalPolMask);
             for (var w = 0; w < PolAbi.Words; w++)
             {
-                d.Constrained[w] = dims[i].Constrained[w];
+                mask.W[w] = e.Mask[w];
             }
-            dimSpan[i] = d;
+            return (Key: key, Mask: mask);
+        }, StringComparer.Ordinal);
+        var slotSpan = p.SlotSpan;
+        for (var i = 0; i < layout.Slots.Count; i++)
+        {
+            var src = layout.Slots[i];
+            slotSpan[i] = new PalPolSlotdef { Kind = (byte)src.Kind, Src = src.Src, SizeSrc = src.SizeSrc, Cval = src.Const };
         }
-        p.Ndims = (byte)dims.Count;
-        filters.ToArray().CopyTo(p.FilterSpan);
-        p.Nfilters = (byte)filters.Count;
+        var dimSpan = p.DimSpan;
+        for (var i = 0; i < layout.Dims.Count; i++)
+        {
+            var d = layout.Dims[i];
+            var dim = new PalPolDim { Slot = d.Slot, Class = (byte)d.Class, Negate = d.Negate ? (byte)1 : (byte)0, Follow = d.Follow ? (byte)1 : (byte)0 };
+            for (var w = 0; w < PolAbi.Words; w++)
+            {
+                dim.Constrained[w] = d.Constrained[w];
+            }
+            dimSpan[i] = dim;
+        }
+        p.Ndims = (byte)layout.Dims.Count;
+        var filterSpan = p.FilterSpan;
+        for (var i = 0; i < layout.Filters.Count; i++)
+        {
+            var f = layout.Filters[i];
+            filterSpan[i] = new PalPolFilter { Slot = f.Slot, Field = (byte)f.Field, Op = (byte)f.Op, Negate = f.Negate ? (byte)1 : (byte)0, Fid = f.Fid, Sel = f.Sel, A = f.A, B = f.B, C = f.C, D = f.D };
+        }
+        p.Nfilters = (byte)layout.Filters.Count;
+        var slots = layout.Slots;
 
         // New entries first, then the point (which makes them live), then stale entries go.
         var selMap = Obj.Map("pal_pol_sels").Typed<uint, PalPolSelector>();
@@ -588,12 +495,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         var strMap = Obj.Map("pal_pol_strings").Typed<PalPolStrkey, PalPolMask>();
         foreach (var (id, e) in strings)
         {
-            var mask = default(PalPolMask);
-            for (var w = 0; w < PolAbi.Words; w++)
-            {
-                mask.W[w] = e.Mask[w];
-            }
-            strMap.Update(e.Key, mask);
+            strMap.Update(e.Key, e.Mask);
         }
         Obj.Map("pal_pol_points").Typed<uint, PalPolPoint>().Update(point.Id, p);
         foreach (var stale in point.SelectorKeys.Where(k => !selectors.ContainsKey(k)).ToList())
@@ -613,160 +515,6 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         }
         point.Slots = [.. slots];
         point.Bytes = sizeof(PalPolPoint) + selectors.Count * (4 + sizeof(PalPolSelector)) + strings.Count * (sizeof(PalPolStrkey) + sizeof(PalPolMask));
-    }
-
-    /// <summary>Rewrites the syscall and other point lists from the live points.</summary>
-    private void WriteLists()
-    {
-        var exit = new Dictionary<int, List<ushort>>();
-        var enter = new Dictionary<int, List<ushort>>();
-        var other = new Dictionary<int, List<ushort>>();
-        foreach (var point in _points.Values.Where(p => p.Members.Count > 0))
-        {
-            var t = point.Template;
-            var (table, key) = t.Kind switch
-            {
-                PointKind.SyscallExit => (exit, t.Syscall < 0 ? PolAbi.Syscalls - 1 : t.Syscall),
-                PointKind.SyscallEnter => (enter, t.Syscall < 0 ? PolAbi.Syscalls - 1 : t.Syscall),
-                PointKind.Exec => (other, OtherExec),
-                PointKind.Uprobe or PointKind.Kprobe => (other, -1),
-                PointKind.Tracepoint or PointKind.CgroupSkb => (other, OtherPlaces[t.Place!].Key),
-                _ => (other, OtherConnect),
-            };
-            if (key < 0)
-            {
-                continue; // attached directly
-            }
-            if (!table.TryGetValue(key, out var list))
-            {
-                table[key] = list = [];
-            }
-            list.Add(point.Id);
-        }
-        // Signals a cgroup hook decided on are delivered at the exit of the syscall that got there.
-        var connectPending = other.ContainsKey(OtherConnect);
-        var pending = new HashSet<int>();
-        if (connectPending)
-        {
-            pending.Add(SyscallTable.X64["connect"]);
-        }
-        if (other.ContainsKey(OtherPlaces["cgroup_skb/egress"].Key))
-        {
-            pending.UnionWith(PacketSends.Select(n => SyscallTable.X64[n]));
-        }
-        WriteList("pal_pol_sys_exit", exit, PolAbi.Syscalls, pending);
-        WriteList("pal_pol_sys_enter", enter, PolAbi.Syscalls, new HashSet<int>());
-        WriteList("pal_pol_other", other, PolAbi.OtherCount, new HashSet<int>());
-        // Lists first, then attach: a program never runs against a list that is not there yet.
-        Attach("sys_exit", exit.Count > 0 || pending.Count > 0, () => [Obj.Program("pal_pol_sys_exit_prog").Attach()]);
-        Attach("sys_enter", enter.Count > 0, () => [Obj.Program("pal_pol_sys_enter_prog").Attach()]);
-        foreach (var (place, (key, program)) in OtherPlaces)
-        {
-            Attach(place, other.ContainsKey(key), () => place.StartsWith("cgroup_skb/", StringComparison.Ordinal)
-                ? [Obj.Program(program).AttachCgroup(_cgroupRoot ?? throw new InvalidOperationException("packet hooks need the cgroup v2 hierarchy, which is not mounted"))]
-                : [Obj.Program(program).Attach()]);
-        }
-        Attach("connect", connectPending, () =>
-        {
-            var root = _cgroupRoot ?? throw new InvalidOperationException("connect hooks need the cgroup v2 hierarchy, which is not mounted");
-            var links = new List<BpfLink> { Obj.Program("pal_pol_connect4").AttachCgroup(root) };
-            try
-            {
-                links.Add(Obj.Program("pal_pol_connect6").AttachCgroup(root));
-            }
-            catch
-            {
-                links[0].Dispose();
-                throw;
-            }
-            return links;
-        });
-    }
-
-    // Keys of pal_pol_other (enum pal_pol_other_key) and the program of each kernel place.
-    private const int OtherExec = (int)PalPolOtherKey.Exec, OtherConnect = (int)PalPolOtherKey.Connect;
-
-    private static readonly Dictionary<string, (int Key, string Program)> OtherPlaces = new(StringComparer.Ordinal)
-    {
-        ["inet_sock_set_state"] = ((int)PalPolOtherKey.SockState, "pal_pol_sock_state"),
-        ["cap_capable"] = ((int)PalPolOtherKey.CapCapable, "pal_pol_cap_capable"),
-        ["net_dev_queue"] = ((int)PalPolOtherKey.NetDevQueue, "pal_pol_net_dev_queue"),
-        ["net_dev_start_xmit"] = ((int)PalPolOtherKey.NetDevXmit, "pal_pol_net_dev_xmit"),
-        ["kfree_skb"] = ((int)PalPolOtherKey.KfreeSkb, "pal_pol_kfree_skb"),
-        ["cgroup_skb/ingress"] = ((int)PalPolOtherKey.SkbIngress, "pal_pol_skb_ingress"),
-        ["cgroup_skb/egress"] = ((int)PalPolOtherKey.SkbEgress, "pal_pol_skb_egress"),
-    };
-
-    /// <summary>Syscalls a process sends packets in: where a kill an egress hook decided on is delivered.</summary>
-    private static readonly string[] PacketSends = ["connect", "sendto", "sendmsg", "sendmmsg", "write", "writev", "pwritev", "pwritev2"];
-
-    private void WriteList(string mapName, Dictionary<int, List<ushort>> lists, int size, IReadOnlySet<int> pendingNrs)
-    {
-        var map = Obj.Map(mapName).Typed<uint, PalPolSysent>();
-        for (var nr = 0; nr < size; nr++)
-        {
-            var e = default(PalPolSysent);
-            if (lists.TryGetValue(nr, out var ids))
-            {
-                if (ids.Count > PolAbi.PerSyscall)
-                {
-                    throw new InvalidOperationException($"more than {PolAbi.PerSyscall} different hooked functions on one syscall ({SyscallTable.NameOf(nr)})");
-                }
-                for (var i = 0; i < ids.Count; i++)
-                {
-                    e.Points[i] = ids[i];
-                }
-                e.N = (byte)ids.Count;
-            }
-            if (pendingNrs.Contains(nr))
-            {
-                e.Flags = 1;
-            }
-            if (e.N != 0 || e.Flags != 0 || _writtenLists.Contains((mapName, nr)))
-            {
-                map.Update((uint)nr, e);
-                if (e.N != 0 || e.Flags != 0)
-                {
-                    _writtenLists.Add((mapName, nr));
-                }
-                else
-                {
-                    _writtenLists.Remove((mapName, nr));
-                }
-            }
-        }
-    }
-
-    private readonly HashSet<(string, int)> _writtenLists = [];
-    private string? _cgroupRoot;
-    private readonly Dictionary<string, List<BpfLink>> _lazy = new(StringComparer.Ordinal);
-
-    /// <summary>Attaches a group of programs while <paramref name="needed"/>, detaches it after.</summary>
-    private void Attach(string group, bool needed, Func<List<BpfLink>> attach)
-    {
-        if (needed && !_lazy.ContainsKey(group))
-        {
-            _lazy[group] = attach();
-        }
-        else if (!needed && _lazy.Remove(group, out var links))
-        {
-            foreach (var l in links)
-            {
-                l.Dispose();
-            }
-        }
-    }
-
-    /// <summary>Which generic programs are attached now (for status and tests).</summary>
-    public IReadOnlyCollection<string> AttachedGroups
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _lazy.Keys.ToList();
-            }
-        }
     }
 
     // ---------------------------------------------------------------- status
