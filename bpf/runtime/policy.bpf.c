@@ -518,19 +518,13 @@ static __always_inline void need_proc(struct scratch *s)
 	}
 }
 
-static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d, struct pal_pol_value *v)
+/* Values of the call itself: registers, the return value, constants, user memory. */
+static __always_inline void extract_call(struct scratch *s, struct pal_pol_slotdef *d, struct pal_pol_value *v)
 {
-	struct task_struct *task = (struct task_struct *)s->task;
 	__u8 src = d->src;
 	__u64 arg = arg_at(s, src);
-	struct file *file;
 	long n;
 
-	v->kind = d->kind;
-	v->flags = 0;
-	v->len = 0;
-	v->ival = 0;
-	v->s[0] = 0;
 	switch (d->kind) {
 	case PAL_X_INT:
 		v->ival = arg;
@@ -569,6 +563,27 @@ static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d
 			v->len = size;
 		break;
 	}
+	case PAL_X_USOCKADDR:
+		__builtin_memset(&v->sock, 0, sizeof(v->sock));
+		if (sock_from_user(&v->sock, (const void *)arg) != 0)
+			v->flags |= PAL_V_ERROR;
+		break;
+	case PAL_X_ARGS:
+		__builtin_memcpy(v->s, s->args, sizeof(s->args));
+		v->len = sizeof(s->args);
+		break;
+	}
+}
+
+/* Values reached through the calling task: its open files and sockets, its image, its credentials. */
+static __always_inline void extract_task(struct scratch *s, struct pal_pol_slotdef *d, struct pal_pol_value *v)
+{
+	struct task_struct *task = (struct task_struct *)s->task;
+	__u8 src = d->src;
+	__u64 arg = arg_at(s, src);
+	struct file *file;
+
+	switch (d->kind) {
 	case PAL_X_FD_PATH:
 	case PAL_X_RET_FD_PATH: {
 		__u64 fd = d->kind == PAL_X_FD_PATH ? arg : (__u64)s->ret;
@@ -586,11 +601,6 @@ static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d
 		bpf_probe_read_kernel(v->s, sizeof(s->proc.bin), s->proc.bin);
 		v->len = s->proc.bin_len;
 		break;
-	case PAL_X_USOCKADDR:
-		__builtin_memset(&v->sock, 0, sizeof(v->sock));
-		if (sock_from_user(&v->sock, (const void *)arg) != 0)
-			v->flags |= PAL_V_ERROR;
-		break;
 	case PAL_X_CTX_SOCK:
 		v->sock = s->ctxsock;
 		break;
@@ -606,6 +616,19 @@ static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d
 	case PAL_X_CRED:
 		read_creds(BPF_CORE_READ(task, real_cred), v);
 		break;
+	case PAL_X_TASKCAP:
+		v->ival = task_cap(task, src == 0 ? PAL_PS_CAP_EFF : src == 1 ? PAL_PS_CAP_INH : PAL_PS_CAP_PERM);
+		break;
+	}
+}
+
+/* Values behind kernel pointers a hooked function was handed (native kprobes, tracepoints). */
+static __always_inline void extract_kernel(struct scratch *s, struct pal_pol_slotdef *d, struct pal_pol_value *v)
+{
+	struct task_struct *task = (struct task_struct *)s->task;
+	__u64 arg = arg_at(s, d->src);
+
+	switch (d->kind) {
 	case PAL_X_KCRED:
 		if (arg)
 			read_creds((const struct cred *)arg, v);
@@ -676,13 +699,40 @@ static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d
 	case PAL_X_KSTR:
 		kernel_string(v, (const void *)arg, PAL_POL_STR);
 		break;
-	case PAL_X_TASKCAP:
-		v->ival = task_cap(task, src == 0 ? PAL_PS_CAP_EFF : src == 1 ? PAL_PS_CAP_INH : PAL_PS_CAP_PERM);
-		break;
+	}
+}
+
+/* Fills value v as slot definition d says, from the call being evaluated. */
+static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d, struct pal_pol_value *v)
+{
+	v->kind = d->kind;
+	v->flags = 0;
+	v->len = 0;
+	v->ival = 0;
+	v->s[0] = 0;
+	switch (d->kind) {
+	case PAL_X_INT:
+	case PAL_X_RET:
+	case PAL_X_CONST:
+	case PAL_X_NR:
+	case PAL_X_USTR:
+	case PAL_X_UBUF:
+	case PAL_X_USOCKADDR:
 	case PAL_X_ARGS:
-		__builtin_memcpy(v->s, s->args, sizeof(s->args));
-		v->len = sizeof(s->args);
+		extract_call(s, d, v);
 		break;
+	case PAL_X_FD_PATH:
+	case PAL_X_RET_FD_PATH:
+	case PAL_X_EXEC_PATH:
+	case PAL_X_CTX_SOCK:
+	case PAL_X_FD_SOCK:
+	case PAL_X_RET_FD_SOCK:
+	case PAL_X_CRED:
+	case PAL_X_TASKCAP:
+		extract_task(s, d, v);
+		break;
+	default:
+		extract_kernel(s, d, v);
 	}
 }
 
