@@ -40,14 +40,17 @@ fi
 log "building tests/Palisade.Fuzz"
 dotnet build tests/Palisade.Fuzz -c Release -nologo -v quiet -clp:NoSummary >&2
 WORK=artifacts/fuzz/$TARGET
+# Instrumented code writes to AFL's coverage map, which only exists under afl-fuzz: seeds and
+# replays run on the plain build.
+PLAIN=artifacts/bin/Palisade.Fuzz/release/Palisade.Fuzz
 rm -rf "$WORK/bin" "$WORK/in" "$WORK/out"
 mkdir -p "$WORK"
+"$PLAIN" "$TARGET" --seeds "$WORK/in" >&2
 # A fresh copy each run: instrumenting twice is an error, and the plain build stays plain.
 cp -r artifacts/bin/Palisade.Fuzz/release "$WORK/bin"
 for dll in "${INSTRUMENT[@]}"; do
     "$TOOLS/sharpfuzz" "$WORK/bin/$dll" >/dev/null
 done
-"$WORK/bin/Palisade.Fuzz" "$TARGET" --seeds "$WORK/in" >&2
 
 log "fuzzing $TARGET for $SECONDS_TO_RUN s (instrumented: ${INSTRUMENT[*]})"
 # -t: a .NET input can pause for a GC; 5 s is a hang, not a slow input. -m none: the runtime
@@ -65,7 +68,7 @@ echo "target=$TARGET seconds=$(stat run_time) execs=$(stat execs_done) execs_per
 for f in "$WORK"/out/default/crashes/id:*; do
     [[ -e $f ]] || continue
     echo "--- $f"
-    "$WORK/bin/Palisade.Fuzz" "$TARGET" --replay "$f" 2>&1 | head -8 || true
+    "$PLAIN" "$TARGET" --replay "$f" 2>&1 | head -8 || true
 done
 for f in "$WORK"/out/default/hangs/id:*; do
     [[ -e $f ]] && echo "--- hang: $f"
