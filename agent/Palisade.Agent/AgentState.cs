@@ -29,6 +29,9 @@ public sealed class AgentState
 
     internal void SetKubernetes(KubernetesStatus? status) => Kubernetes = status;
 
+    /// <summary>Files of --tracing-policy-dir that have errors right now, with the first one (GET /v1/status shows them).</summary>
+    public System.Collections.Concurrent.ConcurrentDictionary<string, string> InvalidPolicyFiles { get; } = new(StringComparer.Ordinal);
+
     internal void SetProbe(ProbeReport report) => _probe = report;
 
     internal void SetReady(bool ready) => _ready = ready;

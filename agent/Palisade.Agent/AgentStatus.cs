@@ -43,6 +43,12 @@ internal static class AgentStatus
                 w.WriteNumber("pending_forks", s.Cache.PendingForks);
                 w.WriteEndObject();
             }
+            w.WriteStartObject("invalid_policy_files");
+            foreach (var (file, error) in state.InvalidPolicyFiles.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            {
+                w.WriteString(file, error);
+            }
+            w.WriteEndObject();
             w.WriteNumber("events_published", hub.Published);
             w.WriteStartArray("exporters");
             foreach (var sub in hub.Subscriptions)

@@ -74,14 +74,32 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
             {
                 Sync(dir);
                 _watcher = new FileSystemWatcher(dir) { IncludeSubdirectories = false, EnableRaisingEvents = true };
-                _watcher.Changed += (_, _) => Sync(dir);
-                _watcher.Created += (_, _) => Sync(dir);
-                _watcher.Deleted += (_, _) => Sync(dir);
-                _watcher.Renamed += (_, _) => Sync(dir);
-                _rescan = new Timer(_ => Sync(dir), null, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(2));
+                _watcher.Changed += (_, _) => GuardedSync(dir);
+                _watcher.Created += (_, _) => GuardedSync(dir);
+                _watcher.Deleted += (_, _) => GuardedSync(dir);
+                _watcher.Renamed += (_, _) => GuardedSync(dir);
+                _rescan = new Timer(_ => GuardedSync(dir), null, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(2));
             }
         }
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// <see cref="Sync"/> for the watcher and timer threads, where an exception would end the
+    /// process: the directory vanishing mid-listing is retried at the next rescan.
+    /// </summary>
+    private void GuardedSync(string dir)
+    {
+        try
+        {
+            Sync(dir);
+        }
+#pragma warning disable CA1031 // on a timer thread any exception kills the agent and every policy's enforcement with it
+        catch (Exception e) when (e is not OutOfMemoryException)
+#pragma warning restore CA1031
+        {
+            LogSyncFailed(logger, dir, $"{e.GetType().Name}: {e.Message}");
+        }
     }
 
     /// <summary>Brings the engine in line with the directory's current files.</summary>
@@ -106,71 +124,101 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
                 }
                 _files.Remove(gone);
                 _emptySince.Remove(gone);
+                state.InvalidPolicyFiles.TryRemove(gone, out _);
             }
             foreach (var file in present.Order(StringComparer.Ordinal))
             {
-                FileInfo info;
-                string text;
                 try
                 {
-                    info = new FileInfo(file);
-                    if (_files.TryGetValue(file, out var known) && known.Stamp == info.LastWriteTimeUtc && known.Length == info.Length)
-                    {
-                        continue;
-                    }
-                    text = File.ReadAllText(file);
+                    SyncFile(engine, file);
                 }
-                catch (IOException)
+#pragma warning disable CA1031 // one file, whatever is wrong with it or with us, must never stop the others or the agent
+                catch (Exception e) when (e is not OutOfMemoryException)
+#pragma warning restore CA1031
                 {
-                    continue; // being written: the next event or rescan picks it up
+                    // Marked as seen, so a file that cannot be applied is not retried every
+                    // rescan; editing it tries again. What it ran before keeps running.
+                    var info = new FileInfo(file);
+                    var names = _files.TryGetValue(file, out var before) ? before.Names : [];
+                    _files[file] = (info.LastWriteTimeUtc, info.Length, names);
+                    state.InvalidPolicyFiles[file] = $"could not be applied: {e.GetType().Name}: {e.Message}";
+                    LogApplyFailed(logger, file, $"{e.GetType().Name}: {e.Message}");
                 }
-                if (string.IsNullOrWhiteSpace(text) && _files.TryGetValue(file, out var previous) && previous.Names.Count > 0
-                    && _emptySince.GetValueOrDefault(file) != info.LastWriteTimeUtc)
-                {
-                    // Empty right now: most likely an editor or `cp` truncated it and is still
-                    // writing. Keep enforcing what it held; if it is still empty at the next
-                    // rescan, it really was emptied and its policies go.
-                    _emptySince[file] = info.LastWriteTimeUtc;
-                    continue;
-                }
-                _emptySince.Remove(file);
-                var parsed = TracingPolicyParser.Parse(text, file);
-                var names = new List<string>();
-                foreach (var error in parsed.Errors)
-                {
-                    LogInvalid(logger, file, error.ToString());
-                }
-                foreach (var policy in parsed.Policies)
-                {
-                    if (options.TracingPolicySelector.Any(kv => !policy.Labels.TryGetValue(kv.Key, out var v) || v != kv.Value))
-                    {
-                        LogSkipped(logger, policy.Name, file);
-                        continue;
-                    }
-                    var status = engine.Apply(policy, file);
-                    names.Add(policy.Name);
-                    LogApplied(logger, policy.Name, status.State, status.Mode, file,
-                        string.Join("; ", status.Hooks.Select(h => $"{h.Name}: {h.Mode}" + (h.Mode == "unsupported" ? $" ({h.Detail})" : "")).Concat(status.Errors)));
-                }
-                if (_files.TryGetValue(file, out var before))
-                {
-                    foreach (var removed in before.Names.Where(n => !names.Contains(n)))
-                    {
-                        if (parsed.Errors.Count > 0)
-                        {
-                            // A typo must not switch enforcement off: the last good version
-                            // of the policy keeps running until the file is fixed or deleted.
-                            names.Add(removed);
-                            LogKeptLastGood(logger, removed, file);
-                            continue;
-                        }
-                        engine.Delete(removed);
-                        LogDeleted(logger, removed, file);
-                    }
-                }
-                _files[file] = (info.LastWriteTimeUtc, info.Length, names);
             }
         }
+    }
+
+    /// <summary>Applies one file of the directory: its policies replace what it held before.</summary>
+    private void SyncFile(PolicyEngine engine, string file)
+    {
+        FileInfo info;
+        string text;
+        try
+        {
+            info = new FileInfo(file);
+            if (_files.TryGetValue(file, out var known) && known.Stamp == info.LastWriteTimeUtc && known.Length == info.Length)
+            {
+                return;
+            }
+            text = File.ReadAllText(file);
+        }
+        catch (IOException)
+        {
+            return; // being written: the next event or rescan picks it up
+        }
+        if (string.IsNullOrWhiteSpace(text) && _files.TryGetValue(file, out var previous) && previous.Names.Count > 0
+            && _emptySince.GetValueOrDefault(file) != info.LastWriteTimeUtc)
+        {
+            // Empty right now: most likely an editor or `cp` truncated it and is still
+            // writing. Keep enforcing what it held; if it is still empty at the next
+            // rescan, it really was emptied and its policies go.
+            _emptySince[file] = info.LastWriteTimeUtc;
+            return;
+        }
+        _emptySince.Remove(file);
+        var parsed = TracingPolicyParser.Parse(text, file);
+        var names = new List<string>();
+        foreach (var error in parsed.Errors)
+        {
+            LogInvalid(logger, file, error.ToString());
+        }
+        if (parsed.Errors.Count > 0)
+        {
+            state.InvalidPolicyFiles[file] = parsed.Errors[0].ToString() + (parsed.Errors.Count > 1 ? $" (and {parsed.Errors.Count - 1} more, see the log)" : "");
+        }
+        else
+        {
+            state.InvalidPolicyFiles.TryRemove(file, out _);
+        }
+        foreach (var policy in parsed.Policies)
+        {
+            if (options.TracingPolicySelector.Any(kv => !policy.Labels.TryGetValue(kv.Key, out var v) || v != kv.Value))
+            {
+                LogSkipped(logger, policy.Name, file);
+                continue;
+            }
+            var status = engine.Apply(policy, file);
+            names.Add(policy.Name);
+            LogApplied(logger, policy.Name, status.State, status.Mode, file,
+                string.Join("; ", status.Hooks.Select(h => $"{h.Name}: {h.Mode}" + (h.Mode == "unsupported" ? $" ({h.Detail})" : "")).Concat(status.Errors)));
+        }
+        if (_files.TryGetValue(file, out var before))
+        {
+            foreach (var removed in before.Names.Where(n => !names.Contains(n)))
+            {
+                if (parsed.Errors.Count > 0)
+                {
+                    // A typo must not switch enforcement off: the last good version
+                    // of the policy keeps running until the file is fixed or deleted.
+                    names.Add(removed);
+                    LogKeptLastGood(logger, removed, file);
+                    continue;
+                }
+                engine.Delete(removed);
+                LogDeleted(logger, removed, file);
+            }
+        }
+        _files[file] = (info.LastWriteTimeUtc, info.Length, names);
     }
 
     public Task StopAsync(CancellationToken cancellationToken)
@@ -202,6 +250,12 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Policy {Name} {State} ({Mode}) from {File}: {Hooks}")]
     private static partial void LogApplied(ILogger logger, string name, string state, string mode, string file, string hooks);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Policy directory {Dir} could not be read: {Error}; trying again at the next rescan")]
+    private static partial void LogSyncFailed(ILogger logger, string dir, string error);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Policy file {File} could not be applied: {Error}. The other files are unaffected; whatever this file ran before keeps running")]
+    private static partial void LogApplyFailed(ILogger logger, string file, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Policy {Name} in {File} skipped: its labels do not match --tracing-policy-selector")]
     private static partial void LogSkipped(ILogger logger, string name, string file);

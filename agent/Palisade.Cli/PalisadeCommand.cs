@@ -119,34 +119,7 @@ internal static class PalisadeCommand
         var validate = new Command("validate", "Check TracingPolicy YAML files offline (no agent, no root): print every error with its field path and line. Exit code 1 when any file has errors.");
         var files = new Argument<FileInfo[]>("FILE") { Description = "Policy files (YAML; several documents per file are fine).", Arity = ArgumentArity.OneOrMore };
         validate.Arguments.Add(files);
-        validate.SetAction(parse =>
-        {
-            var failed = false;
-            foreach (var file in parse.GetValue(files) ?? [])
-            {
-                if (!file.Exists)
-                {
-                    Console.Error.WriteLine($"{file.FullName}: no such file");
-                    failed = true;
-                    continue;
-                }
-                var result = Palisade.Policies.TracingPolicyParser.Parse(File.ReadAllText(file.FullName), file.Name);
-                foreach (var error in result.Errors)
-                {
-                    Console.WriteLine($"{file.Name}: {error}");
-                }
-                foreach (var note in result.Skipped)
-                {
-                    Console.WriteLine($"{file.Name}: skipped {note}");
-                }
-                if (result.Ok)
-                {
-                    Console.WriteLine($"{file.Name}: ok ({string.Join(", ", result.Policies.Select(p => $"{p.Kind} {p.Name}"))})");
-                }
-                failed |= !result.Ok;
-            }
-            return failed ? 1 : 0;
-        });
+        validate.SetAction(parse => PolicyValidation.Run(parse.GetValue(files) ?? [], Console.Out, Console.Error));
         command.Subcommands.Add(validate);
         ClientCommands.AddPolicyVerbs(command);
         return command;

@@ -144,6 +144,22 @@ public sealed partial class PolicyController : IDisposable
 
     private void ApplyLocked(string kind, string key, Entry entry)
     {
+        try
+        {
+            ApplyOrRefuseLocked(kind, key, entry);
+        }
+#pragma warning disable CA1031 // an object the API server sent, however odd, must not stop the informer (and so every other policy)
+        catch (Exception e) when (e is not OutOfMemoryException)
+#pragma warning restore CA1031
+        {
+            var message = $"could not be applied ({e.GetType().Name}: {e.Message})" + (entry.Running is not null ? ". The previous version keeps running." : "");
+            LogInvalid(_logger, kind, key, message);
+            _report(Report(kind, entry.Object, "error", "", message, [], 0));
+        }
+    }
+
+    private void ApplyOrRefuseLocked(string kind, string key, Entry entry)
+    {
         var obj = entry.Object;
         entry.Processed = true;
         var parsed = TracingPolicyParser.Parse(Document(kind, obj), $"kubernetes:{kind}/{key}");

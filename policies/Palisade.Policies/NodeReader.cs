@@ -35,11 +35,14 @@ internal sealed class NodeReader
             var name = (key as YamlScalarNode)?.Value ?? "";
             if (!known.Contains(name))
             {
-                Error($"{path}.{name}", "unknown field." + Suggestions.For(name, known), key);
+                Error(At(path, name), "unknown field." + Suggestions.For(name, known), key);
             }
         }
         return map;
     }
+
+    /// <summary>The path of field <paramref name="name"/> under <paramref name="path"/> ("" is the document itself).</summary>
+    public static string At(string path, string name) => path.Length == 0 ? name : $"{path}.{name}";
 
     public static YamlNode? Field(YamlMappingNode? map, string name) =>
         map is not null && map.Children.TryGetValue(new YamlScalarNode(name), out var value) ? value : null;
@@ -51,13 +54,13 @@ internal sealed class NodeReader
         {
             if (required)
             {
-                Error($"{path}.{name}", "is required.", map);
+                Error(At(path, name), "is required.", map);
             }
             return null;
         }
         if (node is not YamlScalarNode scalar)
         {
-            Error($"{path}.{name}", $"must be a single value, not {Describe(node)}.", node);
+            Error(At(path, name), $"must be a single value, not {Describe(node)}.", node);
             return null;
         }
         return scalar.Value;
@@ -74,7 +77,7 @@ internal sealed class NodeReader
         {
             return value;
         }
-        Error($"{path}.{name}", $"\"{text}\" is not a boolean. Use true or false.", Field(map, name));
+        Error(At(path, name), $"\"{text}\" is not a boolean. Use true or false.", Field(map, name));
         return false;
     }
 
@@ -89,7 +92,7 @@ internal sealed class NodeReader
         {
             return value;
         }
-        Error($"{path}.{name}", $"\"{text}\" is not a non-negative whole number.", Field(map, name));
+        Error(At(path, name), $"\"{text}\" is not a non-negative whole number.", Field(map, name));
         return null;
     }
 
@@ -104,7 +107,7 @@ internal sealed class NodeReader
         {
             return value;
         }
-        Error($"{path}.{name}", $"\"{text}\" is not a whole number.", Field(map, name));
+        Error(At(path, name), $"\"{text}\" is not a whole number.", Field(map, name));
         return null;
     }
 
@@ -118,7 +121,7 @@ internal sealed class NodeReader
         }
         if (node is not YamlSequenceNode seq)
         {
-            Error($"{path}.{name}", $"must be a list, not {Describe(node)}. Write it as [a, b] or one \"- a\" per line.", node);
+            Error(At(path, name), $"must be a list, not {Describe(node)}. Write it as [a, b] or one \"- a\" per line.", node);
             return [];
         }
         var result = new List<string>(seq.Children.Count);
@@ -130,7 +133,7 @@ internal sealed class NodeReader
             }
             else
             {
-                Error($"{path}.{name}[{i}]", $"must be a single value, not {Describe(seq.Children[i])}.", seq.Children[i]);
+                Error($"{At(path, name)}[{i}]", $"must be a single value, not {Describe(seq.Children[i])}.", seq.Children[i]);
             }
         }
         return result;
@@ -146,13 +149,13 @@ internal sealed class NodeReader
         }
         if (node is not YamlSequenceNode seq)
         {
-            Error($"{path}.{name}", $"must be a list, not {Describe(node)}.", node);
+            Error(At(path, name), $"must be a list, not {Describe(node)}.", node);
             return [];
         }
         var result = new List<T>(seq.Children.Count);
         for (var i = 0; i < seq.Children.Count; i++)
         {
-            if (read(seq.Children[i], $"{path}.{name}[{i}]") is { } item)
+            if (read(seq.Children[i], $"{At(path, name)}[{i}]") is { } item)
             {
                 result.Add(item);
             }

@@ -1,6 +1,5 @@
 using Palisade.Policies.Schema;
 using System.Text.RegularExpressions;
-using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
 namespace Palisade.Policies;
@@ -18,45 +17,60 @@ public sealed record PolicyParseResult(IReadOnlyList<TracingPolicy> Policies, IR
 /// </summary>
 public static partial class TracingPolicyParser
 {
-    /// <summary>Parses every YAML document in <paramref name="yaml"/>; <paramref name="source"/> names the file in errors.</summary>
+    /// <summary>The path of an error that is a bug in Palisade, not in the policy (the fuzz targets treat it as a crash).</summary>
+    public const string InternalErrorPath = "(internal)";
+
+    /// <summary>
+    /// Parses every YAML document in <paramref name="yaml"/>; <paramref name="source"/> names the
+    /// file in errors. Never throws: whatever the text, the result is policies or errors.
+    /// </summary>
     public static PolicyParseResult Parse(string yaml, string source = "policy")
     {
         var policies = new List<TracingPolicy>();
         var errors = new List<PolicyError>();
         var skipped = new List<string>();
-        var stream = new YamlStream();
-        try
+        if (YamlText.Load(yaml, out var stream) is { } problem)
         {
-            stream.Load(new StringReader(yaml));
-        }
-        catch (YamlException e)
-        {
-            errors.Add(new PolicyError(source, $"not valid YAML: {e.InnerException?.Message ?? e.Message}", (int)e.Start.Line, (int)e.Start.Column));
+            errors.Add(new PolicyError("", problem.Message, problem.Line, problem.Column));
             return new PolicyParseResult(policies, errors, skipped);
         }
-        for (var d = 0; d < stream.Documents.Count; d++)
+        for (var d = 0; d < stream!.Documents.Count; d++)
         {
-            var root = stream.Documents[d].RootNode;
-            if (root is YamlScalarNode { Value: null or "" })
-            {
-                continue; // an empty document, e.g. a trailing "---"
-            }
-            var docErrors = new List<PolicyError>();
-            var kind = (NodeReader.Field(root as YamlMappingNode, "kind") as YamlScalarNode)?.Value;
-            if (kind is not null && !Vocabulary.Kinds.Contains(kind) && (NodeReader.Field(root as YamlMappingNode, "apiVersion") as YamlScalarNode)?.Value != Vocabulary.ApiVersion)
-            {
-                skipped.Add($"document {d + 1}: kind {kind} is not a tracing policy");
-                continue;
-            }
-            var policy = ReadPolicy(root, new NodeReader(docErrors));
             var prefix = stream.Documents.Count > 1 ? $"document {d + 1}: " : "";
-            errors.AddRange(docErrors.Select(e => e with { Path = prefix + e.Path }));
-            if (docErrors.Count == 0 && policy is not null)
+            try
             {
-                policies.Add(policy);
+                ReadDocument(stream.Documents[d].RootNode, d, prefix, policies, errors, skipped);
+            }
+#pragma warning disable CA1031 // a reader bug must cost one document its policy, never the caller (the agent) its life
+            catch (Exception e) when (e is not OutOfMemoryException)
+#pragma warning restore CA1031
+            {
+                errors.Add(new PolicyError(prefix + InternalErrorPath,
+                    $"Palisade could not read this document ({e.GetType().Name}: {e.Message}). This is a bug in Palisade, not necessarily in the policy: please report it with the file."));
             }
         }
         return new PolicyParseResult(policies, errors, skipped);
+    }
+
+    private static void ReadDocument(YamlNode root, int d, string prefix, List<TracingPolicy> policies, List<PolicyError> errors, List<string> skipped)
+    {
+        if (root is YamlScalarNode { Value: null or "" })
+        {
+            return; // an empty document, e.g. a trailing "---"
+        }
+        var docErrors = new List<PolicyError>();
+        var kind = (NodeReader.Field(root as YamlMappingNode, "kind") as YamlScalarNode)?.Value;
+        if (kind is not null && !Vocabulary.Kinds.Contains(kind) && (NodeReader.Field(root as YamlMappingNode, "apiVersion") as YamlScalarNode)?.Value != Vocabulary.ApiVersion)
+        {
+            skipped.Add($"document {d + 1}: kind {kind} is not a tracing policy");
+            return;
+        }
+        var policy = ReadPolicy(root, new NodeReader(docErrors));
+        errors.AddRange(docErrors.Select(e => e with { Path = prefix + e.Path }));
+        if (docErrors.Count == 0 && policy is not null)
+        {
+            policies.Add(policy);
+        }
     }
 
     private static TracingPolicy? ReadPolicy(YamlNode root, NodeReader r)

@@ -104,7 +104,9 @@ public sealed class ConfigurationTests
         var errors = new List<string>();
         AgentConfiguration.ParseYaml("log-level: debug\n  bad: [\n", "f.yaml", errors);
 
-        Assert.StartsWith("f.yaml: not valid YAML at line", Assert.Single(errors), StringComparison.Ordinal);
+        var error = Assert.Single(errors);
+        Assert.StartsWith("f.yaml: not valid YAML: ", error, StringComparison.Ordinal);
+        Assert.Contains("(line 2, column", error, StringComparison.Ordinal);
     }
 
     [Fact]

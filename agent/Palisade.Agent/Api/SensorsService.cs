@@ -1,6 +1,7 @@
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Palisade.Agent.Configuration;
+using Palisade.Bpf;
 using Palisade.Api.V1;
 using Palisade.Events;
 using Palisade.Exporters.Filters;
@@ -88,9 +89,20 @@ internal sealed partial class SensorsService(AgentOptions options, AgentState st
             throw new RpcException(new Status(StatusCode.InvalidArgument, errors));
         }
         var response = new AddTracingPolicyResponse();
+        var engine = Engine;
         foreach (var policy in parsed.Policies)
         {
-            var status = Engine.Apply(policy, "grpc");
+            PolicyStatus status;
+            try
+            {
+                status = engine.Apply(policy, "grpc");
+            }
+            catch (Exception e) when (e is InvalidOperationException or BpfException or ArgumentException)
+            {
+                // The engine refused (e.g. every policy slot is taken): the caller gets the
+                // reason, the agent and the policies already loaded carry on.
+                throw new RpcException(new Status(StatusCode.FailedPrecondition, $"policy {policy.Name}: {e.Message}"));
+            }
             LogAdded(logger, policy.Name, status.State, context.Peer);
             response.Policies.Add(ToStatus(status));
         }

@@ -26,7 +26,14 @@ public static class AgentConfiguration
         var configFile = Pick(AgentSettings.ConfigFile, flags, env.Values, out var fileExplicit);
         if (File.Exists(configFile))
         {
-            layers.Add(ParseYaml(File.ReadAllText(configFile), configFile, errors));
+            try
+            {
+                layers.Add(ParseYaml(File.ReadAllText(configFile), configFile, errors));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                errors.Add($"config-file: \"{configFile}\" cannot be read ({e.Message}). Fix: give the path of a readable YAML settings file.");
+            }
         }
         else if (fileExplicit)
         {
@@ -38,7 +45,7 @@ public static class AgentConfiguration
         {
             if (Directory.Exists(configDir))
             {
-                layers.Add(ReadConfigDir(configDir));
+                layers.Add(ReadConfigDir(configDir, errors));
             }
             else
             {
@@ -224,17 +231,12 @@ public static class AgentConfiguration
     public static SettingsLayer ParseYaml(string yaml, string source, List<string> errors)
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
-        var stream = new YamlStream();
-        try
+        if (YamlText.Load(yaml, out var stream) is { } problem)
         {
-            stream.Load(new StringReader(yaml));
-        }
-        catch (YamlDotNet.Core.YamlException e)
-        {
-            errors.Add($"{source}: not valid YAML at line {e.Start.Line}, column {e.Start.Column}: {e.InnerException?.Message ?? e.Message}");
+            errors.Add($"{source}: {problem.Message} (line {problem.Line}, column {problem.Column})");
             return new SettingsLayer(source, values);
         }
-        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is YamlScalarNode { Value: null or "" })
+        if (stream!.Documents.Count == 0 || stream.Documents[0].RootNode is YamlScalarNode { Value: null or "" })
         {
             return new SettingsLayer(source, values);
         }
@@ -245,7 +247,11 @@ public static class AgentConfiguration
         }
         foreach (var (keyNode, valueNode) in mapping.Children)
         {
-            var key = ((YamlScalarNode)keyNode).Value ?? string.Empty;
+            if (keyNode is not YamlScalarNode { Value: { } key })
+            {
+                errors.Add($"{source}: line {keyNode.Start.Line}: a setting's name must be a plain word such as log-level, not a list or mapping.");
+                continue;
+            }
             if (valueNode is YamlScalarNode scalar)
             {
                 values[key] = scalar.Value ?? string.Empty;
@@ -272,7 +278,7 @@ public static class AgentConfiguration
         return new SettingsLayer("environment (PALISADE_*)", values);
     }
 
-    private static SettingsLayer ReadConfigDir(string directory)
+    private static SettingsLayer ReadConfigDir(string directory, List<string> errors)
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var file in Directory.EnumerateFiles(directory))
@@ -281,7 +287,14 @@ public static class AgentConfiguration
             // Kubernetes projects ConfigMaps through ..data symlinks and dot-files; only plain keys count.
             if (!name.StartsWith('.'))
             {
-                values[name] = File.ReadAllText(file).Trim();
+                try
+                {
+                    values[name] = File.ReadAllText(file).Trim();
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    errors.Add($"config-dir {directory}: {name} cannot be read ({e.Message}). Fix: make it a readable file, or remove it.");
+                }
             }
         }
         return new SettingsLayer($"config-dir {directory}", values);
@@ -356,7 +369,7 @@ public static class AgentConfiguration
                 return (UnixFileMode)mode;
             }
         }
-        catch (FormatException)
+        catch (Exception e) when (e is FormatException or OverflowException or ArgumentException)
         {
         }
         errors.Add($"{setting.Key}: \"{entry.Value}\" (from {entry.Source}) is not octal permissions the agent can write to. Fix: three octal digits with the owner's read and write, e.g. 600 or 640.");
@@ -370,20 +383,21 @@ public static class AgentConfiguration
         var unitStart = v.AsSpan().IndexOfAnyExcept("0123456789.");
         if (unitStart > 0 && double.TryParse(v.AsSpan(0, unitStart), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var amount))
         {
-            TimeSpan? result = v[unitStart..] switch
+            double? ms = v[unitStart..] switch
             {
-                "ms" => TimeSpan.FromMilliseconds(amount),
-                "s" => TimeSpan.FromSeconds(amount),
-                "m" => TimeSpan.FromMinutes(amount),
-                "h" => TimeSpan.FromHours(amount),
+                "ms" => amount,
+                "s" => amount * 1e3,
+                "m" => amount * 60e3,
+                "h" => amount * 3600e3,
                 _ => null,
             };
-            if (result is { } r)
+            // A year bounds every duration the agent waits for; far beyond it TimeSpan overflows.
+            if (ms is { } r && r <= TimeSpan.FromDays(366).TotalMilliseconds)
             {
-                return r;
+                return TimeSpan.FromMilliseconds(r);
             }
         }
-        errors.Add($"{setting.Key}: \"{v}\" (from {entry.Source}) is not a duration. Fix: a number and a unit, e.g. 500ms, 10s, 2m or 1h.");
+        errors.Add($"{setting.Key}: \"{v}\" (from {entry.Source}) is not a duration of at most a year. Fix: a number and a unit, e.g. 500ms, 10s, 2m or 1h.");
         return TimeSpan.FromSeconds(10);
     }
 
@@ -393,7 +407,7 @@ public static class AgentConfiguration
         var v = entry.Value.ToUpperInvariant();
         long multiplier = v.EndsWith('K') ? 1024 : v.EndsWith('M') ? 1024 * 1024 : 1;
         var digits = multiplier == 1 ? v : v[..^1];
-        if (long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+        if (long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n <= (1L << 30) / multiplier)
         {
             var bytes = n * multiplier;
             if (bytes >= ProcessSensorOptions.MinRingBufferBytes && bytes <= 1L << 30 && (bytes & (bytes - 1)) == 0)

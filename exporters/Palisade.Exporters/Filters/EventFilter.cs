@@ -47,6 +47,16 @@ internal static class FilterLines
         }
         return doc;
     }
+
+    /// <summary>The value as a list of strings, or a <see cref="FilterException"/> naming <paramref name="field"/>.</summary>
+    public static string[] Strings(JsonElement value, string field, string example = "[\"value\"]")
+    {
+        if (value.ValueKind != JsonValueKind.Array || value.EnumerateArray().Any(v => v.ValueKind != JsonValueKind.String))
+        {
+            throw new FilterException($"{field}: must be a list of strings, not {value.GetRawText()}. Fix: e.g. {example}.");
+        }
+        return [.. value.EnumerateArray().Select(v => v.GetString()!)];
+    }
 }
 
 /// <summary>
@@ -108,8 +118,19 @@ public sealed class EventFilter
         }
         if (trimmed.StartsWith('['))
         {
-            using var doc = JsonDocument.Parse(trimmed);
-            return [.. doc.RootElement.EnumerateArray().Select((e, i) => Parse(e.GetRawText(), $"{where}[{i}]"))];
+            JsonDocument doc;
+            try
+            {
+                doc = JsonDocument.Parse(trimmed);
+            }
+            catch (JsonException e)
+            {
+                throw new FilterException($"{where}: not valid JSON ({e.Message}). Fix: a JSON array of filter objects, or one object per line, e.g. {{\"event_set\":[\"PROCESS_EXEC\"]}}.");
+            }
+            using (doc)
+            {
+                return [.. doc.RootElement.EnumerateArray().Select((e, i) => Parse(e.GetRawText(), $"{where}[{i}]"))];
+            }
         }
         return FilterLines.Parse(text, where, Parse);
     }
@@ -161,14 +182,7 @@ public sealed class EventFilter
         }
     }
 
-    private static string[] Strings(JsonProperty p, string field)
-    {
-        if (p.Value.ValueKind != JsonValueKind.Array || p.Value.EnumerateArray().Any(v => v.ValueKind != JsonValueKind.String))
-        {
-            throw new FilterException($"{field}: must be a list of strings, not {p.Value.GetRawText()}. Fix: e.g. [\"value\"].");
-        }
-        return [.. p.Value.EnumerateArray().Select(v => v.GetString()!)];
-    }
+    private static string[] Strings(JsonProperty p, string field) => FilterLines.Strings(p.Value, field);
 
     private static Regex Regexes(JsonProperty p, string field)
     {
@@ -184,8 +198,18 @@ public sealed class EventFilter
                 throw new FilterException($"{field}: \"{pattern}\" is not a valid regular expression ({e.Message}).");
             }
         }
-        // One alternation, compiled once: events are matched on the export path.
-        return new Regex(string.Join('|', patterns.Select(s => $"(?:{s})")), RegexOptions.Compiled | RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(50));
+        // One alternation, compiled once: events are matched on the export path. Patterns that
+        // are valid alone can still break the alternation (an inline (?x) turns the closing
+        // parenthesis into a comment), so the joined one is checked too.
+        var joined = string.Join('|', patterns.Select(s => $"(?:{s})"));
+        try
+        {
+            return new Regex(joined, RegexOptions.Compiled | RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(50));
+        }
+        catch (ArgumentException e)
+        {
+            throw new FilterException($"{field}: the patterns cannot be combined into one regular expression ({e.Message}). Fix: drop inline options such as (?x) or give each pattern its own filter.");
+        }
     }
 
     private static uint[] Pids(JsonProperty p, string field)

@@ -42,22 +42,27 @@ public sealed class FieldFilter
                 switch (p.Name)
                 {
                     case "event_set":
-                        kinds = [.. p.Value.EnumerateArray().Select(v => EventFilter.KindOf(v.GetString() ?? "") ?? throw new FilterException(
-                            $"{where}: event_set: unknown event type {v.GetRawText()}."))];
+                        kinds = [.. FilterLines.Strings(p.Value, $"{where}: event_set", "[\"PROCESS_EXEC\"]").Select(v => EventFilter.KindOf(v) ?? throw new FilterException(
+                            $"{where}: event_set: unknown event type \"{v}\"."))];
                         break;
                     case "invert_event_set":
-                        invert = p.Value.ValueKind == JsonValueKind.True;
+                        invert = p.Value.ValueKind switch
+                        {
+                            JsonValueKind.True => true,
+                            JsonValueKind.False => false,
+                            _ => throw new FilterException($"{where}: invert_event_set: must be true or false, not {p.Value.GetRawText()}."),
+                        };
                         break;
                     case "fields":
                         fields = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()
                             : throw new FilterException($"{where}: fields: must be a comma-separated string such as \"process.binary,process.pid\".");
                         break;
                     case "action":
-                        include = p.Value.GetString() switch
+                        include = (p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : null) switch
                         {
                             "INCLUDE" => true,
                             "EXCLUDE" => false,
-                            var other => throw new FilterException($"{where}: action: \"{other}\" is not INCLUDE or EXCLUDE."),
+                            _ => throw new FilterException($"{where}: action: {p.Value.GetRawText()} is not \"INCLUDE\" or \"EXCLUDE\"."),
                         };
                         break;
                     default:

@@ -32,14 +32,14 @@ public sealed class Redactor
                 switch (p.Name)
                 {
                     case "redact":
-                        redact = [.. p.Value.EnumerateArray().Select(v => Compile(v.GetString() ?? "", $"{at}: redact"))];
+                        redact = [.. FilterLines.Strings(p.Value, $"{at}: redact", "[\"--password[= ](\\\\S+)\"]").Select(v => Compile(v, $"{at}: redact"))];
                         foreach (var r in redact.Where(r => r.GetGroupNumbers().Length < 2))
                         {
                             throw new FilterException($"{at}: redact: \"{r}\" has no capture group, so nothing would be redacted. Fix: put the secret in parentheses, e.g. \"--password[= ](\\\\S+)\".");
                         }
                         break;
                     case "binary_regex":
-                        binary = Compile(string.Join('|', p.Value.EnumerateArray().Select(v => $"(?:{v.GetString()})")), $"{at}: binary_regex");
+                        binary = Compile(string.Join('|', FilterLines.Strings(p.Value, $"{at}: binary_regex", "[\"^/usr/bin/mysql$\"]").Select(v => $"(?:{v})")), $"{at}: binary_regex");
                         break;
                     case "match":
                         throw new FilterException($"{at}: match: not supported (Tetragon deprecated it too). Fix: use binary_regex to choose binaries.");
@@ -81,24 +81,24 @@ public sealed class Redactor
     public string Redact(string binary, string arguments)
     {
         var result = arguments;
-        foreach (var (bin, redact) in _rules)
+        try
         {
-            if (bin is not null && !bin.IsMatch(binary))
+            foreach (var (bin, redact) in _rules)
             {
-                continue;
-            }
-            foreach (var regex in redact)
-            {
-                try
+                if (bin is not null && !bin.IsMatch(binary))
+                {
+                    continue;
+                }
+                foreach (var regex in redact)
                 {
                     result = MaskGroups(regex, result);
                 }
-                catch (System.Text.RegularExpressions.RegexMatchTimeoutException)
-                {
-                    // Too slow to decide: hide everything rather than leak.
-                    return Mask;
-                }
             }
+        }
+        catch (System.Text.RegularExpressions.RegexMatchTimeoutException)
+        {
+            // Too slow to decide: hide everything rather than leak.
+            return Mask;
         }
         return result;
     }
