@@ -747,7 +747,7 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
             }
             if (pendingNrs.Contains(nr))
             {
-                e.Flags = 1;
+                e.Flags = (byte)PalPolSysentFlags.Pending;
             }
             if (e.N != 0 || e.Flags != 0 || _writtenLists.Contains((mapName, nr)))
             {
@@ -903,12 +903,12 @@ public sealed unsafe class PolicyEngine : IDisposable, IRingBufferConsumer
         {
             ret = ToArg(ra.Type, ra.Label, values[rs], rsrc);
         }
-        var monitored = e.Action == 5;
-        var action = e.Action switch
+        var monitored = e.Action == (byte)PalPolAction.Monitor;
+        var action = (PalPolAction)e.Action switch
         {
-            2 => "KPROBE_ACTION_SIGKILL",
-            3 => "KPROBE_ACTION_SIGNAL",
-            4 => "KPROBE_ACTION_OVERRIDE",
+            PalPolAction.Sigkill => "KPROBE_ACTION_SIGKILL",
+            PalPolAction.Signal => "KPROBE_ACTION_SIGNAL",
+            PalPolAction.Override => "KPROBE_ACTION_OVERRIDE",
             _ => "KPROBE_ACTION_POST",
         };
         var h = hook.Hook;
