@@ -19,7 +19,7 @@ internal static class PolicyJson
 /// changed or removed there apply live (a watcher plus a rescan every 2 s, so a missed
 /// notification only delays). A bad file is logged with its errors and changes nothing else.
 /// </summary>
-internal sealed partial class PolicyService(AgentOptions options, AgentState state, EventHub hub, ILogger<PolicyService> logger)
+internal sealed partial class PolicyService(AgentOptions options, KernelSetupService kernel, ProcessSensorService processes, EventHub hub, ILogger<PolicyService> logger)
     : IHostedService, IDisposable
 {
     private PolicyEngine? _engine;
@@ -29,11 +29,14 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
     private readonly Lock _sync = new();
     private readonly Dictionary<string, (DateTime Stamp, long Length, List<string> Names)> _files = new(StringComparer.Ordinal);
 
+    /// <summary>The TracingPolicy engine; null before it started, when it could not, and once stopping.</summary>
+    public PolicyEngine? Engine => _engine;
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        var sensor = state.ProcessSensor;
+        var sensor = processes.Sensor;
         var missing = new[] { Palisade.Bpf.Probe.KernelFeature.TpBtf, Palisade.Bpf.Probe.KernelFeature.RdonlyCast }
-            .Select(f => state.Probe?.Find(f))
+            .Select(f => kernel.Probe?.Find(f))
             .Where(r => r is { Available: false })
             .Select(r => $"{r!.Name} ({r.Detail})")
             .ToList();
@@ -44,7 +47,7 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
             LogStartFailed(logger, $"this kernel lacks {string.Join(" and ", missing)}; the engine needs both (Linux 6.2 or later with BTF)");
             return Task.CompletedTask;
         }
-        var facts = PolicyEngine.FactsFor(options.ProcFs, state.Probe?.IsAvailable(Palisade.Bpf.Probe.KernelFeature.Kprobe) ?? false)
+        var facts = PolicyEngine.FactsFor(options.ProcFs, kernel.Probe?.IsAvailable(Palisade.Bpf.Probe.KernelFeature.Kprobe) ?? false)
             with { PodScoping = options.Kubernetes };
         var engine = new PolicyEngine(hub.Publish, facts, sensor is null ? null : sensor.Resolve, options.ProcFs);
         try
@@ -58,7 +61,6 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
             return Task.CompletedTask;
         }
         _engine = engine;
-        state.SetPolicies(engine);
         if (options.TracingPolicyDir is { } dir)
         {
             if (!Directory.Exists(dir))
@@ -180,9 +182,9 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
         _watcher?.Dispose();
         lock (_sync)
         {
-            state.SetPolicies(null);
-            _engine?.Dispose();
+            var engine = _engine;
             _engine = null;
+            engine?.Dispose();
         }
     }
 
