@@ -71,19 +71,25 @@ public static class AgentHost
             builder.Services.AddSingleton(shippedLogs);
         }
         builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton<AgentState>();
+        builder.Services.AddSingleton<AgentReadiness>();
         builder.Services.AddSingleton<EventHub>();
         // Start order is registration order; stop order is the reverse: sensors stop (and
-        // detach) before exporters drain what they produced.
-        builder.Services.AddHostedService<KernelSetupService>();
+        // detach) before exporters drain what they produced. The services that own the probe
+        // report, the process sensor, the policy engine and the Kubernetes status are also
+        // singletons, so that the metrics, the status and the API can ask them.
+        builder.Services.AddSingleton<KernelSetupService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<KernelSetupService>());
         builder.Services.AddSingleton<ExportService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ExportService>());
         builder.Services.AddSingleton<AgentMetrics>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AgentMetrics>());
-        builder.Services.AddHostedService<ProcessSensorService>();
-        builder.Services.AddHostedService<PolicyService>();
+        builder.Services.AddSingleton<ProcessSensorService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ProcessSensorService>());
+        builder.Services.AddSingleton<PolicyService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<PolicyService>());
         builder.Services.AddSingleton<Palisade.Kubernetes.PodCache>();
-        builder.Services.AddHostedService<KubernetesService>();
+        builder.Services.AddSingleton<KubernetesService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<KubernetesService>());
         builder.Services.AddHostedService<ReadinessService>();
 
         var app = builder.Build();
@@ -105,29 +111,33 @@ public static class AgentHost
 
     private static void MapHealth(WebApplication app)
     {
-        var state = app.Services.GetRequiredService<AgentState>();
+        var readiness = app.Services.GetRequiredService<AgentReadiness>();
+        var kernel = app.Services.GetRequiredService<KernelSetupService>();
+        var processes = app.Services.GetRequiredService<ProcessSensorService>();
+        var policies = app.Services.GetRequiredService<PolicyService>();
+        var kubernetes = app.Services.GetRequiredService<KubernetesService>();
         app.MapMetrics("/metrics", app.Services.GetRequiredService<AgentMetrics>().Registry);
         app.MapGet("/healthz", (HttpContext ctx) => ctx.Response.WriteAsync("ok\n"));
         app.MapGet("/readyz", (HttpContext ctx) =>
         {
-            ctx.Response.StatusCode = state.Ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
-            return ctx.Response.WriteAsync(state.Ready ? "ready\n" : "starting\n");
+            ctx.Response.StatusCode = readiness.Ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
+            return ctx.Response.WriteAsync(readiness.Ready ? "ready\n" : "starting\n");
         });
         app.MapGet("/v1/status", async (HttpContext ctx) =>
         {
             ctx.Response.ContentType = "application/json";
             var exports = app.Services.GetRequiredService<ExportService>();
-            await ctx.Response.WriteAsync(AgentStatus.Json(state, app.Services.GetRequiredService<EventHub>(), exports, app.Services.GetService<ElasticsearchLogs>())).ConfigureAwait(false);
+            await ctx.Response.WriteAsync(AgentStatus.Json(readiness, processes.Sensor, kubernetes.Status, app.Services.GetRequiredService<EventHub>(), exports, app.Services.GetRequiredService<PolicyService>().InvalidPolicyFiles, app.Services.GetService<ElasticsearchLogs>())).ConfigureAwait(false);
         });
         app.MapGet("/v1/policies", async (HttpContext ctx) =>
         {
             ctx.Response.ContentType = "application/json";
-            var policies = state.Policies?.List() ?? [];
-            await ctx.Response.WriteAsync(System.Text.Json.JsonSerializer.Serialize(policies, PolicyJson.Options)).ConfigureAwait(false);
+            var list = policies.Engine?.List() ?? [];
+            await ctx.Response.WriteAsync(System.Text.Json.JsonSerializer.Serialize(list, PolicyJson.Options)).ConfigureAwait(false);
         });
         app.MapGet("/v1/probe", async (HttpContext ctx) =>
         {
-            if (state.Probe is not { } report)
+            if (kernel.Probe is not { } report)
             {
                 ctx.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
                 return;

@@ -15,7 +15,11 @@ internal sealed class AgentMetrics : IHostedService
 {
     private readonly AgentOptions _options;
     private readonly EventHub _hub;
-    private readonly AgentState _state;
+    // Owners of what the metrics read; null in tests that measure only the event counters.
+    private readonly KernelSetupService? _kernel;
+    private readonly ProcessSensorService? _processes;
+    private readonly PolicyService? _policyService;
+    private readonly KubernetesService? _kubernetes;
     private readonly ExportService _exports;
     private readonly Counter _events, _flows, _drops, _policyEvents, _policyActions, _kernelLost, _userLost, _exportSent, _exportFailed, _exportDropped,
         _exportFiltered, _cacheEvictions, _cacheLookups, _published, _metricsOverflow;
@@ -29,11 +33,15 @@ internal sealed class AgentMetrics : IHostedService
     private EventSubscription? _subscription;
     private Task? _run;
 
-    public AgentMetrics(AgentOptions options, EventHub hub, AgentState state, ExportService exports)
+    public AgentMetrics(AgentOptions options, EventHub hub, ExportService exports, KernelSetupService? kernel = null, ProcessSensorService? processes = null,
+        PolicyService? policies = null, KubernetesService? kubernetes = null)
     {
         _options = options;
         _hub = hub;
-        _state = state;
+        _kernel = kernel;
+        _processes = processes;
+        _policyService = policies;
+        _kubernetes = kubernetes;
         _exports = exports;
         Registry = Metrics.NewCustomRegistry();
         var f = Metrics.WithCustomRegistry(Registry);
@@ -223,7 +231,7 @@ internal sealed class AgentMetrics : IHostedService
 
     private void CollectKubernetes()
     {
-        if (_state.Kubernetes is not { } k)
+        if (_kubernetes?.Status is not { } k)
         {
             return;
         }
@@ -257,7 +265,7 @@ internal sealed class AgentMetrics : IHostedService
         Set(_published, _hub.Published);
         CollectKubernetes();
         CollectMaps();
-        if (_state.ProcessSensor is { } sensor)
+        if (_processes?.Sensor is { } sensor)
         {
             var s = sensor.Stats();
             Set(_kernelLost.WithLabels("process", "exec"), s.LostExec);
@@ -295,7 +303,7 @@ internal sealed class AgentMetrics : IHostedService
                 Set(_exportDropped.WithLabels(sink.Name, "spool_full"), es.Client.SpoolDropped);
             }
         }
-        if (_state.Policies is { } engine)
+        if (_policyService?.Engine is { } engine)
         {
             var list = engine.List();
             foreach (var state in new[] { "enabled", "partially_enabled", "error", "disabled" })
@@ -332,7 +340,7 @@ internal sealed class AgentMetrics : IHostedService
                 }
             }
         }
-        if (_state.Probe is { } probe)
+        if (_kernel?.Probe is { } probe)
         {
             foreach (var feature in probe.Features)
             {
@@ -345,7 +353,7 @@ internal sealed class AgentMetrics : IHostedService
     // keys, one syscall each, so at most every 10 s.
     private void CollectMaps()
     {
-        var rings = (_state.ProcessSensor?.RingBufferUsage() ?? []);
+        var rings = _processes?.Sensor?.RingBufferUsage() ?? [];
         foreach (var (map, pending, capacity) in rings)
         {
             _ringPending.WithLabels(map).Set(pending);
@@ -358,7 +366,7 @@ internal sealed class AgentMetrics : IHostedService
         _mapsCounted = DateTime.UtcNow;
         try
         {
-            foreach (var (map, entries, capacity) in (_state.ProcessSensor?.MapUsage() ?? []).Concat(_state.Policies?.MapUsage() ?? []))
+            foreach (var (map, entries, capacity) in (_processes?.Sensor?.MapUsage() ?? []).Concat(_policyService?.Engine?.MapUsage() ?? []))
             {
                 _mapEntries.WithLabels(map).Set(entries);
                 _mapCapacity.WithLabels(map).Set(capacity);

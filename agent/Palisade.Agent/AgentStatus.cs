@@ -7,14 +7,15 @@ namespace Palisade.Agent;
 /// <summary>The agent's counters as one JSON document (GET /v1/status): sensors, cache, exporters, memory.</summary>
 internal static class AgentStatus
 {
-    public static string Json(AgentState state, EventHub hub, ExportService exports, ElasticsearchLogs? shippedLogs = null)
+    public static string Json(AgentReadiness readiness, Palisade.Runtime.ProcessSensor? sensor, KubernetesStatus? kubernetes, EventHub hub, ExportService exports,
+        IReadOnlyDictionary<string, string> invalidPolicyFiles, ElasticsearchLogs? shippedLogs = null)
     {
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
         {
             w.WriteStartObject();
-            w.WriteBoolean("ready", state.Ready);
-            if (state.ProcessSensor is { } sensor)
+            w.WriteBoolean("ready", readiness.Ready);
+            if (sensor is not null)
             {
                 var s = sensor.Stats();
                 w.WriteStartObject("process_sensor");
@@ -44,7 +45,7 @@ internal static class AgentStatus
                 w.WriteEndObject();
             }
             w.WriteStartObject("invalid_policy_files");
-            foreach (var (file, error) in state.InvalidPolicyFiles.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            foreach (var (file, error) in invalidPolicyFiles.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             {
                 w.WriteString(file, error);
             }
@@ -86,7 +87,7 @@ internal static class AgentStatus
                 WriteBulk(w, shippedLogs.Client);
                 w.WriteEndObject();
             }
-            if (state.Kubernetes is { } k)
+            if (kubernetes is { } k)
             {
                 WriteKubernetes(w, k);
             }

@@ -10,8 +10,13 @@ namespace Palisade.Agent;
 /// messages into our logs and probes the kernel, so every later step (and the user) knows
 /// which hooks exist here.
 /// </summary>
-internal sealed partial class KernelSetupService(AgentState state, ILogger<KernelSetupService> logger) : IHostedService
+internal sealed partial class KernelSetupService(ILogger<KernelSetupService> logger) : IHostedService
 {
+    private volatile ProbeReport? _probe;
+
+    /// <summary>The start-up kernel probe; null until it has run.</summary>
+    public ProbeReport? Probe => _probe;
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         LibbpfLog.SetSink((level, message) =>
@@ -54,7 +59,7 @@ internal sealed partial class KernelSetupService(AgentState state, ILogger<Kerne
         }
 
         var report = KernelProbe.Run();
-        state.SetProbe(report);
+        _probe = report;
         LogProbeSummary(logger, report.Features.Count(f => f.Available), report.Features.Count, report.KernelRelease, report.Lockdown, report.DurationMs,
             Environment.NewLine + report.ToTable());
         foreach (var feature in report.Features)

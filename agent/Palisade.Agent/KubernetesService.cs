@@ -19,13 +19,16 @@ namespace Palisade.Agent;
 /// A failure to reach the API server never stops the agent: informers retry with backoff
 /// and the status endpoint says what is wrong.
 /// </summary>
-internal sealed partial class KubernetesService(AgentOptions options, AgentState state, EventHub hub, PodCache pods, ILoggerFactory logs,
+internal sealed partial class KubernetesService(AgentOptions options, PolicyService policies, EventHub hub, PodCache pods, ILoggerFactory logs,
     ILogger<KubernetesService> logger) : IHostedService, IDisposable
 {
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _loops = [];
     private PodContextGate? _gate;
     private PolicyController? _controller;
+
+    /// <summary>How the Kubernetes integration runs; null when it is off or not started.</summary>
+    public KubernetesStatus? Status { get; private set; }
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -41,7 +44,7 @@ internal sealed partial class KubernetesService(AgentOptions options, AgentState
         catch (Exception e) when (e is InvalidOperationException or IOException or k8s.Exceptions.KubeConfigException)
         {
             LogNoClient(logger, e.Message);
-            state.SetKubernetes(new KubernetesStatus($"not connected: {e.Message}", [], pods, null, null));
+            Status = new KubernetesStatus($"not connected: {e.Message}", [], pods, null, null);
             return Task.CompletedTask;
         }
         _gate = new PodContextGate(hub, pods, options.KubernetesPodWait);
@@ -55,7 +58,7 @@ internal sealed partial class KubernetesService(AgentOptions options, AgentState
         Run(namespaces.RunAsync);
 
         StatusReporter? reporter = null;
-        if (state.Policies is { } engine)
+        if (policies.Engine is { } engine)
         {
             reporter = new StatusReporter(client, options.NodeName, logs.CreateLogger<StatusReporter>());
             Run(reporter.RunAsync);
@@ -76,7 +79,7 @@ internal sealed partial class KubernetesService(AgentOptions options, AgentState
         {
             LogNoEngine(logger);
         }
-        state.SetKubernetes(new KubernetesStatus("connected", informers, pods, _gate, reporter));
+        Status = new KubernetesStatus("connected", informers, pods, _gate, reporter);
         LogStarted(logger, options.Kubeconfig ?? "in-cluster service account", options.NodeName);
         return Task.CompletedTask;
     }

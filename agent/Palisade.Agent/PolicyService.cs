@@ -19,7 +19,7 @@ internal static class PolicyJson
 /// changed or removed there apply live (a watcher plus a rescan every 2 s, so a missed
 /// notification only delays). A bad file is logged with its errors and changes nothing else.
 /// </summary>
-internal sealed partial class PolicyService(AgentOptions options, AgentState state, EventHub hub, ILogger<PolicyService> logger)
+internal sealed partial class PolicyService(AgentOptions options, KernelSetupService kernel, ProcessSensorService processes, EventHub hub, ILogger<PolicyService> logger)
     : IHostedService, IDisposable
 {
     private PolicyEngine? _engine;
@@ -29,11 +29,17 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
     private readonly Lock _sync = new();
     private readonly Dictionary<string, (DateTime Stamp, long Length, List<string> Names)> _files = new(StringComparer.Ordinal);
 
+    /// <summary>The TracingPolicy engine; null before it started, when it could not, and once stopping.</summary>
+    public PolicyEngine? Engine => _engine;
+
+    /// <summary>Policy files of the directory that do not parse or apply, with the first error: the status endpoint lists them.</summary>
+    public System.Collections.Concurrent.ConcurrentDictionary<string, string> InvalidPolicyFiles { get; } = new(StringComparer.Ordinal);
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        var sensor = state.ProcessSensor;
+        var sensor = processes.Sensor;
         var missing = new[] { Palisade.Bpf.Probe.KernelFeature.TpBtf, Palisade.Bpf.Probe.KernelFeature.RdonlyCast }
-            .Select(f => state.Probe?.Find(f))
+            .Select(f => kernel.Probe?.Find(f))
             .Where(r => r is { Available: false })
             .Select(r => $"{r!.Name} ({r.Detail})")
             .ToList();
@@ -49,7 +55,7 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
             LogStartFailed(logger, "the process sensor is not running, and the engine works on its process table and ring buffer");
             return Task.CompletedTask;
         }
-        var facts = PolicyEngine.FactsFor(options.ProcFs, state.Probe?.IsAvailable(Palisade.Bpf.Probe.KernelFeature.Kprobe) ?? false)
+        var facts = PolicyEngine.FactsFor(options.ProcFs, kernel.Probe?.IsAvailable(Palisade.Bpf.Probe.KernelFeature.Kprobe) ?? false)
             with { PodScoping = options.Kubernetes };
         var engine = new PolicyEngine(hub.Publish, facts, sensor.Resolve, options.ProcFs);
         try
@@ -63,7 +69,6 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
             return Task.CompletedTask;
         }
         _engine = engine;
-        state.SetPolicies(engine);
         if (options.TracingPolicyDir is { } dir)
         {
             if (!Directory.Exists(dir))
@@ -124,7 +129,7 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
                 }
                 _files.Remove(gone);
                 _emptySince.Remove(gone);
-                state.InvalidPolicyFiles.TryRemove(gone, out _);
+                InvalidPolicyFiles.TryRemove(gone, out _);
             }
             foreach (var file in present.Order(StringComparer.Ordinal))
             {
@@ -141,7 +146,7 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
                     var info = new FileInfo(file);
                     var names = _files.TryGetValue(file, out var before) ? before.Names : [];
                     _files[file] = (info.LastWriteTimeUtc, info.Length, names);
-                    state.InvalidPolicyFiles[file] = $"could not be applied: {e.GetType().Name}: {e.Message}";
+                    InvalidPolicyFiles[file] = $"could not be applied: {e.GetType().Name}: {e.Message}";
                     LogApplyFailed(logger, file, $"{e.GetType().Name}: {e.Message}");
                 }
             }
@@ -184,11 +189,11 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
         }
         if (parsed.Errors.Count > 0)
         {
-            state.InvalidPolicyFiles[file] = parsed.Errors[0].ToString() + (parsed.Errors.Count > 1 ? $" (and {parsed.Errors.Count - 1} more, see the log)" : "");
+            InvalidPolicyFiles[file] = parsed.Errors[0].ToString() + (parsed.Errors.Count > 1 ? $" (and {parsed.Errors.Count - 1} more, see the log)" : "");
         }
         else
         {
-            state.InvalidPolicyFiles.TryRemove(file, out _);
+            InvalidPolicyFiles.TryRemove(file, out _);
         }
         foreach (var policy in parsed.Policies)
         {
@@ -233,9 +238,9 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
         _watcher?.Dispose();
         lock (_sync)
         {
-            state.SetPolicies(null);
-            _engine?.Dispose();
+            var engine = _engine;
             _engine = null;
+            engine?.Dispose();
         }
     }
 

@@ -9,7 +9,7 @@ using Palisade.Runtime;
 namespace Palisade.Agent;
 
 /// <summary>Runs the process lifecycle sensor for the agent's lifetime and logs its loss counters.</summary>
-internal sealed partial class ProcessSensorService(AgentOptions options, AgentState state, EventHub hub, TimeProvider time, Palisade.Kubernetes.PodCache pods,
+internal sealed partial class ProcessSensorService(AgentOptions options, KernelSetupService kernel, EventHub hub, TimeProvider time, Palisade.Kubernetes.PodCache pods,
     ILogger<ProcessSensorService> logger)
     : IHostedService, IDisposable
 {
@@ -17,11 +17,12 @@ internal sealed partial class ProcessSensorService(AgentOptions options, AgentSt
     private ITimer? _report;
     private ulong _lastLost;
 
+    /// <summary>The running process sensor; null before it started, when it could not, and once stopping.</summary>
     public ProcessSensor? Sensor => _sensor;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        var probe = state.Probe;
+        var probe = kernel.Probe;
         if (probe is not null && (!probe.IsAvailable(KernelFeature.RawTracepoint) || !probe.IsAvailable(KernelFeature.Ringbuf)))
         {
             LogUnavailable(logger, probe.Find(KernelFeature.RawTracepoint)?.Detail ?? "", probe.Find(KernelFeature.Ringbuf)?.Detail ?? "");
@@ -48,7 +49,6 @@ internal sealed partial class ProcessSensorService(AgentOptions options, AgentSt
             throw;
         }
         _sensor = sensor;
-        state.SetProcessSensor(sensor);
         LogStarted(logger, sensor.SeededFromProcFs);
         _report = time.CreateTimer(_ => ReportLosses(), null, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10));
         return Task.CompletedTask;
@@ -75,9 +75,8 @@ internal sealed partial class ProcessSensorService(AgentOptions options, AgentSt
         {
             var stats = sensor.Stats();
             LogStopped(logger, stats.Decoder.Exec, stats.Decoder.Exit, stats.KernelLost, stats.Cache.Count);
-            state.SetProcessSensor(null);
-            sensor.Dispose();
             _sensor = null;
+            sensor.Dispose();
         }
         return Task.CompletedTask;
     }

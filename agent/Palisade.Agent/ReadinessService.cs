@@ -4,18 +4,18 @@ using Microsoft.Extensions.Logging;
 namespace Palisade.Agent;
 
 /// <summary>Registered last: when it starts, every earlier start-up step has finished, so the agent is ready.</summary>
-internal sealed partial class ReadinessService(AgentState state, ILogger<ReadinessService> logger) : IHostedService
+internal sealed partial class ReadinessService(AgentReadiness readiness, ILogger<ReadinessService> logger) : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        state.SetReady(true);
+        readiness.Set(true);
         LogReady(logger);
         return Task.CompletedTask;
     }
 
     public Task StopAsync(CancellationToken cancellationToken)
     {
-        state.SetReady(false);
+        readiness.Set(false);
         LogStopping(logger);
         return Task.CompletedTask;
     }

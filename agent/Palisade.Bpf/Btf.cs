@@ -80,6 +80,21 @@ public sealed unsafe class Btf : IDisposable
         return result;
     }
 
+    /// <summary>The names of every enum in the BTF (anonymous enums left out).</summary>
+    public IReadOnlyList<string> EnumNames()
+    {
+        var result = new List<string>();
+        for (uint id = 1; id < (uint)TypeCount; id++)
+        {
+            var type = Interop.Libbpf.BtfTypeById(Handle, id);
+            if (Kind(type) == KindEnum && NameAt(type[0]) is { Length: > 0 } name)
+            {
+                result.Add(name);
+            }
+        }
+        return result;
+    }
+
     /// <summary>The variables of data section <paramref name="section"/> (".rodata", ".bss", ...).</summary>
     public IReadOnlyList<BtfVariable> Variables(string section)
     {

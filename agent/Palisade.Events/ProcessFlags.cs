@@ -1,7 +1,10 @@
+using Palisade.Abi;
+
 namespace Palisade.Events;
 
 /// <summary>How a process identity was learnt and what is odd about it. Values equal PAL_EXEC_F_* in bpf/include/palisade.h.</summary>
 [Flags]
+[BpfEnum("pal_exec_flags", "PAL_EXEC_F_")]
 public enum ProcessFlags : uint
 {
     None = 0,
@@ -10,10 +13,13 @@ public enum ProcessFlags : uint
     /// <summary>Seen being forked; for an exec, the exec of a freshly forked child ("clone").</summary>
     Clone = 1 << 1,
     /// <summary>Read from /proc at agent start ("procFS").</summary>
+    [BpfEnumerator("PAL_EXEC_F_PROCFS")]
     ProcFs = 1 << 2,
     /// <summary>Arguments cut at the configured maximum ("truncArgs").</summary>
+    [BpfEnumerator("PAL_EXEC_F_TRUNC_ARGS")]
     TruncatedArgs = 1 << 3,
     /// <summary>A path deeper or longer than the kernel walk allows ("truncPath").</summary>
+    [BpfEnumerator("PAL_EXEC_F_TRUNC_PATH")]
     TruncatedPath = 1 << 4,
     /// <summary>A #! script: Binary is the script, Interpreter the program that runs it.</summary>
     Script = 1 << 5,

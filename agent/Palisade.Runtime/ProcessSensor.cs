@@ -1,4 +1,5 @@
 using Palisade.Bpf;
+using Palisade.Bpf.Abi;
 using Palisade.Events;
 using Palisade.Runtime.Abi;
 using Palisade.Runtime.Processes;
@@ -121,7 +122,7 @@ public sealed class ProcessSensor : IDisposable
 
         public void OnRecord(ReadOnlySpan<byte> record)
         {
-            if (record.Length >= sizeof(uint) && System.Runtime.InteropServices.MemoryMarshal.Read<uint>(record) == (uint)ProcessEventType.Policy)
+            if (record.Length >= sizeof(uint) && System.Runtime.InteropServices.MemoryMarshal.Read<uint>(record) == (uint)PalEventType.Policy)
             {
                 if (Policy is { } policy)
                 {

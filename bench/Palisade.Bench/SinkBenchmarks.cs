@@ -159,7 +159,14 @@ public class SinkBenchmarks
             builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.ListenUnixSocket(socket, o => o.Protocols = HttpProtocols.Http2));
             builder.Services.AddGrpc();
             builder.Services.AddSingleton(options);
-            builder.Services.AddSingleton<AgentState>();
+            // What SensorsService asks about the agent; never started here, so nothing is loaded.
+            builder.Services.AddSingleton<AgentReadiness>();
+            builder.Services.AddSingleton(TimeProvider.System);
+            builder.Services.AddSingleton<Palisade.Kubernetes.PodCache>();
+            builder.Services.AddSingleton<KernelSetupService>();
+            builder.Services.AddSingleton<ProcessSensorService>();
+            builder.Services.AddSingleton<PolicyService>();
+            builder.Services.AddSingleton<KubernetesService>();
             _hub = new EventHub();
             builder.Services.AddSingleton(_hub);
             builder.Services.AddSingleton<ExportService>();

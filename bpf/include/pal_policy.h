@@ -16,20 +16,23 @@
 #ifndef PAL_POLICY_H
 #define PAL_POLICY_H
 
-#define PAL_POL_WORDS 4                   /* selector mask words */
-#define PAL_POL_SELECTORS (PAL_POL_WORDS * 64)
-#define PAL_POL_SLOTS 6                   /* extracted arguments per point */
-#define PAL_POL_DIMS 12                   /* string dimensions per point */
-#define PAL_POL_FILTERS 48                /* integer filter entries per point */
-#define PAL_POL_FIDS 64                   /* integer filters (value groups) per point */
-#define PAL_POL_STR 252                   /* string bytes matched (LPM data max 256 - 4) */
-#define PAL_POL_STRBUF 512                /* string buffer incl. slack for the verifier */
-#define PAL_POL_POINTS 1024
-#define PAL_POL_PER_SYSCALL 8             /* points evaluated at one syscall */
-#define PAL_POL_SYSCALLS 512
-#define PAL_POL_GIDS 8192                 /* selectors in the whole engine (counters) */
-#define PAL_POL_POLICIES 1024
-#define PAL_POL_SCOPES 65536               /* (cgroup, scoped policy) pairs */
+/* Sizes; enums, not #defines, because BTF carries enums to the layout test and C# twins. */
+enum pal_pol_sizes {
+	PAL_POL_WORDS = 4,                       /* selector mask words */
+	PAL_POL_SELECTORS = PAL_POL_WORDS * 64,
+	PAL_POL_SLOTS = 6,                       /* extracted arguments per point */
+	PAL_POL_DIMS = 12,                       /* string dimensions per point */
+	PAL_POL_FILTERS = 48,                    /* integer filter entries per point */
+	PAL_POL_FIDS = 64,                       /* integer filters (value groups) per point */
+	PAL_POL_STR = 252,                       /* string bytes matched (LPM data max 256 - 4) */
+	PAL_POL_STRBUF = 512,                    /* string buffer incl. slack for the verifier */
+	PAL_POL_POINTS = 1024,
+	PAL_POL_PER_SYSCALL = 8,                 /* points evaluated at one syscall */
+	PAL_POL_SYSCALLS = 512,
+	PAL_POL_GIDS = 8192,                     /* selectors in the whole engine (counters) */
+	PAL_POL_POLICIES = 1024,
+	PAL_POL_SCOPES = 65536,                  /* (cgroup, scoped policy) pairs */
+};
 
 /* How a slot's value is obtained (pal_pol_slotdef.kind). */
 enum pal_pol_xkind {
@@ -106,13 +109,15 @@ enum pal_pol_field {
 };
 
 /* Action flags (pal_pol_selector.actions). */
-#define PAL_A_POST      (1 << 0)
-#define PAL_A_SIGKILL   (1 << 1)
-#define PAL_A_SIGNAL    (1 << 2)
-#define PAL_A_OVERRIDE  (1 << 3)   /* refuse the call (cgroup hooks only) */
-#define PAL_A_USERSPACE (1 << 4)   /* GetUrl / DnsLookup: done by the agent on the event */
-#define PAL_A_TRACK     (1 << 5)   /* TrackSock: the socket in slot sock_slot belongs to this process */
-#define PAL_A_UNTRACK   (1 << 6)   /* UntrackSock: forget the socket in slot sock_slot */
+enum pal_pol_action_flags {
+	PAL_A_POST = 1 << 0,
+	PAL_A_SIGKILL = 1 << 1,
+	PAL_A_SIGNAL = 1 << 2,
+	PAL_A_OVERRIDE = 1 << 3,   /* refuse the call (cgroup hooks only) */
+	PAL_A_USERSPACE = 1 << 4,  /* GetUrl / DnsLookup: done by the agent on the event */
+	PAL_A_TRACK = 1 << 5,      /* TrackSock: the socket in slot sock_slot belongs to this process */
+	PAL_A_UNTRACK = 1 << 6,    /* UntrackSock: forget the socket in slot sock_slot */
+};
 
 /* pal_pol_event.action: what the kernel did. */
 enum pal_pol_action {
@@ -124,11 +129,13 @@ enum pal_pol_action {
 };
 
 /* Point flags */
-#define PAL_PT_GATE       (1 << 0)  /* evaluate only when register gate_src & gate_mask */
-#define PAL_PT_RET_OK     (1 << 1)  /* only when the call succeeded (ret >= 0) */
-#define PAL_PT_TCP        (1 << 2)  /* only when slot 0 is a TCP socket */
-#define PAL_PT_GATE_EQ    (1 << 3)  /* evaluate only when register gate_src == gate_mask */
-#define PAL_PT_SOCK       (1 << 4)  /* only when slot 0 is a socket */
+enum pal_pol_point_flags {
+	PAL_PT_GATE = 1 << 0,     /* evaluate only when register gate_src & gate_mask */
+	PAL_PT_RET_OK = 1 << 1,   /* only when the call succeeded (ret >= 0) */
+	PAL_PT_TCP = 1 << 2,      /* only when slot 0 is a TCP socket */
+	PAL_PT_GATE_EQ = 1 << 3,  /* evaluate only when register gate_src == gate_mask */
+	PAL_PT_SOCK = 1 << 4,     /* only when slot 0 is a socket */
+};
 
 struct pal_pol_slotdef {
 	__u8 kind;      /* enum pal_pol_xkind */
@@ -222,14 +229,18 @@ enum pal_pol_other_key {
 };
 
 /* Register 5 of inet_sock_set_state points: which kernel function made the transition. */
-#define PAL_SS_LISTEN     (1 << 0)  /* inet_csk_listen_start: CLOSE -> LISTEN */
-#define PAL_SS_CHILD      (1 << 1)  /* inet_csk_clone_lock (tcp_create_openreq_child): LISTEN -> SYN_RECV */
-#define PAL_SS_TCP_SET    (1 << 2)  /* tcp_set_state: every other TCP transition */
+enum pal_pol_sock_state_fn {
+	PAL_SS_LISTEN = 1 << 0,   /* inet_csk_listen_start: CLOSE -> LISTEN */
+	PAL_SS_CHILD = 1 << 1,    /* inet_csk_clone_lock (tcp_create_openreq_child): LISTEN -> SYN_RECV */
+	PAL_SS_TCP_SET = 1 << 2,  /* tcp_set_state: every other TCP transition */
+};
 
 /* Register 5 of cgroup skb points: which output function the packet went through. */
-#define PAL_SKB_IP        (1 << 0)  /* ip_output: IPv4 unicast */
-#define PAL_SKB_IP_MC     (1 << 1)  /* ip_mc_output: IPv4 multicast and broadcast */
-#define PAL_SKB_IP6       (1 << 2)  /* ip6_output */
+enum pal_pol_skb_output {
+	PAL_SKB_IP = 1 << 0,     /* ip_output: IPv4 unicast */
+	PAL_SKB_IP_MC = 1 << 1,  /* ip_mc_output: IPv4 multicast and broadcast */
+	PAL_SKB_IP6 = 1 << 2,    /* ip6_output */
+};
 
 /* Points evaluated at one syscall, keyed by syscall number. */
 struct pal_pol_sysent {
@@ -239,7 +250,9 @@ struct pal_pol_sysent {
 	__u16 pad;
 	__u32 pad2;
 };
-#define PAL_SE_PENDING (1 << 0) /* deliver signals a cgroup hook left for this thread */
+enum pal_pol_sysent_flags {
+	PAL_SE_PENDING = 1 << 0,  /* deliver signals a cgroup hook left for this thread */
+};
 
 /* LPM key: prefixlen, then the 4-byte header (point, slot, class), then the string. */
 struct pal_pol_strkey {
@@ -282,8 +295,10 @@ struct pal_pol_sock {
 	__u64 cookie;        /* the kernel socket's address: its identity for TrackSock (0: none) */
 };
 
-#define PAL_V_TRUNC  (1 << 0)  /* string longer than PAL_POL_STR */
-#define PAL_V_ERROR  (1 << 1)  /* value could not be read */
+enum pal_pol_value_flags {
+	PAL_V_TRUNC = 1 << 0,  /* string longer than PAL_POL_STR */
+	PAL_V_ERROR = 1 << 1,  /* value could not be read */
+};
 
 struct pal_pol_value {
 	__u8 kind;           /* enum pal_pol_xkind */

@@ -32,8 +32,13 @@ struct pal_event_header {
 	__u64 cgroup_id;  /* cgroup v2 id of the task */
 };
 
+/*
+ * Sizes and flag sets C# mirrors are enums rather than #defines: BTF carries enums, so the
+ * layout test can compare them with their C# twins.
+ */
+
 /* Record emitted by the test programs that prove the ring-buffer path end to end. */
-#define PAL_TEST_PAYLOAD_LEN 32
+enum pal_test_sizes { PAL_TEST_PAYLOAD_LEN = 32 };
 struct pal_test_event {
 	struct pal_event_header hdr;
 	__u64 cookie;                       /* value the test wrote to a map beforehand */
@@ -44,18 +49,20 @@ struct pal_test_event {
 /* ---- process lifecycle (bpf/runtime/process.bpf.c) ---- */
 
 /* pal_exec_event.flags and pal_proc.flags */
-#define PAL_EXEC_F_EXEC          (1 << 0)  /* identity comes from an exec we saw */
-#define PAL_EXEC_F_CLONE         (1 << 1)  /* identity comes from a fork we saw */
-#define PAL_EXEC_F_PROCFS        (1 << 2)  /* identity read from /proc at start-up */
-#define PAL_EXEC_F_TRUNC_ARGS    (1 << 3)  /* arguments longer than the configured maximum */
-#define PAL_EXEC_F_TRUNC_PATH    (1 << 4)  /* a path had more components or bytes than we walk */
-#define PAL_EXEC_F_SCRIPT        (1 << 5)  /* binfmt handler changed the interpreter (#! script) */
-#define PAL_EXEC_F_SETUID        (1 << 6)  /* executed file has the set-user-ID bit */
-#define PAL_EXEC_F_SETGID        (1 << 7)  /* executed file has the set-group-ID bit */
-#define PAL_EXEC_F_DELETED       (1 << 8)  /* executed file had no links left */
-#define PAL_EXEC_F_ERROR_ARGS    (1 << 9)  /* arguments could not be read */
-#define PAL_EXEC_F_PARENT_MISS   (1 << 10) /* parent identity was not in the process map */
-#define PAL_EXEC_F_REPLACED      (1 << 11) /* exec replaced an exec'd image in the same process */
+enum pal_exec_flags {
+	PAL_EXEC_F_EXEC = 1 << 0,       /* identity comes from an exec we saw */
+	PAL_EXEC_F_CLONE = 1 << 1,      /* identity comes from a fork we saw */
+	PAL_EXEC_F_PROCFS = 1 << 2,     /* identity read from /proc at start-up */
+	PAL_EXEC_F_TRUNC_ARGS = 1 << 3, /* arguments longer than the configured maximum */
+	PAL_EXEC_F_TRUNC_PATH = 1 << 4, /* a path had more components or bytes than we walk */
+	PAL_EXEC_F_SCRIPT = 1 << 5,     /* binfmt handler changed the interpreter (#! script) */
+	PAL_EXEC_F_SETUID = 1 << 6,     /* executed file has the set-user-ID bit */
+	PAL_EXEC_F_SETGID = 1 << 7,     /* executed file has the set-group-ID bit */
+	PAL_EXEC_F_DELETED = 1 << 8,    /* executed file had no links left */
+	PAL_EXEC_F_ERROR_ARGS = 1 << 9, /* arguments could not be read */
+	PAL_EXEC_F_PARENT_MISS = 1 << 10, /* parent identity was not in the process map */
+	PAL_EXEC_F_REPLACED = 1 << 11,    /* exec replaced an exec'd image in the same process */
+};
 
 /* Namespace slots of pal_exec_event.ns */
 enum pal_ns {
@@ -84,9 +91,11 @@ struct pal_proc {
 };
 
 /* Size of the variable data area; a power of two so offsets can be masked for the verifier. */
-#define PAL_EXEC_DATA 16384
-#define PAL_EXEC_DATA_SLACK 4352
-#define PAL_CGROUP_NAME 128
+enum pal_exec_sizes {
+	PAL_EXEC_DATA = 16384,
+	PAL_EXEC_DATA_SLACK = 4352,
+	PAL_CGROUP_NAME = 128,
+};
 
 /*
  * One exec. Strings live in data[]: exe path, cwd path, then the script filename (if

@@ -3,7 +3,8 @@
  * Not loaded into the kernel. One global of every shared struct, so that each appears in
  * this object's BTF with its compiled layout; the layout test reads the `layout__*`
  * variables and compares each struct with its C# twin (cf. Cilium's bpf_alignchecker.c).
- * Add a line here for every struct added to bpf/include.
+ * Add a line here for every struct and enum added to bpf/include (the test fails on an enum
+ * of the headers that is missing here).
  */
 #include "vmlinux.h"
 #include "palisade.h"
@@ -34,7 +35,26 @@ PAL_LAYOUT(pal_pol_counters);
 PAL_LAYOUT(pal_pol_sock);
 PAL_LAYOUT(pal_pol_value);
 PAL_LAYOUT(pal_pol_event);
-PAL_LAYOUT_ENUM(pal_pol_other_key);
+PAL_LAYOUT_ENUM(pal_event_type);
+PAL_LAYOUT_ENUM(pal_test_sizes);
+PAL_LAYOUT_ENUM(pal_exec_flags);
+PAL_LAYOUT_ENUM(pal_ns);
+PAL_LAYOUT_ENUM(pal_exec_sizes);
+PAL_LAYOUT_ENUM(pal_stat);
+PAL_LAYOUT_ENUM(pal_pol_sizes);
+PAL_LAYOUT_ENUM(pal_pol_xkind);
+PAL_LAYOUT_ENUM(pal_pol_pslot);
+PAL_LAYOUT_ENUM(pal_pol_class);
+PAL_LAYOUT_ENUM(pal_pol_op);
+PAL_LAYOUT_ENUM(pal_pol_field);
+PAL_LAYOUT_ENUM(pal_pol_action_flags);
 PAL_LAYOUT_ENUM(pal_pol_action);
+PAL_LAYOUT_ENUM(pal_pol_point_flags);
+PAL_LAYOUT_ENUM(pal_pol_other_key);
+PAL_LAYOUT_ENUM(pal_pol_sock_state_fn);
+PAL_LAYOUT_ENUM(pal_pol_skb_output);
+PAL_LAYOUT_ENUM(pal_pol_sysent_flags);
+PAL_LAYOUT_ENUM(pal_pol_value_flags);
+PAL_LAYOUT_ENUM(pal_pol_stat);
 
 char LICENSE[] __attribute__((section("license"), used)) = "Dual BSD/GPL";

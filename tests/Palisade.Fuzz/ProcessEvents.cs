@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
 using Palisade.Events;
+using Palisade.Bpf.Abi;
 using Palisade.Runtime.Abi;
 using Palisade.Runtime.Processes;
 
@@ -56,7 +57,7 @@ public static unsafe class ProcessEvents
         ProcessFlags flags = ProcessFlags.Exec, ulong prevKtime = 0)
     {
         var e = new PalExecEvent();
-        e.Hdr.Type = (uint)ProcessEventType.Exec;
+        e.Hdr.Type = (uint)PalEventType.Exec;
         e.Hdr.Pid = e.Hdr.Tid = pid;
         e.Hdr.KtimeNs = ktime;
         e.Hdr.CgroupId = 77;
@@ -87,14 +88,14 @@ public static unsafe class ProcessEvents
     private static byte[] Fork(uint pid, ulong ktime, uint ppid, ulong pktime)
     {
         var e = new PalForkEvent { ParentPid = ppid, ParentKtime = pktime };
-        e.Hdr = new() { Type = (uint)ProcessEventType.Fork, Pid = pid, Tid = pid, KtimeNs = ktime, Size = (uint)sizeof(PalForkEvent) };
+        e.Hdr = new() { Type = (uint)PalEventType.Fork, Pid = pid, Tid = pid, KtimeNs = ktime, Size = (uint)sizeof(PalForkEvent) };
         return MemoryMarshal.AsBytes(new ReadOnlySpan<PalForkEvent>(ref e)).ToArray();
     }
 
     private static byte[] Exit(uint pid, ulong ktime, uint code)
     {
         var e = new PalExitEvent { Ktime = ktime, ExitCode = code };
-        e.Hdr = new() { Type = (uint)ProcessEventType.Exit, Pid = pid, Tid = pid, KtimeNs = ktime + 5, Size = (uint)sizeof(PalExitEvent) };
+        e.Hdr = new() { Type = (uint)PalEventType.Exit, Pid = pid, Tid = pid, KtimeNs = ktime + 5, Size = (uint)sizeof(PalExitEvent) };
         return MemoryMarshal.AsBytes(new ReadOnlySpan<PalExitEvent>(ref e)).ToArray();
     }
 }

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text;
+using Palisade.Bpf.Abi;
 using Palisade.Events;
 using Palisade.Runtime.Abi;
 using Palisade.Runtime.Processes;
@@ -28,7 +29,7 @@ public sealed unsafe class DecoderTests
         var cwd = Encoding.UTF8.GetBytes("tmp\0");
         var args = Encoding.UTF8.GetBytes("/bin/true\0--version\0");
         var e = new PalExecEvent();
-        e.Hdr.Type = (uint)ProcessEventType.Exec;
+        e.Hdr.Type = (uint)PalEventType.Exec;
         e.Hdr.Pid = pid;
         e.Hdr.Tid = pid;
         e.Hdr.KtimeNs = ktime;

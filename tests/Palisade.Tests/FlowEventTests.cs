@@ -232,7 +232,7 @@ public sealed class FlowEventTests
         var options = Palisade.Agent.Configuration.AgentConfiguration.Load(new Dictionary<string, string>(), new Dictionary<string, string>());
         var hub = new EventHub();
         var exports = new Palisade.Agent.ExportService(options, hub, Microsoft.Extensions.Logging.Abstractions.NullLogger<Palisade.Agent.ExportService>.Instance);
-        var metrics = new Palisade.Agent.AgentMetrics(options, hub, new Palisade.Agent.AgentState(), exports);
+        var metrics = new Palisade.Agent.AgentMetrics(options, hub, exports);
         await metrics.StartAsync(TestContext.Current.CancellationToken);
         hub.Publish(Drop());
         hub.Publish(Drop());

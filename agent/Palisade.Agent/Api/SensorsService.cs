@@ -12,7 +12,8 @@ using Palisade.Runtime.Policies;
 namespace Palisade.Agent.Api;
 
 /// <summary>The gRPC API: event stream, policy management, health, version and probe results.</summary>
-internal sealed partial class SensorsService(AgentOptions options, AgentState state, EventHub hub, ExportService exports, ILogger<SensorsService> logger)
+internal sealed partial class SensorsService(AgentOptions options, AgentReadiness readiness, KernelSetupService kernel, ProcessSensorService processes,
+    PolicyService policies, KubernetesService kubernetes, EventHub hub, ExportService exports, ILogger<SensorsService> logger)
     : FineGuidanceSensors.FineGuidanceSensorsBase
 {
     private static long _streams;
@@ -71,13 +72,13 @@ internal sealed partial class SensorsService(AgentOptions options, AgentState st
                 new HealthStatus
                 {
                     Event = HealthStatusType.Status,
-                    Status = state.Ready ? HealthStatusResult.HealthStatusRunning : HealthStatusResult.HealthStatusStopped,
-                    Details = state.Ready ? "ready" : "starting",
+                    Status = readiness.Ready ? HealthStatusResult.HealthStatusRunning : HealthStatusResult.HealthStatusStopped,
+                    Details = readiness.Ready ? "ready" : "starting",
                 },
             },
         });
 
-    private PolicyEngine Engine => state.Policies ?? throw new RpcException(new Status(StatusCode.Unavailable,
+    private PolicyEngine Engine => policies.Engine ?? throw new RpcException(new Status(StatusCode.Unavailable,
         "the policy engine is not running on this agent (see the agent's log: it could not load its BPF programs)"));
 
     public override Task<AddTracingPolicyResponse> AddTracingPolicy(AddTracingPolicyRequest request, ServerCallContext context)
@@ -122,7 +123,7 @@ internal sealed partial class SensorsService(AgentOptions options, AgentState st
     public override Task<ListTracingPoliciesResponse> ListTracingPolicies(ListTracingPoliciesRequest request, ServerCallContext context)
     {
         var response = new ListTracingPoliciesResponse();
-        response.Policies.AddRange((state.Policies?.List() ?? []).Select(ToStatus));
+        response.Policies.AddRange((policies.Engine?.List() ?? []).Select(ToStatus));
         return Task.FromResult(response);
     }
 
@@ -154,12 +155,12 @@ internal sealed partial class SensorsService(AgentOptions options, AgentState st
 
     public override Task<GetInfoResponse> GetInfo(GetInfoRequest request, ServerCallContext context)
     {
-        var response = new GetInfoResponse { Version = Version, Name = "palisade", KernelRelease = state.Probe?.KernelRelease ?? "" };
-        foreach (var f in state.Probe?.Features ?? [])
+        var response = new GetInfoResponse { Version = Version, Name = "palisade", KernelRelease = kernel.Probe?.KernelRelease ?? "" };
+        foreach (var f in kernel.Probe?.Features ?? [])
         {
             response.Probes.Add(new GetInfoResponse.Types.Probe { Name = f.Name, Enabled = f.Available, Detail = f.Detail });
         }
-        response.StatusJson = AgentStatus.Json(state, hub, exports);
+        response.StatusJson = AgentStatus.Json(readiness, processes.Sensor, kubernetes.Status, hub, exports, policies.InvalidPolicyFiles);
         return Task.FromResult(response);
     }
 

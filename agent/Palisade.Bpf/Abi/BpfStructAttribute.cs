@@ -16,16 +16,3 @@ public sealed class BpfFieldAttribute(string cName) : Attribute
 {
     public string CName { get; } = cName;
 }
-
-/// <summary>
-/// Marks a C# enum as the twin of a C enum in bpf/include whose enumerators are
-/// <paramref name="prefix"/> + the UPPER_SNAKE_CASE of the C# member names. The layout test
-/// compares both with the compiled object's BTF: the same names, the same values.
-/// </summary>
-[AttributeUsage(AttributeTargets.Enum, Inherited = false)]
-public sealed class BpfEnumAttribute(string cName, string prefix) : Attribute
-{
-    public string CName { get; } = cName;
-
-    public string Prefix { get; } = prefix;
-}

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Palisade.Abi;
 
 namespace Palisade.Bpf.Abi;
 
@@ -15,11 +16,26 @@ public struct PalEventHeader
     public ulong CgroupId;
 }
 
-/// <summary>Event types (enum pal_event_type).</summary>
+/// <summary>Event types (enum pal_event_type): the first field of every ring-buffer record.</summary>
+[BpfEnum("pal_event_type", "PAL_EVENT_")]
 public enum PalEventType : uint
 {
     Invalid = 0,
+    /// <summary>Emitted only by test programs.</summary>
     Test = 1,
+    Exec = 2,
+    Exit = 3,
+    Fork = 4,
+    /// <summary>A TracingPolicy selector matched.</summary>
+    Policy = 5,
+    TypeMax = 8,
+}
+
+/// <summary>Sizes of the test record (enum pal_test_sizes).</summary>
+[BpfEnum("pal_test_sizes", "PAL_TEST_")]
+public enum PalTestSizes
+{
+    PayloadLen = 32,
 }
 
 /// <summary>Record of the test programs that prove the ring-buffer path (struct pal_test_event).</summary>
@@ -27,7 +43,7 @@ public enum PalEventType : uint
 [StructLayout(LayoutKind.Sequential)]
 public unsafe struct PalTestEvent
 {
-    public const int PayloadLength = 32;
+    public const int PayloadLength = (int)PalTestSizes.PayloadLen;
 
     public PalEventHeader Hdr;
     public ulong Cookie;

@@ -1,29 +1,32 @@
 using System.Runtime.InteropServices;
+using Palisade.Abi;
 using Palisade.Bpf.Abi;
 
 namespace Palisade.Runtime.Abi;
 
-
-/// <summary>Event types (enum pal_event_type).</summary>
-public enum ProcessEventType : uint
-{
-    Exec = 2,
-    Exit = 3,
-    Fork = 4,
-    /// <summary>A TracingPolicy selector matched (struct pal_pol_event): the policy engine decodes it.</summary>
-    Policy = 5,
-}
-
 /// <summary>Per-CPU counters of the process sensor (enum pal_stat).</summary>
+[BpfEnum("pal_stat", "PAL_STAT_")]
 public enum ProcessStat
 {
     LostExec, LostExit, LostFork, ProcMapFull, Exec, Exit, Fork, Count,
 }
 
 /// <summary>Namespace slots (enum pal_ns).</summary>
+[BpfEnum("pal_ns", "PAL_NS_")]
 public enum NamespaceSlot
 {
     Uts, Ipc, Mnt, Pid, PidForChildren, Net, Time, TimeForChildren, Cgroup, User, Count,
+}
+
+/// <summary>Sizes of the exec record (enum pal_exec_sizes).</summary>
+[BpfEnum("pal_exec_sizes", "PAL_")]
+public enum ExecSizes
+{
+    /// <summary>Bytes of the variable data area; a power of two so the kernel can mask offsets.</summary>
+    ExecData = 16384,
+    /// <summary>Bytes past the data area the verifier needs to accept the last write.</summary>
+    ExecDataSlack = 4352,
+    CgroupName = 128,
 }
 
 /// <summary>The process table's value, keyed by tgid (struct pal_proc): one entry per live process, for every sensor.</summary>
@@ -67,9 +70,9 @@ public unsafe struct PalProc
 [StructLayout(LayoutKind.Sequential)]
 public unsafe struct PalExecEvent
 {
-    public const int DataSize = 16384 + 4352;
-    public const int CgroupNameSize = 128;
-    public const int NamespaceCount = 10;
+    public const int DataSize = (int)ExecSizes.ExecData + (int)ExecSizes.ExecDataSlack;
+    public const int CgroupNameSize = (int)ExecSizes.CgroupName;
+    public const int NamespaceCount = (int)NamespaceSlot.Count;
 
     public PalEventHeader Hdr;
     public ulong ParentKtime;

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Palisade.Abi;
 using Palisade.Bpf.Abi;
 using Palisade.Runtime.Abi;
 
@@ -8,23 +9,83 @@ namespace Palisade.Runtime.Policies;
 // Arrays of structs are byte buffers with typed span accessors (Marshal cannot lay out
 // inline arrays of structs).
 
+/// <summary>The engine's sizes (enum pal_pol_sizes); <see cref="PolAbi"/> has them as ints.</summary>
+[BpfEnum("pal_pol_sizes", "PAL_POL_")]
+internal enum PolSize
+{
+    Words = 4,
+    Selectors = Words * 64,
+    Slots = 6,
+    Dims = 12,
+    Filters = 48,
+    Fids = 64,
+    Str = 252,
+    Strbuf = 512,
+    Points = 1024,
+    PerSyscall = 8,
+    Syscalls = 512,
+    Gids = 8192,
+    Policies = 1024,
+    Scopes = 65536,
+}
+
 internal static class PolAbi
 {
-    public const int Words = 4;
-    public const int Selectors = Words * 64;
-    public const int Slots = 6;
-    public const int Dims = 12;
-    public const int Filters = 48;
-    public const int Fids = 64;
-    public const int Str = 252;
-    public const int Points = 1024;
-    public const int PerSyscall = 8;
-    public const int Syscalls = 512;
-    public const int Gids = 8192;
-    public const int Policies = 1024;
-    public const int Scopes = 65536;
-    public const int OtherCount = 16;
-    public const uint EventPolicy = 5;
+    public const int Words = (int)PolSize.Words;
+    public const int Selectors = (int)PolSize.Selectors;
+    public const int Slots = (int)PolSize.Slots;
+    public const int Dims = (int)PolSize.Dims;
+    public const int Filters = (int)PolSize.Filters;
+    public const int Fids = (int)PolSize.Fids;
+    public const int Str = (int)PolSize.Str;
+    public const int Points = (int)PolSize.Points;
+    public const int PerSyscall = (int)PolSize.PerSyscall;
+    public const int Syscalls = (int)PolSize.Syscalls;
+    public const int Gids = (int)PolSize.Gids;
+    public const int Policies = (int)PolSize.Policies;
+    public const int Scopes = (int)PolSize.Scopes;
+    public const int OtherCount = (int)PalPolOtherKey.Count;
+}
+
+/// <summary>What the kernel did about a match (enum pal_pol_action, pal_pol_event.action).</summary>
+[BpfEnum("pal_pol_action", "PAL_ACT_")]
+internal enum PalPolAction : byte
+{
+    Post = 1,
+    Sigkill = 2,
+    Signal = 3,
+    Override = 4,
+    /// <summary>Enforcement suppressed: the policy is in monitor mode.</summary>
+    Monitor = 5,
+}
+
+/// <summary>Per-CPU counters of the policy engine (enum pal_pol_stat).</summary>
+[BpfEnum("pal_pol_stat", "PAL_POL_STAT_")]
+internal enum PalPolStat
+{
+    Eval, Match, Lost, PathTrunc, Count,
+}
+
+/// <summary>Flags of a syscall's point list (enum pal_pol_sysent_flags, pal_pol_sysent.flags).</summary>
+[Flags]
+[BpfEnum("pal_pol_sysent_flags", "PAL_SE_")]
+internal enum PalPolSysentFlags : byte
+{
+    None = 0,
+    /// <summary>Deliver the signals a cgroup hook left for this thread.</summary>
+    Pending = 1,
+}
+
+/// <summary>Flags of an extracted value (enum pal_pol_value_flags, pal_pol_value.flags).</summary>
+[Flags]
+[BpfEnum("pal_pol_value_flags", "PAL_V_")]
+internal enum PalPolValueFlags : byte
+{
+    None = 0,
+    /// <summary>A string longer than the engine keeps.</summary>
+    Trunc = 1,
+    /// <summary>The value could not be read.</summary>
+    Error = 2,
 }
 
 [BpfStruct("pal_pol_slotdef")]
@@ -137,7 +198,7 @@ internal enum PalPolOtherKey
     KfreeSkb = 6,
     SkbIngress = 7,
     SkbEgress = 8,
-    Count = PolAbi.OtherCount,
+    Count = 16,
 }
 
 [BpfStruct("pal_pol_sysent")]
@@ -167,18 +228,6 @@ internal unsafe struct PalPolStrkey
 internal unsafe struct PalPolMask
 {
     public fixed ulong W[PolAbi.Words];
-}
-
-/// <summary>What the kernel did on a match (enum pal_pol_action).</summary>
-[BpfEnum("pal_pol_action", "PAL_ACT_")]
-internal enum PolAction : byte
-{
-    Post = 1,
-    Sigkill = 2,
-    Signal = 3,
-    Override = 4,
-    /// <summary>Enforcement suppressed: the policy is in monitor mode.</summary>
-    Monitor = 5,
 }
 
 /// <summary>Credentials as the shared task reader writes them (struct pal_task_creds), in a policy value's string.</summary>
@@ -237,7 +286,7 @@ internal unsafe struct PalPolValue
     public PalPolSock Sock;
     public fixed byte S[PolAbi.Str + 4];
 
-    public const byte Truncated = 1, Error = 2;
+    public const byte Truncated = (byte)PalPolValueFlags.Trunc, Error = (byte)PalPolValueFlags.Error;
 }
 
 [BpfStruct("pal_pol_event")]

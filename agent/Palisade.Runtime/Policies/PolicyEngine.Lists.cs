@@ -119,7 +119,7 @@ public sealed unsafe partial class PolicyEngine
             }
             if (pendingNrs.Contains(nr))
             {
-                e.Flags = 1;
+                e.Flags = (byte)PalPolSysentFlags.Pending;
             }
             if (e.N != 0 || e.Flags != 0 || _writtenLists.Contains((mapName, nr)))
             {

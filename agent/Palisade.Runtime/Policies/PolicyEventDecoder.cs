@@ -42,7 +42,7 @@ internal sealed unsafe class PolicyEventDecoder(string procRoot)
         {
             ret = ToArg(ra.Type, ra.Label, values[rs], rsrc);
         }
-        var action = (PolAction)e.Action;
+        var action = (PalPolAction)e.Action;
         return new ProcessPolicyEvent
         {
             Time = DateTimeOffset.UtcNow,
@@ -55,12 +55,12 @@ internal sealed unsafe class PolicyEventDecoder(string procRoot)
             Return = ret,
             Action = action switch
             {
-                PolAction.Sigkill => "KPROBE_ACTION_SIGKILL",
-                PolAction.Signal => "KPROBE_ACTION_SIGNAL",
-                PolAction.Override => "KPROBE_ACTION_OVERRIDE",
+                PalPolAction.Sigkill => "KPROBE_ACTION_SIGKILL",
+                PalPolAction.Signal => "KPROBE_ACTION_SIGNAL",
+                PalPolAction.Override => "KPROBE_ACTION_OVERRIDE",
                 _ => "KPROBE_ACTION_POST",
             },
-            Monitored = action == PolAction.Monitor,
+            Monitored = action == PalPolAction.Monitor,
             PolicyName = policyName,
             Message = hook.Message,
             Tags = hook.Tags,

@@ -53,18 +53,18 @@ public sealed unsafe class ProcessEventDecoder : IRingBufferConsumer
             return;
         }
         var header = MemoryMarshal.Read<PalEventHeader>(record);
-        switch ((ProcessEventType)header.Type)
+        switch ((PalEventType)header.Type)
         {
-            case ProcessEventType.Exec when record.Length >= PalExecEvent.FixedSize:
+            case PalEventType.Exec when record.Length >= PalExecEvent.FixedSize:
                 fixed (byte* p = record)
                 {
                     OnExec((PalExecEvent*)p, record.Length);
                 }
                 break;
-            case ProcessEventType.Fork when record.Length >= sizeof(PalForkEvent):
+            case PalEventType.Fork when record.Length >= sizeof(PalForkEvent):
                 OnFork(MemoryMarshal.Read<PalForkEvent>(record));
                 break;
-            case ProcessEventType.Exit when record.Length >= sizeof(PalExitEvent):
+            case PalEventType.Exit when record.Length >= sizeof(PalExitEvent):
                 OnExit(MemoryMarshal.Read<PalExitEvent>(record));
                 break;
             default:

@@ -137,9 +137,9 @@ public static class HookCatalog
         return table;
     }
 
-    // PAL_SS_* and PAL_SKB_* of pal_policy.h: which kernel function a shared tracepoint or hook stands for.
-    private const ulong StateListen = 1, StateChild = 2, StateTcpSet = 4;
-    private const ulong SkbIp = 1, SkbIpMc = 2, SkbIp6 = 4;
+    // Which kernel function a shared tracepoint or hook stands for.
+    private const ulong StateListen = (ulong)SockStateFunction.Listen, StateChild = (ulong)SockStateFunction.Child, StateTcpSet = (ulong)SockStateFunction.TcpSet;
+    private const ulong SkbIp = (ulong)SkbOutput.Ip, SkbIpMc = (ulong)SkbOutput.IpMc, SkbIp6 = (ulong)SkbOutput.Ip6;
 
     private static Dictionary<uint, SlotSource> Regs(params (uint Index, SlotSource Source)[] args) => args.ToDictionary(a => a.Index, a => a.Source);
 

@@ -1,31 +1,56 @@
+using Palisade.Abi;
+
 namespace Palisade.Policies.Compilation;
 
 // The compiled form of a policy: pure data, the input of the engine that writes BPF maps.
 // Enum values equal the C enums in bpf/include/pal_policy.h.
 
 /// <summary>How a slot's value is obtained in the kernel (enum pal_pol_xkind).</summary>
+[BpfEnum("pal_pol_xkind", "PAL_X_")]
 public enum SlotKind : byte
 {
-    None = 0, Int = 1, UserString = 2, FdPath = 3, Ret = 4, RetFdPath = 5, UserSockaddr = 6, CtxSock = 7,
-    FdSock = 8, RetFdSock = 9, ExecPath = 10, Cred = 11, Const = 12, UserBuffer = 13, SyscallNr = 14, SyscallArgs = 15, TaskCap = 16,
-    KFile = 17, KPath = 18, KDentry = 19, KSock = 20, KCred = 21, KBinprm = 22, KString = 23, KSkb = 24, KNetDev = 25, KUserNs = 26,
+    None = 0, Int = 1, [BpfEnumerator("PAL_X_USTR")] UserString = 2, FdPath = 3, Ret = 4, RetFdPath = 5,
+    [BpfEnumerator("PAL_X_USOCKADDR")] UserSockaddr = 6, CtxSock = 7, FdSock = 8, RetFdSock = 9, ExecPath = 10, Cred = 11, Const = 12,
+    [BpfEnumerator("PAL_X_UBUF")] UserBuffer = 13, [BpfEnumerator("PAL_X_NR")] SyscallNr = 14, [BpfEnumerator("PAL_X_ARGS")] SyscallArgs = 15,
+    [BpfEnumerator("PAL_X_TASKCAP")] TaskCap = 16,
+    [BpfEnumerator("PAL_X_KFILE")] KFile = 17, [BpfEnumerator("PAL_X_KPATH")] KPath = 18, [BpfEnumerator("PAL_X_KDENTRY")] KDentry = 19,
+    [BpfEnumerator("PAL_X_KSOCK")] KSock = 20, [BpfEnumerator("PAL_X_KCRED")] KCred = 21, [BpfEnumerator("PAL_X_KBINPRM")] KBinprm = 22,
+    [BpfEnumerator("PAL_X_KSTR")] KString = 23, [BpfEnumerator("PAL_X_KSKB")] KSkb = 24, [BpfEnumerator("PAL_X_KNETDEV")] KNetDev = 25,
+    [BpfEnumerator("PAL_X_KUSERNS")] KUserNs = 26,
 }
 
 /// <summary>Task values selectors can test (enum pal_pol_pslot).</summary>
+[BpfEnum("pal_pol_pslot", "PAL_PS_")]
 public enum Pseudo : byte
 {
-    None = 0, Binary = 8, Pid = 9, NsPid = 10, CapEffective = 11, CapPermitted = 12, CapInheritable = 13,
-    NsChanged = 14, CapChanged = 15, Return = 16, PidTree = 17, NsPidTree = 18, NsBase = 20,
+    None = 0, Binary = 8, Pid = 9, [BpfEnumerator("PAL_PS_NSPID")] NsPid = 10,
+    [BpfEnumerator("PAL_PS_CAP_EFF")] CapEffective = 11, [BpfEnumerator("PAL_PS_CAP_PERM")] CapPermitted = 12,
+    [BpfEnumerator("PAL_PS_CAP_INH")] CapInheritable = 13,
+    NsChanged = 14, CapChanged = 15, [BpfEnumerator("PAL_PS_RET")] Return = 16, PidTree = 17,
+    [BpfEnumerator("PAL_PS_NSPID_TREE")] NsPidTree = 18, NsBase = 20,
+    /// <summary>Slot numbers stay below this.</summary>
+    Max = 32,
 }
 
 /// <summary>String match classes (enum pal_pol_class).</summary>
-public enum StringClass : byte { Equal = 1, Prefix = 2, Postfix = 3 }
+[BpfEnum("pal_pol_class", "PAL_C_")]
+public enum StringClass : byte { [BpfEnumerator("PAL_C_EQ")] Equal = 1, Prefix = 2, Postfix = 3 }
 
 /// <summary>Integer filter operators (enum pal_pol_op).</summary>
-public enum FilterOp : byte { Equal = 1, GreaterThan = 2, LessThan = 3, Mask = 4, Range = 5, Addr4 = 6, Addr6 = 7, URange = 8 }
+[BpfEnum("pal_pol_op", "PAL_OP_")]
+public enum FilterOp : byte
+{
+    [BpfEnumerator("PAL_OP_EQ")] Equal = 1, [BpfEnumerator("PAL_OP_GT")] GreaterThan = 2, [BpfEnumerator("PAL_OP_LT")] LessThan = 3,
+    Mask = 4, Range = 5, Addr4 = 6, Addr6 = 7, [BpfEnumerator("PAL_OP_URANGE")] URange = 8,
+}
 
 /// <summary>Fields of a socket value (enum pal_pol_field).</summary>
-public enum SockField : byte { Value = 0, Family = 1, Protocol = 2, SPort = 3, DPort = 4, SAddr = 5, DAddr = 6, Type = 7, State = 8 }
+[BpfEnum("pal_pol_field", "PAL_F_")]
+public enum SockField : byte
+{
+    Value = 0, Family = 1, Protocol = 2, [BpfEnumerator("PAL_F_SPORT")] SPort = 3, [BpfEnumerator("PAL_F_DPORT")] DPort = 4,
+    [BpfEnumerator("PAL_F_SADDR")] SAddr = 5, [BpfEnumerator("PAL_F_DADDR")] DAddr = 6, Type = 7, State = 8,
+}
 
 /// <summary>Where in the kernel a point runs.</summary>
 public enum PointKind
@@ -37,13 +62,36 @@ public enum PointKind
     CgroupSkb,
 }
 
-/// <summary>Point flags (PAL_PT_*).</summary>
+/// <summary>Point flags (enum pal_pol_point_flags).</summary>
 [Flags]
-public enum PointFlags : byte { None = 0, Gate = 1, ReturnOk = 2, TcpOnly = 4, GateEqual = 8, SockOnly = 16 }
+[BpfEnum("pal_pol_point_flags", "PAL_PT_")]
+public enum PointFlags : byte
+{
+    None = 0, Gate = 1, [BpfEnumerator("PAL_PT_RET_OK")] ReturnOk = 2, [BpfEnumerator("PAL_PT_TCP")] TcpOnly = 4,
+    [BpfEnumerator("PAL_PT_GATE_EQ")] GateEqual = 8, [BpfEnumerator("PAL_PT_SOCK")] SockOnly = 16,
+}
 
-/// <summary>Action flags (PAL_A_*).</summary>
+/// <summary>Action flags (enum pal_pol_action_flags).</summary>
 [Flags]
-public enum ActionFlags : ushort { None = 0, Post = 1, Sigkill = 2, Signal = 4, Override = 8, UserSpace = 16, TrackSock = 32, UntrackSock = 64 }
+[BpfEnum("pal_pol_action_flags", "PAL_A_")]
+public enum ActionFlags : ushort
+{
+    None = 0, Post = 1, Sigkill = 2, Signal = 4, Override = 8, [BpfEnumerator("PAL_A_USERSPACE")] UserSpace = 16,
+    [BpfEnumerator("PAL_A_TRACK")] TrackSock = 32, [BpfEnumerator("PAL_A_UNTRACK")] UntrackSock = 64,
+}
+
+/// <summary>
+/// Which kernel function an inet_sock_set_state point stands for (enum pal_pol_sock_state_fn):
+/// the gate mask on register 5, which the kernel fills in per transition.
+/// </summary>
+[Flags]
+[BpfEnum("pal_pol_sock_state_fn", "PAL_SS_")]
+internal enum SockStateFunction : ulong { Listen = 1, Child = 2, TcpSet = 4 }
+
+/// <summary>Which output function a cgroup skb point stands for (enum pal_pol_skb_output): the gate mask on register 5.</summary>
+[Flags]
+[BpfEnum("pal_pol_skb_output", "PAL_SKB_")]
+internal enum SkbOutput : ulong { Ip = 1, IpMc = 2, Ip6 = 4 }
 
 /// <summary>How one value is read: kind, register and extras.</summary>
 public readonly record struct SlotSource(SlotKind Kind, byte Src = 0, byte SizeSrc = 0xff, uint Const = 0);
