@@ -81,6 +81,17 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
                 _rescan = new Timer(_ => Sync(dir), null, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(2));
             }
         }
+        // Every policy of the directory is back over the maps an earlier run left pinned:
+        // what none of them wrote belongs to policies that are gone.
+        lock (_sync)
+        {
+            var adopted = engine.AdoptedLinks;
+            engine.CompleteRestore();
+            if (sensor.PinDirectory is { } pins)
+            {
+                LogRestored(logger, pins, adopted);
+            }
+        }
         return Task.CompletedTask;
     }
 
@@ -190,6 +201,9 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
             _engine = null;
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "TracingPolicy engine pinned under {Dir} (--keep-sensors-on-exit): {Adopted} program links of the earlier run taken over; its entries of policies that no longer exist removed")]
+    private static partial void LogRestored(ILogger logger, string dir, int adopted);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "TracingPolicy engine not started: {Reason}")]
     private static partial void LogStartFailed(ILogger logger, string reason);
