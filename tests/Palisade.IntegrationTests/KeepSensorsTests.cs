@@ -58,12 +58,12 @@ public sealed class KeepSensorsTests : IDisposable
 
     private int Open() => Command.Run(Helpers.Path("opener"), "open", _secret).ExitCode;
 
-    private AgentProcess StartAgent(bool keep)
+    private AgentProcess StartAgent(bool keep, int policies = 2)
     {
         string[] args = ["--tracing-policy-dir", _policies, "--bpf-dir", _pins];
         var agent = AgentProcess.Start(keep ? [.. args, "--keep-sensors-on-exit"] : args);
         agent.WaitReady();
-        Assert.True(Command.WaitUntil(() => Policies(agent) is { Length: 2 } all && all.All(p => p.GetProperty("state").GetString() == "enabled"),
+        Assert.True(Command.WaitUntil(() => Policies(agent) is var all && all.Length == policies && all.All(p => p.GetProperty("state").GetString() == "enabled"),
             TimeSpan.FromSeconds(15)), agent.Log);
         return agent;
     }
@@ -164,6 +164,21 @@ public sealed class KeepSensorsTests : IDisposable
                 Assert.Equal(0, agent.Process.ExitCode);
             }
             Assert.Equal(137, Exec());
+
+            // A policy deleted while no agent runs keeps acting until the next agent has
+            // re-applied the others; then its entries are gone and only the other one kills.
+            var execFile = Path.Combine(_policies, "exec.yaml");
+            var execYaml = File.ReadAllText(execFile);
+            File.Delete(execFile);
+            using (var agent = StartAgent(keep: true, policies: 1))
+            {
+                Assert.Equal(0, Exec());
+                Assert.Equal(137, Open());
+                Assert.True(agent.Terminate());
+            }
+            Assert.Equal(0, Exec());
+            Assert.Equal(137, Open());
+            File.WriteAllText(execFile, execYaml);
 
             // (3) Without the flag: the pins are removed at start and nothing of the earlier runs stays attached.
             using (var agent = StartAgent(keep: false))
