@@ -82,11 +82,15 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
             }
         }
         // Every policy of the directory is back over the maps an earlier run left pinned:
-        // what none of them wrote belongs to policies that are gone.
+        // what none of them wrote belongs to policies that are gone. With Kubernetes the
+        // restore completes once the cluster's policies are listed too (KubernetesService).
         lock (_sync)
         {
             var adopted = engine.AdoptedLinks;
-            engine.CompleteRestore();
+            if (!options.Kubernetes)
+            {
+                engine.CompleteRestore();
+            }
             if (sensor.PinDirectory is { } pins)
             {
                 LogRestored(logger, pins, adopted);
@@ -202,7 +206,7 @@ internal sealed partial class PolicyService(AgentOptions options, AgentState sta
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "TracingPolicy engine pinned under {Dir} (--keep-sensors-on-exit): {Adopted} program links of the earlier run taken over; its entries of policies that no longer exist removed")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "TracingPolicy engine pinned under {Dir} (--keep-sensors-on-exit): {Adopted} program links of the earlier run taken over; its entries of policies that no longer exist are removed once every policy is re-applied")]
     private static partial void LogRestored(ILogger logger, string dir, int adopted);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "TracingPolicy engine not started: {Reason}")]
