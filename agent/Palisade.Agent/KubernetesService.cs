@@ -44,6 +44,7 @@ internal sealed partial class KubernetesService(AgentOptions options, PolicyServ
         catch (Exception e) when (e is InvalidOperationException or IOException or k8s.Exceptions.KubeConfigException)
         {
             LogNoClient(logger, e.Message);
+            policies.Engine?.CompleteRestore(); // no cluster policies will come back: restore with the directory's
             Status = new KubernetesStatus($"not connected: {e.Message}", [], pods, null, null);
             return Task.CompletedTask;
         }
@@ -63,6 +64,9 @@ internal sealed partial class KubernetesService(AgentOptions options, PolicyServ
             reporter = new StatusReporter(client, options.NodeName, logs.CreateLogger<StatusReporter>());
             Run(reporter.RunAsync);
             _controller = new PolicyController(new EngineSink(engine), pods, KernelEnvironment.Cgroup2Root(), reporter.Enqueue, logs.CreateLogger<PolicyController>());
+            // Pinned sensors (--keep-sensors-on-exit): the earlier run's entries of policies
+            // that are gone are cleared only once the cluster's policies are all back.
+            _controller.PoliciesSynced += engine.CompleteRestore;
             var node = new Informer<V1Node, V1NodeList>(client, Resources.Node(options.NodeName), _controller.NodeHandler, informerLog) { Resync = TimeSpan.Zero };
             var clusterPolicies = new Informer<CustomObject, CustomObjectList>(client, Resources.TracingPolicies, _controller.HandlerFor("TracingPolicy"), informerLog)
             { Resync = options.KubernetesResync };

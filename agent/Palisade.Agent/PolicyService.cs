@@ -86,6 +86,21 @@ internal sealed partial class PolicyService(AgentOptions options, KernelSetupSer
                 _rescan = new Timer(_ => GuardedSync(dir), null, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(2));
             }
         }
+        // Every policy of the directory is back over the maps an earlier run left pinned:
+        // what none of them wrote belongs to policies that are gone. With Kubernetes the
+        // restore completes once the cluster's policies are listed too (KubernetesService).
+        lock (_sync)
+        {
+            var adopted = engine.AdoptedLinks;
+            if (!options.Kubernetes)
+            {
+                engine.CompleteRestore();
+            }
+            if (sensor.PinDirectory is { } pins)
+            {
+                LogRestored(logger, pins, adopted);
+            }
+        }
         return Task.CompletedTask;
     }
 
@@ -243,6 +258,9 @@ internal sealed partial class PolicyService(AgentOptions options, KernelSetupSer
             engine?.Dispose();
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "TracingPolicy engine pinned under {Dir} (--keep-sensors-on-exit): {Adopted} program links of the earlier run taken over; its entries of policies that no longer exist are removed once every policy is re-applied")]
+    private static partial void LogRestored(ILogger logger, string dir, int adopted);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "TracingPolicy engine not started: {Reason}")]
     private static partial void LogStartFailed(ILogger logger, string reason);

@@ -28,6 +28,22 @@ internal sealed partial class ProcessSensorService(AgentOptions options, KernelS
             LogUnavailable(logger, probe.Find(KernelFeature.RawTracepoint)?.Detail ?? "", probe.Find(KernelFeature.Ringbuf)?.Detail ?? "");
             return Task.CompletedTask;
         }
+        if (!options.KeepSensorsOnExit)
+        {
+            // An earlier run with --keep-sensors-on-exit left its programs attached: without the
+            // flag this run must not leave them there (nor run them twice beside its own).
+            try
+            {
+                if (SensorPins.Remove(options.BpfDir) is var removed and > 0)
+                {
+                    LogStaleRemoved(logger, removed, options.BpfDir);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                LogStaleRemoveFailed(logger, options.BpfDir, e.Message);
+            }
+        }
         var sensor = new ProcessSensor(new ProcessSensorOptions
         {
             NodeName = options.NodeName,
@@ -37,6 +53,7 @@ internal sealed partial class ProcessSensorService(AgentOptions options, KernelS
             CacheCapacity = options.ProcessCacheSize,
             CacheGrace = options.ProcessCacheGrace,
             Ancestors = options.EnableAncestors,
+            PinDirectory = options.KeepSensorsOnExit ? options.BpfDir : null,
         }, hub, time, options.Kubernetes ? pods : null);
         try
         {
@@ -50,6 +67,14 @@ internal sealed partial class ProcessSensorService(AgentOptions options, KernelS
         }
         _sensor = sensor;
         LogStarted(logger, sensor.SeededFromProcFs);
+        if (sensor.PinDirectory is { } pins)
+        {
+            if (sensor.StaleRemoved)
+            {
+                LogPinsIncompatible(logger, pins);
+            }
+            LogPinned(logger, pins, sensor.AdoptedLinks);
+        }
         _report = time.CreateTimer(_ => ReportLosses(), null, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10));
         return Task.CompletedTask;
     }
@@ -86,6 +111,18 @@ internal sealed partial class ProcessSensorService(AgentOptions options, KernelS
         _report?.Dispose();
         _sensor?.Dispose();
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Removed {Count} pins of an earlier run with --keep-sensors-on-exit from {Dir}: their programs are detached")]
+    private static partial void LogStaleRemoved(ILogger logger, int count, string dir);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Cannot remove the pins of an earlier run under {Dir}: {Reason}. Its programs may still be attached; remove the directory by hand")]
+    private static partial void LogStaleRemoveFailed(ILogger logger, string dir, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The pins under {Dir} did not fit this agent (other settings or build) and were replaced: enforcement paused while the sensors reloaded")]
+    private static partial void LogPinsIncompatible(ILogger logger, string dir);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Process sensor pinned under {Dir} (--keep-sensors-on-exit): {Adopted} links of the earlier run taken over, programs stay attached after exit")]
+    private static partial void LogPinned(ILogger logger, string dir, int adopted);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Process sensor not started: it needs raw tracepoints ({RawTp}) and ring buffers ({Ringbuf})")]
     private static partial void LogUnavailable(ILogger logger, string rawTp, string ringbuf);

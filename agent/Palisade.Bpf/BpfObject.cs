@@ -195,6 +195,39 @@ public sealed unsafe partial class BpfObject : IDisposable
         }
     }
 
+    /// <summary>
+    /// Takes over the link pinned at <paramref name="path"/> (left by an earlier run): it stays
+    /// attached with the program it has, and is tracked like an attachment of this object, so
+    /// disposing the object closes it (a link that is still pinned stays attached after that).
+    /// </summary>
+    public BpfLink AdoptPinnedLink(string path, string description)
+    {
+        ThrowIfDisposed();
+        using var capture = LibbpfLog.Capture();
+        var handle = Interop.Libbpf.LinkOpen(path);
+        if (handle.IsInvalid)
+        {
+            var errno = BpfException.LastErrno();
+            handle.Dispose();
+            throw new BpfException("open pinned link", path, errno, capture.Text.Trim());
+        }
+        return Track(new BpfLink(this, handle, $"{description} (adopted from {path})"));
+    }
+
+    /// <summary>
+    /// Pins every map of the object that is not a section map (.rodata, .bss, ...) and not
+    /// skipped by <paramref name="skip"/> under <paramref name="directory"/>/NAME on load,
+    /// reusing a compatible map already pinned there. Call before <see cref="Load"/>.
+    /// </summary>
+    public void PinMapsUnder(string directory, Func<BpfMap, bool>? skip = null)
+    {
+        ThrowIfDisposed();
+        foreach (var map in _maps.Where(m => !m.Name.Contains('.', StringComparison.Ordinal) && skip?.Invoke(m) != true))
+        {
+            map.SetPinPath(Path.Combine(directory, map.Name));
+        }
+    }
+
     internal SafeBpfObjectHandle Handle => _handle;
 
     internal T Track<T>(T attachment) where T : BpfAttachment

@@ -34,6 +34,12 @@ internal static class PalisadeCommand
             {
                 Description = $"{s.Description}{allowed} Default: \"{s.Default}\". Env: {s.EnvironmentVariable}.",
             };
+            if (s.Allowed is ["true", "false"])
+            {
+                // A switch as in Tetragon: "--keep-sensors-on-exit" alone means true.
+                option.Arity = ArgumentArity.ZeroOrOne;
+                option.CustomParser = r => r.Tokens.Count == 0 ? "true" : r.Tokens[0].Value;
+            }
             command.Options.Add(option);
             return option;
         });

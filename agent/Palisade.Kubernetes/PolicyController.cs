@@ -60,6 +60,28 @@ public sealed partial class PolicyController : IDisposable
         _rescan = new Timer(_ => RefreshScopes(), null, every, every);
     }
 
+    private readonly HashSet<string> _syncedKinds = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Raised once, when both policy kinds have been listed and applied: from then on the
+    /// engine holds every policy of the cluster for this node (a restart over pinned sensors
+    /// completes its restore here).
+    /// </summary>
+    public event Action? PoliciesSynced;
+
+    private void KindSynced(string kind)
+    {
+        bool all;
+        lock (_gate)
+        {
+            all = _syncedKinds.Add(kind) && _syncedKinds.Count == 2;
+        }
+        if (all)
+        {
+            PoliciesSynced?.Invoke();
+        }
+    }
+
     /// <summary>The handler for one of the two policy kinds.</summary>
     public IInformerHandler<CustomObject> HandlerFor(string kind) => new KindHandler(this, kind);
 
@@ -72,9 +94,7 @@ public sealed partial class PolicyController : IDisposable
 
         public void OnDelete(CustomObject obj) => owner.Remove(kind, obj);
 
-        public void OnSynced()
-        {
-        }
+        public void OnSynced() => owner.KindSynced(kind);
     }
 
     private sealed class NodeLabelsHandler(PolicyController owner) : IInformerHandler<V1Node>

@@ -33,6 +33,12 @@ public sealed record ProcessSensorOptions
     public int WakeupBytes { get; init; } = 65536;
     /// <summary>Include ancestors beyond the parent in exec and exit events.</summary>
     public bool Ancestors { get; init; }
+    /// <summary>
+    /// bpffs directory (see <see cref="SensorPins"/>) where maps and links are pinned so they
+    /// stay in the kernel after the sensor is disposed (--keep-sensors-on-exit); pins found
+    /// there at start are adopted. Null: nothing is pinned, everything goes with the sensor.
+    /// </summary>
+    public string? PinDirectory { get; init; }
 }
 
 /// <summary>Kernel and user-space counters of the process sensor; every loss is somewhere in here.</summary>
@@ -78,6 +84,12 @@ public sealed class ProcessSensor : IDisposable
     public ProcessRecord? Resolve(uint pid, ulong ktime) =>
         ktime != 0 && Decoder is { } d && d.TryResolve(new ProcessKey(pid, ktime), out var record) ? record : null;
 
+    /// <summary>The pin directory when the sensor keeps its programs in the kernel after it goes (null: it does not).</summary>
+    public string? PinDirectory => _options.PinDirectory;
+
+    /// <summary>Links of an earlier run that this sensor took over at start instead of attaching its own.</summary>
+    public int AdoptedLinks { get; private set; }
+
     /// <summary>Processes read from /proc at start.</summary>
     public int SeededFromProcFs { get; private set; }
 
@@ -100,12 +112,15 @@ public sealed class ProcessSensor : IDisposable
         Object.Map("pal_exec_tail").Typed<uint, int>().Update(0, execPoints.Fd);
     }
 
-    /// <summary>Undoes <see cref="AttachPolicyEngine"/>: exec points first, so no record arrives for a gone consumer.</summary>
-    public void DetachPolicyEngine()
+    /// <summary>
+    /// Undoes <see cref="AttachPolicyEngine"/>: exec points first, so no record arrives for a gone consumer.
+    /// With <paramref name="keepInKernel"/> (pinned sensors) the exec points stay in the kernel, for the next agent to replace.
+    /// </summary>
+    public void DetachPolicyEngine(bool keepInKernel = false)
     {
         lock (_objectGate)
         {
-            if (_object is not null)
+            if (_object is not null && !keepInKernel)
             {
                 _object.Map("pal_exec_tail").Typed<uint, int>().Delete(0);
             }
@@ -158,21 +173,29 @@ public sealed class ProcessSensor : IDisposable
     /// <summary>Starts without consuming when <paramref name="startReader"/> is false (tests fill the ring buffer this way).</summary>
     internal void Start(bool startReader)
     {
-        var obj = BpfObject.OpenEmbedded(typeof(ProcessSensor).Assembly, "process.bpf.o");
+        BpfObject obj;
         try
         {
-            obj.SetConstant("args_max", (uint)_options.ArgsMax);
-            obj.SetConstant("wakeup_bytes", (uint)Math.Min(_options.WakeupBytes, _options.RingBufferBytes / 4));
-            obj.Map("pal_process_events").MaxEntries = _options.RingBufferBytes;
-            obj.Map("pal_procs").MaxEntries = _options.ProcessMapEntries;
-            obj.Load();
+            obj = Load();
+        }
+        catch (BpfException) when (_options.PinDirectory is { } pins && Directory.Exists(Path.Combine(pins, SensorName)))
+        {
+            // The pins of an earlier run do not fit this one (another --rb-size, another
+            // build): start afresh. Enforcement pauses from here until this run attaches.
+            SensorPins.Remove(pins);
+            StaleRemoved = true;
+            obj = Load();
+        }
+        try
+        {
             var clock = new BootClock(_time);
             var hostNamespaces = ProcFs.ReadNamespaces(Path.Combine(_options.ProcRoot, "1"));
             Decoder = new ProcessEventDecoder(_options.NodeName, Cache, clock, hostNamespaces, _options.Ancestors, _hub.Publish, _pods);
             // Attach before reading /proc, so no process can slip between the two.
-            obj.Program("pal_fork").Attach();
-            obj.Program("pal_exit").Attach();
-            obj.Program("pal_exec").Attach();
+            foreach (var program in (string[])["pal_fork", "pal_exit", "pal_exec"])
+            {
+                AttachOrAdopt(obj, program);
+            }
             SeededFromProcFs = Seed(obj, clock, hostNamespaces);
             _router.Decoder = Decoder;
             _reader = new RingBufferReader(_router, obj.Map("pal_process_events"));
@@ -188,6 +211,57 @@ public sealed class ProcessSensor : IDisposable
             obj.Dispose();
             throw;
         }
+    }
+
+    private const string SensorName = "process";
+
+    /// <summary>True when pins of an earlier run were found unusable and removed at start.</summary>
+    public bool StaleRemoved { get; private set; }
+
+    private BpfObject Load()
+    {
+        var obj = BpfObject.OpenEmbedded(typeof(ProcessSensor).Assembly, "process.bpf.o");
+        try
+        {
+            obj.SetConstant("args_max", (uint)_options.ArgsMax);
+            obj.SetConstant("wakeup_bytes", (uint)Math.Min(_options.WakeupBytes, _options.RingBufferBytes / 4));
+            obj.Map("pal_process_events").MaxEntries = _options.RingBufferBytes;
+            obj.Map("pal_procs").MaxEntries = _options.ProcessMapEntries;
+            if (_options.PinDirectory is { } pins)
+            {
+                // Every map, so the programs an earlier run left attached and ours share one state.
+                SensorPins.Create(pins, SensorName);
+                obj.PinMapsUnder(SensorPins.Maps(pins, SensorName));
+            }
+            obj.Load();
+            return obj;
+        }
+        catch
+        {
+            obj.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Attaches <paramref name="program"/>, or, when an earlier run left its link pinned, takes
+    /// that link over: the program stays attached once, never twice.
+    /// </summary>
+    private void AttachOrAdopt(BpfObject obj, string program)
+    {
+        if (_options.PinDirectory is not { } pins)
+        {
+            obj.Program(program).Attach();
+            return;
+        }
+        var path = Path.Combine(SensorPins.Links(pins, SensorName), program);
+        if (File.Exists(path))
+        {
+            obj.AdoptPinnedLink(path, program);
+            AdoptedLinks++;
+            return;
+        }
+        obj.Program(program).Attach().Pin(path);
     }
 
     /// <summary>Starts consuming after Start(startReader: false).</summary>

@@ -176,6 +176,34 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void KeepSensorsOnExitIsOffByDefaultAndComesFromEveryLayer()
+    {
+        var defaults = AgentConfiguration.Resolve([]);
+        Assert.False(defaults.KeepSensorsOnExit);
+        Assert.Equal("/sys/fs/bpf/palisade", defaults.BpfDir);
+
+        var fromEnv = AgentConfiguration.Load(new Dictionary<string, string>(),
+            new Dictionary<string, string> { ["PALISADE_KEEP_SENSORS_ON_EXIT"] = "true", ["PALISADE_BPF_DIR"] = "/sys/fs/bpf/other" });
+        Assert.True(fromEnv.KeepSensorsOnExit);
+        Assert.Equal("/sys/fs/bpf/other", fromEnv.BpfDir);
+        Assert.Equal("environment (PALISADE_*)", fromEnv.Sources["keep-sensors-on-exit"]);
+
+        var flag = AgentConfiguration.Resolve([Layer("environment", ("keep-sensors-on-exit", "true")), Layer("command line", ("keep-sensors-on-exit", "false"))]);
+        Assert.False(flag.KeepSensorsOnExit);
+    }
+
+    [Theory]
+    [InlineData("keep-sensors-on-exit", "yes", "is not one of true, false")]
+    [InlineData("bpf-dir", "palisade", "must be an absolute directory of its own on a bpffs")]
+    [InlineData("bpf-dir", "/sys/fs/bpf", "must be an absolute directory of its own on a bpffs")]
+    [InlineData("bpf-dir", "/sys/fs/bpf/", "must be an absolute directory of its own on a bpffs")]
+    public void BadKeepSensorSettingsAreRefused(string key, string value, string expected)
+    {
+        var e = Assert.Throws<AgentConfigurationException>(() => AgentConfiguration.Resolve([Layer("flags", (key, value))]));
+        Assert.Contains(e.Errors, error => error.StartsWith(key + ":", StringComparison.Ordinal) && error.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void AnExplicitMissingConfigFileIsAnError()
     {
         var e = Assert.Throws<AgentConfigurationException>(() =>

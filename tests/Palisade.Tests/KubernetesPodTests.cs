@@ -332,6 +332,21 @@ public sealed class KubernetesPodTests
     }
 
     [Fact]
+    public void PoliciesSyncedIsRaisedOnceWhenBothPolicyKindsAreListed()
+    {
+        using var controller = new PolicyController(new FakeSink(), new PodCache(), null, _ => { }, NullLogger.Instance, TimeSpan.FromHours(1));
+        var raised = 0;
+        controller.PoliciesSynced += () => raised++;
+        controller.HandlerFor("TracingPolicy").OnSynced();
+        controller.HandlerFor("TracingPolicy").OnSynced(); // a relist of one kind is not both
+        Assert.Equal(0, raised);
+        controller.HandlerFor("TracingPolicyNamespaced").OnSynced();
+        Assert.Equal(1, raised);
+        controller.HandlerFor("TracingPolicyNamespaced").OnSynced(); // later relists: already restored
+        Assert.Equal(1, raised);
+    }
+
+    [Fact]
     public void LabelSelectorsFollowKubernetesSemantics()
     {
         var labels = new Dictionary<string, string> { ["app"] = "web", ["tier"] = "front" };

@@ -103,6 +103,12 @@ public static class AgentConfiguration
         var ancestors = Checked(AgentSettings.EnableAncestors) == "true";
         var processCred = Checked(AgentSettings.EnableProcessCred) == "true";
         var processNs = Checked(AgentSettings.EnableProcessNs) == "true";
+        var keepSensors = Checked(AgentSettings.KeepSensorsOnExit) == "true";
+        var bpfDir = values[AgentSettings.BpfDir.Key].Value;
+        if (!Path.IsPathFullyQualified(bpfDir) || Path.GetFullPath(bpfDir).TrimEnd('/') is "" or "/sys/fs/bpf")
+        {
+            errors.Add($"{AgentSettings.BpfDir.Key}: \"{bpfDir}\" (from {values[AgentSettings.BpfDir.Key].Source}) must be an absolute directory of its own on a bpffs, such as {AgentSettings.BpfDir.Default} (its contents are removed at start without --keep-sensors-on-exit).");
+        }
         int Integer(AgentSetting setting, int min, int max) => ParseInteger(setting, values[setting.Key], min, max, errors);
         // A duration where "0" (or "0s") means off.
         TimeSpan DurationOrOff(AgentSetting setting) =>
@@ -217,6 +223,8 @@ public static class AgentConfiguration
             ProcessArgsMax = argsMax,
             RingBufferSize = rbSize,
             ProcFs = values[AgentSettings.ProcFs.Key].Value,
+            KeepSensorsOnExit = keepSensors,
+            BpfDir = bpfDir,
             TracingPolicyDir = values[AgentSettings.TracingPolicyDir.Key].Value is { Length: > 0 } dir ? dir : null,
             TracingPolicySelector = selector,
             Kubernetes = kubernetes,

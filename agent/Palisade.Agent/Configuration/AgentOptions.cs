@@ -40,6 +40,12 @@ public sealed record AgentOptions
 
     public required string ProcFs { get; init; }
 
+    /// <summary>Sensors stay pinned under <see cref="BpfDir"/> when the agent exits, and are adopted at start.</summary>
+    public bool KeepSensorsOnExit { get; init; }
+
+    /// <summary>Where the pins of <see cref="KeepSensorsOnExit"/> live (on a bpffs).</summary>
+    public string BpfDir { get; init; } = Palisade.Runtime.SensorPins.DefaultDirectory;
+
     /// <summary>Null when no policy directory is configured.</summary>
     public string? TracingPolicyDir { get; init; }
 

@@ -81,6 +81,12 @@ public static class AgentSettings
     public static readonly AgentSetting ProcFs = new(
         "procfs", "/proc", "Where the host's /proc is mounted (in a container: the host's /proc mounted elsewhere).");
 
+    public static readonly AgentSetting KeepSensorsOnExit = new(
+        "keep-sensors-on-exit", "false", "Leave the sensors' programs, maps and links pinned under --bpf-dir when the agent exits, so policies keep enforcing while it is down (upgrade, crash); the next agent adopts them. false: everything detaches on exit, and pins of an earlier run are removed at start.", ["true", "false"]);
+
+    public static readonly AgentSetting BpfDir = new(
+        "bpf-dir", "/sys/fs/bpf/palisade", "bpffs directory for the pins of --keep-sensors-on-exit (bpffs is mounted at /sys/fs/bpf when missing).");
+
     public static readonly AgentSetting TracingPolicyDir = new(
         "tracing-policy-dir", "", "Directory of TracingPolicy YAML files loaded at start; adding, editing or removing a file there applies live. Empty: none.");
 
@@ -188,7 +194,7 @@ public static class AgentSettings
     [
         LogLevel, LogFormat, HealthServerAddress, NodeName, Kubernetes, Kubeconfig, KubernetesPodWait, KubernetesResync, ExportFilename, ExportFileMaxSizeMb, ExportFileMaxBackups, ExportFileCompress, ExportFilePerm,
         ExportFileRotationInterval, ExportStdout, EventQueueSize, EnableAncestors, EnableProcessCred, EnableProcessNs,
-        ProcessCacheSize, ProcessCacheGrace, ProcessArgsMax, RingBufferSize, ProcFs, TracingPolicyDir, TracingPolicySelector,
+        ProcessCacheSize, ProcessCacheGrace, ProcessArgsMax, RingBufferSize, ProcFs, KeepSensorsOnExit, BpfDir, TracingPolicyDir, TracingPolicySelector,
         ExportAllowlist, ExportDenylist, FieldFilters, RedactionFilters, ExportRateLimit,
         ElasticsearchUrl, ElasticsearchIndex, ElasticsearchIndexMode, ElasticsearchLogs, ElasticsearchLogsIndex, ElasticsearchSpoolDir, ElasticsearchSpoolMaxSize, ElasticsearchBatchSize,
         ElasticsearchBatchBytes, ElasticsearchFlushInterval, ElasticsearchCompress, ElasticsearchUsername, ElasticsearchPasswordFile,

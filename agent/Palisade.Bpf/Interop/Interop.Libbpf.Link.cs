@@ -15,6 +15,9 @@ internal static partial class Interop
         [LibraryImport(Libraries.Libbpf, EntryPoint = "bpf_link__pin", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
         internal static partial int LinkPin(SafeBpfLinkHandle link, string path);
 
+        [LibraryImport(Libraries.Libbpf, EntryPoint = "bpf_link__open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+        internal static partial SafeBpfLinkHandle LinkOpen(string path);
+
         [LibraryImport(Libraries.Libbpf, EntryPoint = "bpf_link__unpin", SetLastError = true)]
         internal static partial int LinkUnpin(SafeBpfLinkHandle link);
     }

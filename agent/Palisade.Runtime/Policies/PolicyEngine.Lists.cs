@@ -140,19 +140,168 @@ public sealed unsafe partial class PolicyEngine
     private string? _cgroupRoot;
     private readonly Dictionary<string, List<BpfLink>> _lazy = new(StringComparer.Ordinal);
 
+    // Links an earlier run left pinned, by group, until a point needs them again or the restore is complete.
+    private readonly Dictionary<string, List<BpfLink>> _adopted = new(StringComparer.Ordinal);
+
+    private static IEnumerable<string> Groups => ["sys_exit", "sys_enter", "connect", .. OtherPlaces.Keys];
+
+    // bpffs refuses '.' in names (EPERM), so GROUP-N with '/' as '-'.
+    private string LinkPin(string group, int index) => Path.Combine(SensorPins.Links(_pins!, SensorName), $"{group.Replace('/', '-')}-{index}");
+
+    /// <summary>Takes over the group links an earlier run pinned: they keep running until the policies are re-applied.</summary>
+    private void AdoptLinks()
+    {
+        if (_pins is null)
+        {
+            return;
+        }
+        foreach (var group in Groups)
+        {
+            var links = new List<BpfLink>();
+            for (var i = 0; File.Exists(LinkPin(group, i)); i++)
+            {
+                links.Add(Obj.AdoptPinnedLink(LinkPin(group, i), group));
+            }
+            if (links.Count > 0)
+            {
+                _adopted[group] = links;
+            }
+        }
+    }
+
+    /// <summary>Group links taken over from an earlier run and not yet needed again or dropped.</summary>
+    public int AdoptedLinks
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _adopted.Values.Sum(l => l.Count) + _reused;
+            }
+        }
+    }
+
+    private int _reused;
+
+    /// <summary>
+    /// Ends a restart over pinned maps, once every policy the agent has was re-applied: links
+    /// of groups no policy needs any more are detached, and entries of the earlier run that no
+    /// current policy wrote (policies deleted while the agent was down) are removed. Until
+    /// then they keep enforcing, so a restart never opens a window. No-op without pins.
+    /// </summary>
+    public void CompleteRestore()
+    {
+        lock (_gate)
+        {
+            foreach (var (group, links) in _adopted)
+            {
+                DropLinks(group, links);
+            }
+            _adopted.Clear();
+            if (_pins is null)
+            {
+                return;
+            }
+            var liveIds = _policies.Values.Select(p => p.Id).ToHashSet();
+            var states = Obj.Map("pal_pol_states").Typed<uint, PalPolState>();
+            foreach (var id in states.Keys().Where(id => !liveIds.Contains(id)))
+            {
+                states.Delete(id);
+            }
+            var scope = Obj.Map("pal_pol_scope").Typed<PalPolScopeKey, byte>();
+            foreach (var key in scope.Keys().Where(k => !_policies.Values.Any(p => p.Id == k.PolicyId && p.Scope.Contains(k.CgroupId))))
+            {
+                scope.Delete(key);
+            }
+            // Lists before points, so the kernel never reaches a point that is being cleared.
+            foreach (var (name, size) in (ReadOnlySpan<(string, int)>)[("pal_pol_sys_exit", PolAbi.Syscalls), ("pal_pol_sys_enter", PolAbi.Syscalls), ("pal_pol_other", PolAbi.OtherCount)])
+            {
+                var map = Obj.Map(name).Typed<uint, PalPolSysent>();
+                for (var nr = 0; nr < size; nr++)
+                {
+                    if (!_writtenLists.Contains((name, nr)))
+                    {
+                        map.Update((uint)nr, default);
+                    }
+                }
+            }
+            var sels = Obj.Map("pal_pol_sels").Typed<uint, PalPolSelector>();
+            var liveSels = _points.Values.SelectMany(p => p.SelectorKeys).ToHashSet();
+            foreach (var key in sels.Keys().Where(k => !liveSels.Contains(k)))
+            {
+                sels.Delete(key);
+            }
+            var strings = Obj.Map("pal_pol_strings").Typed<PalPolStrkey, PalPolMask>();
+            var liveStrings = _points.Values.SelectMany(p => p.StringKeys.Values).Select(StrkeyBytes).ToHashSet(StringComparer.Ordinal);
+            foreach (var key in strings.Keys().Where(k => !liveStrings.Contains(StrkeyBytes(k))))
+            {
+                strings.Delete(key);
+            }
+            var points = Obj.Map("pal_pol_points").Typed<uint, PalPolPoint>();
+            for (var id = 0; id < PolAbi.Points; id++)
+            {
+                if (!_pointsById.ContainsKey((ushort)id))
+                {
+                    points.Update((uint)id, default);
+                }
+            }
+        }
+    }
+
+    private static string StrkeyBytes(PalPolStrkey key) =>
+        Convert.ToHexString(MemoryMarshal.AsBytes(new ReadOnlySpan<PalPolStrkey>(in key)));
+
     /// <summary>Attaches a group of programs while <paramref name="needed"/>, detaches it after.</summary>
     private void Attach(string group, bool needed, Func<List<BpfLink>> attach)
     {
         if (needed && !_lazy.ContainsKey(group))
         {
-            _lazy[group] = attach();
+            if (_adopted.Remove(group, out var adopted))
+            {
+                _lazy[group] = adopted; // the earlier run's links: the programs stay attached once
+                _reused += adopted.Count;
+                return;
+            }
+            var links = attach();
+            if (_pins is not null)
+            {
+                try
+                {
+                    for (var i = 0; i < links.Count; i++)
+                    {
+                        links[i].Pin(LinkPin(group, i));
+                    }
+                }
+                catch
+                {
+                    DropLinks(group, links);
+                    throw;
+                }
+            }
+            _lazy[group] = links;
         }
         else if (!needed && _lazy.Remove(group, out var links))
         {
-            foreach (var l in links)
+            DropLinks(group, links);
+        }
+    }
+
+    /// <summary>Detaches <paramref name="links"/>: their pins go first, else they would stay attached.</summary>
+    private void DropLinks(string group, List<BpfLink> links)
+    {
+        if (_pins is not null)
+        {
+            for (var i = 0; i < links.Count; i++)
             {
-                l.Dispose();
+                if (File.Exists(LinkPin(group, i)))
+                {
+                    File.Delete(LinkPin(group, i));
+                }
             }
+        }
+        foreach (var l in links)
+        {
+            l.Dispose();
         }
     }
 

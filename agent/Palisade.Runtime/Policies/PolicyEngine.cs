@@ -129,14 +129,23 @@ public sealed unsafe partial class PolicyEngine : IDisposable, IRingBufferConsum
     /// </summary>
     public void Start(ProcessSensor sensor, string? cgroupRoot = null)
     {
-        var obj = BpfObject.OpenEmbedded(typeof(PolicyEngine).Assembly, "policy.bpf.o");
+        _pins = sensor.PinDirectory;
+        BpfObject obj;
         try
         {
-            obj.Map("pal_procs").ReuseFrom(sensor.ProcessMap);
-            obj.Map("pal_process_events").ReuseFrom(sensor.EventMap);
-            obj.Load();
+            obj = Load(sensor);
+        }
+        catch (BpfException) when (_pins is not null && Directory.Exists(Path.Combine(_pins, SensorName)))
+        {
+            // The earlier run's pins do not fit this build: start afresh (its programs detach here).
+            SensorPins.Remove(Path.Combine(_pins, SensorName));
+            obj = Load(sensor);
+        }
+        try
+        {
             _object = obj;
             _cgroupRoot = cgroupRoot ?? KernelEnvironment.Cgroup2Root();
+            AdoptLinks();
             sensor.AttachPolicyEngine(obj.Program("pal_pol_exec"), this);
             _sensor = sensor;
         }
@@ -147,18 +156,44 @@ public sealed unsafe partial class PolicyEngine : IDisposable, IRingBufferConsum
         }
     }
 
+    private const string SensorName = "policy";
+    private string? _pins;
+
+    private static BpfObject Load(ProcessSensor sensor)
+    {
+        var obj = BpfObject.OpenEmbedded(typeof(PolicyEngine).Assembly, "policy.bpf.o");
+        try
+        {
+            obj.Map("pal_procs").ReuseFrom(sensor.ProcessMap);
+            obj.Map("pal_process_events").ReuseFrom(sensor.EventMap);
+            if (sensor.PinDirectory is { } pins)
+            {
+                SensorPins.Create(pins, SensorName);
+                obj.PinMapsUnder(SensorPins.Maps(pins, SensorName), m => m.Name is "pal_procs" or "pal_process_events");
+            }
+            obj.Load();
+            return obj;
+        }
+        catch
+        {
+            obj.Dispose();
+            throw;
+        }
+    }
+
     private ProcessSensor? _sensor;
 
     public void Dispose()
     {
         // The sensor's exec program stops calling ours before our programs go.
-        _sensor?.DetachPolicyEngine();
+        _sensor?.DetachPolicyEngine(keepInKernel: _pins is not null);
         _sensor = null;
-        foreach (var l in _links.Concat(_points.Values.Select(p => p.Link).OfType<BpfLink>()).Concat(_lazy.Values.SelectMany(x => x)))
+        foreach (var l in _links.Concat(_points.Values.Select(p => p.Link).OfType<BpfLink>()).Concat(_lazy.Values.SelectMany(x => x)).Concat(_adopted.Values.SelectMany(x => x)))
         {
-            l.Dispose();
+            l.Dispose(); // a pinned one stays attached
         }
         _lazy.Clear();
+        _adopted.Clear();
         _links.Clear();
         lock (_objectGate)
         {
