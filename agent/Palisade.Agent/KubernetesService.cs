@@ -113,7 +113,7 @@ internal sealed partial class KubernetesService(AgentOptions options, PolicyServ
     }
 
     /// <summary>The engine as the controller sees it.</summary>
-    private sealed class EngineSink(PolicyEngine engine) : IPolicySink
+    private sealed class EngineSink(TracingPolicyEngine engine) : IPolicySink
     {
         public PolicyStatus Apply(TracingPolicy policy, string source, IReadOnlyCollection<ulong> scope) => engine.Apply(policy, source, scope);
 

@@ -22,7 +22,7 @@ internal static class PolicyJson
 internal sealed partial class PolicyService(AgentOptions options, KernelSetupService kernel, ProcessSensorService processes, EventHub hub, ILogger<PolicyService> logger)
     : IHostedService, IDisposable
 {
-    private PolicyEngine? _engine;
+    private TracingPolicyEngine? _engine;
     private FileSystemWatcher? _watcher;
     private readonly Dictionary<string, DateTime> _emptySince = new(StringComparer.Ordinal);
     private Timer? _rescan;
@@ -30,7 +30,7 @@ internal sealed partial class PolicyService(AgentOptions options, KernelSetupSer
     private readonly Dictionary<string, (DateTime Stamp, long Length, List<string> Names)> _files = new(StringComparer.Ordinal);
 
     /// <summary>The TracingPolicy engine; null before it started, when it could not, and once stopping.</summary>
-    public PolicyEngine? Engine => _engine;
+    public TracingPolicyEngine? Engine => _engine;
 
     /// <summary>Policy files of the directory that do not parse or apply, with the first error: the status endpoint lists them.</summary>
     public System.Collections.Concurrent.ConcurrentDictionary<string, string> InvalidPolicyFiles { get; } = new(StringComparer.Ordinal);
@@ -55,9 +55,9 @@ internal sealed partial class PolicyService(AgentOptions options, KernelSetupSer
             LogStartFailed(logger, "the process sensor is not running, and the engine works on its process table and ring buffer");
             return Task.CompletedTask;
         }
-        var facts = PolicyEngine.FactsFor(options.ProcFs, kernel.Probe?.IsAvailable(Palisade.Bpf.Probe.KernelFeature.Kprobe) ?? false)
+        var facts = TracingPolicyEngine.FactsFor(options.ProcFs, kernel.Probe?.IsAvailable(Palisade.Bpf.Probe.KernelFeature.Kprobe) ?? false)
             with { PodScoping = options.Kubernetes };
-        var engine = new PolicyEngine(hub.Publish, facts, sensor.Resolve, options.ProcFs);
+        var engine = new TracingPolicyEngine(hub.Publish, facts, sensor.Resolve, options.ProcFs);
         try
         {
             engine.Start(sensor);
@@ -169,7 +169,7 @@ internal sealed partial class PolicyService(AgentOptions options, KernelSetupSer
     }
 
     /// <summary>Applies one file of the directory: its policies replace what it held before.</summary>
-    private void SyncFile(PolicyEngine engine, string file)
+    private void SyncFile(TracingPolicyEngine engine, string file)
     {
         FileInfo info;
         string text;

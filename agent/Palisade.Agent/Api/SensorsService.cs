@@ -78,7 +78,7 @@ internal sealed partial class SensorsService(AgentOptions options, AgentReadines
             },
         });
 
-    private PolicyEngine Engine => policies.Engine ?? throw new RpcException(new Status(StatusCode.Unavailable,
+    private TracingPolicyEngine Engine => policies.Engine ?? throw new RpcException(new Status(StatusCode.Unavailable,
         "the policy engine is not running on this agent (see the agent's log: it could not load its BPF programs)"));
 
     public override Task<AddTracingPolicyResponse> AddTracingPolicy(AddTracingPolicyRequest request, ServerCallContext context)

@@ -15,12 +15,12 @@ internal sealed class PolicyHarness : IDisposable
     public PolicyHarness(bool claimKprobes = false, bool podScoping = false)
     {
         _sensor = new SensorHarness();
-        var facts = PolicyEngine.FactsFor("/proc", kprobes: claimKprobes) with { PodScoping = podScoping };
-        Engine = new PolicyEngine(_sensor.Hub.Publish, facts, _sensor.Sensor.Resolve);
+        var facts = TracingPolicyEngine.FactsFor("/proc", kprobes: claimKprobes) with { PodScoping = podScoping };
+        Engine = new TracingPolicyEngine(_sensor.Hub.Publish, facts, _sensor.Sensor.Resolve);
         Engine.Start(_sensor.Sensor);
     }
 
-    public PolicyEngine Engine { get; }
+    public TracingPolicyEngine Engine { get; }
 
     public ConcurrentQueue<PalisadeEvent> Events => _sensor.Events;
 

@@ -31,7 +31,7 @@ public sealed record PolicyCounters(ulong Matched, ulong Posted, ulong Killed, u
 /// <see cref="ProcessPolicyEvent"/>s. Add, delete, enable, disable and mode switches apply
 /// live; a policy that fails never affects the others.
 /// </summary>
-public sealed unsafe partial class PolicyEngine : IDisposable, IRingBufferConsumer
+public sealed unsafe partial class TracingPolicyEngine : IDisposable, IRingBufferConsumer
 {
     private readonly Lock _gate = new();
     private readonly Action<PalisadeEvent> _publish;
@@ -52,7 +52,7 @@ public sealed unsafe partial class PolicyEngine : IDisposable, IRingBufferConsum
     private uint _nextHookId = 1;
     private long _events, _malformed;
 
-    public PolicyEngine(Action<PalisadeEvent> publish, KernelFacts facts, Func<uint, ulong, ProcessRecord?>? resolve = null, string procRoot = "/proc")
+    public TracingPolicyEngine(Action<PalisadeEvent> publish, KernelFacts facts, Func<uint, ulong, ProcessRecord?>? resolve = null, string procRoot = "/proc")
     {
         _publish = publish;
         Facts = facts;
@@ -161,7 +161,7 @@ public sealed unsafe partial class PolicyEngine : IDisposable, IRingBufferConsum
 
     private static BpfObject Load(ProcessSensor sensor)
     {
-        var obj = BpfObject.OpenEmbedded(typeof(PolicyEngine).Assembly, "policy.bpf.o");
+        var obj = BpfObject.OpenEmbedded(typeof(TracingPolicyEngine).Assembly, "policy.bpf.o");
         try
         {
             obj.Map("pal_procs").ReuseFrom(sensor.ProcessMap);

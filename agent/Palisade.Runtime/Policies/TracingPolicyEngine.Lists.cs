@@ -12,7 +12,7 @@ namespace Palisade.Runtime.Policies;
 
 // Where live points are listed for the kernel (per syscall, per other place) and which
 // programs are attached because some point needs them.
-public sealed unsafe partial class PolicyEngine
+public sealed unsafe partial class TracingPolicyEngine
 {
     /// <summary>Rewrites the syscall and other point lists from the live points.</summary>
     private void WriteLists()
