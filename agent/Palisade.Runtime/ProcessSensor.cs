@@ -133,20 +133,13 @@ public sealed class ProcessSensor : IDisposable
     {
         public ProcessEventDecoder? Decoder;
         public volatile IRingBufferConsumer? Policy;
-        public long Unrouted;
 
         public void OnRecord(ReadOnlySpan<byte> record)
         {
             if (record.Length >= sizeof(uint) && System.Runtime.InteropServices.MemoryMarshal.Read<uint>(record) == (uint)PalEventType.Policy)
             {
-                if (Policy is { } policy)
-                {
-                    policy.OnRecord(record);
-                }
-                else
-                {
-                    Interlocked.Increment(ref Unrouted); // the engine stopped while its record was in flight
-                }
+                // Without a consumer the engine stopped while its record was in flight.
+                Policy?.OnRecord(record);
                 return;
             }
             Decoder!.OnRecord(record);

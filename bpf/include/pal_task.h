@@ -89,10 +89,9 @@ static __always_inline __u32 pal_task_nspid(struct task_struct *task)
 	return upid.nr;
 }
 
-/* The inode of one of the task's namespaces (enum pal_ns), 0 if it has none. */
-static __always_inline __u32 pal_task_ns(struct task_struct *task, __u32 which)
+/* One namespace of the task (enum pal_ns) through its nsproxy, already read; 0 if it has none. */
+static __always_inline __u32 pal_nsproxy_ns(struct task_struct *task, struct nsproxy *nsp, __u32 which)
 {
-	struct nsproxy *nsp = BPF_CORE_READ(task, nsproxy);
 	switch (which) {
 	case PAL_NS_UTS: return BPF_CORE_READ(nsp, uts_ns, ns.inum);
 	case PAL_NS_IPC: return BPF_CORE_READ(nsp, ipc_ns, ns.inum);
@@ -113,11 +112,18 @@ static __always_inline __u32 pal_task_ns(struct task_struct *task, __u32 which)
 	return 0;
 }
 
-/* Every namespace of the task, indexed by enum pal_ns. */
+/* The inode of one of the task's namespaces (enum pal_ns), 0 if it has none. */
+static __always_inline __u32 pal_task_ns(struct task_struct *task, __u32 which)
+{
+	return pal_nsproxy_ns(task, BPF_CORE_READ(task, nsproxy), which);
+}
+
+/* Every namespace of the task, indexed by enum pal_ns: the nsproxy is read once. */
 static __always_inline void pal_task_namespaces(struct task_struct *task, __u32 *ns)
 {
+	struct nsproxy *nsp = BPF_CORE_READ(task, nsproxy);
 	for (int k = 0; k < PAL_NS_COUNT; k++)
-		ns[k] = pal_task_ns(task, k);
+		ns[k] = pal_nsproxy_ns(task, nsp, k);
 }
 
 #endif /* PAL_TASK_H */

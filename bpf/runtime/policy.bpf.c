@@ -736,9 +736,6 @@ static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d
 	}
 }
 
-#define task_ns(task, which) pal_task_ns(task, which)
-#define task_nspid(task) pal_task_nspid(task)
-
 /* ---------------------------------------------------------------- matching - */
 
 struct eval {
@@ -865,7 +862,7 @@ static __always_inline __u64 filter_value(struct scratch *s, struct pal_pol_filt
 	}
 	switch (slot) {
 	case PAL_PS_PID: return bpf_get_current_pid_tgid() >> 32;
-	case PAL_PS_NSPID: return task_nspid(task);
+	case PAL_PS_NSPID: return pal_task_nspid(task);
 	case PAL_PS_CAP_EFF:
 	case PAL_PS_CAP_PERM:
 	case PAL_PS_CAP_INH:
@@ -877,8 +874,9 @@ static __always_inline __u64 filter_value(struct scratch *s, struct pal_pol_filt
 	case PAL_PS_NS_CHANGED: {
 		__u64 changed = 0;
 		need_proc(s);
+		struct nsproxy *nsp = BPF_CORE_READ(task, nsproxy);
 		for (int k = 0; k < PAL_NS_COUNT; k++) {
-			__u32 now = task_ns(task, k);
+			__u32 now = pal_nsproxy_ns(task, nsp, k);
 			if (s->proc.ns[k] && now && now != s->proc.ns[k])
 				changed |= 1ULL << k;
 		}
@@ -886,7 +884,7 @@ static __always_inline __u64 filter_value(struct scratch *s, struct pal_pol_filt
 	}
 	}
 	if (slot >= PAL_PS_NS_BASE && slot < PAL_PS_NS_BASE + PAL_NS_COUNT)
-		return task_ns(task, slot - PAL_PS_NS_BASE);
+		return pal_task_ns(task, slot - PAL_PS_NS_BASE);
 	*ok = 0;
 	return 0;
 }
@@ -926,7 +924,7 @@ static int filter_step(__u32 i, struct eval *e)
 		hit = addr_match(s, f);
 	} else if (f->slot == PAL_PS_PID_TREE || f->slot == PAL_PS_NSPID_TREE) {
 		int ns = f->slot == PAL_PS_NSPID_TREE;
-		__u32 pid = ns ? (__u32)task_nspid((struct task_struct *)s->task) : bpf_get_current_pid_tgid() >> 32;
+		__u32 pid = ns ? (__u32)pal_task_nspid((struct task_struct *)s->task) : bpf_get_current_pid_tgid() >> 32;
 		hit = pid == f->a;
 		need_proc(s);
 		__u32 parent = s->proc.ppid;

@@ -31,12 +31,9 @@ public sealed class ProcessTableTests : IDisposable
 
         // Another uid and gid, no capabilities, and a user, pid, uts, ipc, net and mount
         // namespace of its own (so its pid inside is 1).
-        var psi = new ProcessStartInfo("setpriv") { UseShellExecute = false };
-        foreach (var a in new[] { "--reuid=4242", "--regid=4243", "--clear-groups", "--", "unshare", "--user", "--pid", "--fork", "--uts", "--ipc", "--net", "--mount", "--", binary, "30" })
-        {
-            psi.ArgumentList.Add(a);
-        }
-        using var launcher = Process.Start(psi)!;
+        using var launcher = Process.Start(new ProcessStartInfo("setpriv",
+            ["--reuid=4242", "--regid=4243", "--clear-groups", "--", "unshare", "--user", "--pid", "--fork", "--uts", "--ipc", "--net", "--mount", "--", binary, "30"])
+            { UseShellExecute = false })!;
         try
         {
             var exec = h.WaitForExec(e => e.Process.Binary == binary, "exec of differ-sleep");
@@ -84,12 +81,8 @@ public sealed class ProcessTableTests : IDisposable
         var shell = Path.Combine(_dir.FullName, "fork-sh");
         File.Copy("/bin/dash", shell);
         // The shell forks a subshell that only sleeps (no exec): its entry comes from the fork.
-        var psi = new ProcessStartInfo("unshare") { UseShellExecute = false };
-        foreach (var a in new[] { "--pid", "--fork", "--", shell, "-c", "(while :; do sleep 1; done) & wait" })
-        {
-            psi.ArgumentList.Add(a);
-        }
-        using var launcher = Process.Start(psi)!;
+        using var launcher = Process.Start(new ProcessStartInfo("unshare", ["--pid", "--fork", "--", shell, "-c", "(while :; do sleep 1; done) & wait"])
+            { UseShellExecute = false })!;
         try
         {
             var exec = h.WaitForExec(e => e.Process.Binary == shell, "exec of fork-sh");

@@ -36,10 +36,8 @@ public sealed unsafe partial class TracingPolicyEngine : IDisposable, IRingBuffe
     private readonly Lock _gate = new();
     private readonly Action<PalisadeEvent> _publish;
     private readonly Func<uint, ulong, ProcessRecord?>? _resolve;
-    private readonly string _procRoot;
     private BpfObject? _object;
     private readonly Lock _objectGate = new(); // MapUsage() never touches a freed object
-    private readonly List<BpfLink> _links = [];
     private readonly Dictionary<string, Loaded> _policies = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Point> _points = new(StringComparer.Ordinal);
     // Read by the event path without _gate: published only once complete, removed before reuse.
@@ -57,7 +55,6 @@ public sealed unsafe partial class TracingPolicyEngine : IDisposable, IRingBuffe
         _publish = publish;
         Facts = facts;
         _resolve = resolve;
-        _procRoot = procRoot;
         _decoder = new PolicyEventDecoder(procRoot);
     }
 
@@ -188,13 +185,12 @@ public sealed unsafe partial class TracingPolicyEngine : IDisposable, IRingBuffe
         // The sensor's exec program stops calling ours before our programs go.
         _sensor?.DetachPolicyEngine(keepInKernel: _pins is not null);
         _sensor = null;
-        foreach (var l in _links.Concat(_points.Values.Select(p => p.Link).OfType<BpfLink>()).Concat(_lazy.Values.SelectMany(x => x)).Concat(_adopted.Values.SelectMany(x => x)))
+        foreach (var l in _points.Values.Select(p => p.Link).OfType<BpfLink>().Concat(_lazy.Values.SelectMany(x => x)).Concat(_adopted.Values.SelectMany(x => x)))
         {
             l.Dispose(); // a pinned one stays attached
         }
         _lazy.Clear();
         _adopted.Clear();
-        _links.Clear();
         lock (_objectGate)
         {
             _object?.Dispose();
