@@ -19,6 +19,7 @@ enum pal_event_type {
 	PAL_EVENT_EXIT = 3,
 	PAL_EVENT_FORK = 4,
 	PAL_EVENT_POLICY = 5, /* a TracingPolicy selector matched (pal_policy.h) */
+	PAL_EVENT_FLOW = 6,   /* a network flow record (pal_flow.h) */
 	PAL_EVENT_TYPE_MAX = 8,
 };
 

@@ -9,6 +9,7 @@
 #include "vmlinux.h"
 #include "palisade.h"
 #include "pal_task.h"
+#include "pal_flow.h"
 
 #define PAL_LAYOUT(name) struct name layout__##name
 /* Enums shared with C# ([BpfEnum] twins): a global of the type puts it in the BTF. */
@@ -58,3 +59,13 @@ PAL_LAYOUT_ENUM(pal_pol_value_flags);
 PAL_LAYOUT_ENUM(pal_pol_stat);
 
 char LICENSE[] __attribute__((section("license"), used)) = "Dual BSD/GPL";
+
+/* pal_flow.h: flow records and the socket-owner table (bpf/net) */
+PAL_LAYOUT(pal_flow_event);
+PAL_LAYOUT(pal_sock_key);
+PAL_LAYOUT(pal_sock_owner);
+PAL_LAYOUT_ENUM(pal_flow_verdict);
+PAL_LAYOUT_ENUM(pal_flow_obs);
+PAL_LAYOUT_ENUM(pal_flow_direction);
+PAL_LAYOUT_ENUM(pal_flow_report);
+PAL_LAYOUT_ENUM(pal_flow_flags);

@@ -14,6 +14,7 @@ public sealed partial class EnumTwinTests
     [
         typeof(BpfObject).Assembly, typeof(Palisade.Runtime.Abi.PalProc).Assembly,
         typeof(Palisade.Events.ProcessFlags).Assembly, typeof(Palisade.Policies.Compilation.SlotKind).Assembly,
+        typeof(Palisade.Datapath.Endpoint).Assembly,
     ];
 
     private static List<(Type Type, BpfEnumAttribute Attr)> Twins(IEnumerable<Assembly> assemblies) =>

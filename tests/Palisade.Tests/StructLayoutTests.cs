@@ -7,7 +7,7 @@ namespace Palisade.Tests;
 /// <summary>The C structs of bpf/include and their C# twins must agree byte for byte.</summary>
 public sealed class StructLayoutTests
 {
-    private static readonly Assembly[] AbiAssemblies = [typeof(BpfObject).Assembly, typeof(Palisade.Runtime.Abi.PalProc).Assembly];
+    private static readonly Assembly[] AbiAssemblies = [typeof(BpfObject).Assembly, typeof(Palisade.Runtime.Abi.PalProc).Assembly, typeof(Palisade.Datapath.Endpoint).Assembly];
 
     private static Dictionary<string, Type> CSharpTwins() =>
         AbiAssemblies.SelectMany(a => a.GetTypes())

@@ -28,6 +28,7 @@ public enum PalEventType : uint
     Fork = 4,
     /// <summary>A TracingPolicy selector matched.</summary>
     Policy = 5,
+    Flow = 6,
     TypeMax = 8,
 }
 
