@@ -66,3 +66,15 @@ public interface IEndpointDirectory
 
     IReadOnlyCollection<Endpoint> All { get; }
 }
+
+/// <summary>Another node of the cluster, for native routing: its address and pod CIDRs.</summary>
+public sealed record RemoteNode(string Name, IPAddress NodeAddress, IReadOnlyList<IPNetwork> PodCidrs);
+
+/// <summary>What the node manager needs of the BPF datapath for other nodes (ipcache entries).</summary>
+public interface INodeDatapath
+{
+    /// <summary>Marks the node's address and pod CIDRs as remote-node traffic in the datapath's maps.</summary>
+    void UpsertRemoteNode(RemoteNode node);
+
+    void RemoveRemoteNode(RemoteNode node);
+}
