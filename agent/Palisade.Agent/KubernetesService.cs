@@ -7,6 +7,7 @@ using Palisade.Bpf;
 using Palisade.Events;
 using Palisade.Kubernetes;
 using Palisade.Policies;
+using Palisade.Policies.Tracing;
 using Palisade.Runtime.Policies;
 
 namespace Palisade.Agent;

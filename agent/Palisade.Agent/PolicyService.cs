@@ -5,6 +5,7 @@ using Palisade.Agent.Configuration;
 using Palisade.Bpf;
 using Palisade.Events;
 using Palisade.Policies;
+using Palisade.Policies.Tracing;
 using Palisade.Runtime.Policies;
 
 namespace Palisade.Agent;

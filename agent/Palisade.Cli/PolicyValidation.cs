@@ -1,4 +1,5 @@
 using Palisade.Policies;
+using Palisade.Policies.Tracing;
 
 namespace Palisade.Cli;
 

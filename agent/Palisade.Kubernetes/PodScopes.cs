@@ -1,5 +1,6 @@
 using k8s.Models;
 using Palisade.Policies;
+using Palisade.Policies.Tracing;
 using Palisade.Runtime.Processes;
 
 namespace Palisade.Kubernetes;

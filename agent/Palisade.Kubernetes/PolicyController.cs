@@ -2,6 +2,7 @@ using System.Text.Json;
 using k8s.Models;
 using Microsoft.Extensions.Logging;
 using Palisade.Policies;
+using Palisade.Policies.Tracing;
 using Palisade.Runtime.Policies;
 
 namespace Palisade.Kubernetes;

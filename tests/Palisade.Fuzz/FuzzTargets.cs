@@ -2,6 +2,7 @@ using System.Text;
 using Palisade.Agent.Configuration;
 using Palisade.Exporters.Filters;
 using Palisade.Policies;
+using Palisade.Policies.Tracing;
 
 namespace Palisade.Fuzz;
 

@@ -1,6 +1,7 @@
 using System.Text;
 using Palisade.IntegrationTests.Infrastructure;
 using Palisade.Policies;
+using Palisade.Policies.Tracing;
 
 namespace Palisade.IntegrationTests;
 

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Palisade.Policies.Schema;
+using Palisade.Policies.Tracing;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -72,7 +73,7 @@ public sealed partial class CrdTests
         stream.Load(new StringReader(File.ReadAllText(Path.Combine(TetragonExamplesCompatibilityTests.ExamplesDir(), file))));
         // Only the policy documents: some files also hold the Pod a demo needs.
         foreach (var doc in stream.Documents.Where(d => d.RootNode is YamlMappingNode m && m.Children.TryGetValue("kind", out var k)
-            && Palisade.Policies.Vocabulary.Kinds.Contains(k.ToString())))
+            && Palisade.Policies.Tracing.Vocabulary.Kinds.Contains(k.ToString())))
         {
             var errors = new List<string>();
             Validate(((YamlMappingNode)doc.RootNode)["spec"], TracingPolicySchema.Spec, "spec", errors);

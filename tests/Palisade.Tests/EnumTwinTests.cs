@@ -13,7 +13,7 @@ public sealed partial class EnumTwinTests
     private static readonly Assembly[] AbiAssemblies =
     [
         typeof(BpfObject).Assembly, typeof(Palisade.Runtime.Abi.PalProc).Assembly,
-        typeof(Palisade.Events.ProcessFlags).Assembly, typeof(Palisade.Policies.Compilation.SlotKind).Assembly,
+        typeof(Palisade.Events.ProcessFlags).Assembly, typeof(Palisade.Policies.Tracing.Compilation.SlotKind).Assembly,
         typeof(Palisade.Datapath.Endpoint).Assembly,
     ];
 

@@ -3,6 +3,7 @@ using Palisade.Cli;
 using Palisade.Exporters.Filters;
 using Palisade.Fuzz;
 using Palisade.Policies;
+using Palisade.Policies.Tracing;
 
 namespace Palisade.Tests;
 

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Palisade.Events;
 using Palisade.Kubernetes;
 using Palisade.Policies;
+using Palisade.Policies.Tracing;
 using Palisade.Runtime.Policies;
 using Palisade.Tests.Shared;
 using Xunit;
@@ -250,7 +251,7 @@ public sealed class KubernetesPodTests
         Assert.Equal("unsupported", node.GetProperty("hooks")[1].GetProperty("status").GetString());
         Assert.Equal("2026-11-23T10:00:00Z", node.GetProperty("lastUpdateTime").GetString());
         // Every field we write is one the CRD's status schema declares.
-        Assert.All(node.EnumerateObject(), p => Assert.Contains(p.Name, Palisade.Policies.Schema.TracingPolicySchema.NodeStatus.Names));
+        Assert.All(node.EnumerateObject(), p => Assert.Contains(p.Name, Palisade.Policies.Tracing.TracingPolicySchema.NodeStatus.Names));
     }
 
     private sealed class FakeSink : IPolicySink

@@ -1,5 +1,6 @@
 using Palisade.Policies;
-using Palisade.Policies.Compilation;
+using Palisade.Policies.Tracing;
+using Palisade.Policies.Tracing.Compilation;
 
 namespace Palisade.Tests;
 

@@ -1,5 +1,6 @@
 using System.Text;
 using Palisade.Policies;
+using Palisade.Policies.Tracing;
 
 namespace Palisade.Tests;
 

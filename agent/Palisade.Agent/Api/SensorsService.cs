@@ -7,6 +7,7 @@ using Palisade.Events;
 using Palisade.Exporters.Filters;
 using FieldFilter = Palisade.Exporters.Filters.FieldFilter;
 using Palisade.Policies;
+using Palisade.Policies.Tracing;
 using Palisade.Runtime.Policies;
 
 namespace Palisade.Agent.Api;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using Palisade.Policies;
+using Palisade.Policies.Tracing;
 using Palisade.Runtime;
 using YamlDotNet.RepresentationModel;
 

@@ -3,7 +3,8 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Palisade.Events;
 using Palisade.Policies;
-using Palisade.Policies.Compilation;
+using Palisade.Policies.Tracing;
+using Palisade.Policies.Tracing.Compilation;
 using Palisade.Runtime.Processes;
 
 namespace Palisade.Runtime.Policies;

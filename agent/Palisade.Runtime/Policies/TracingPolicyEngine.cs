@@ -4,7 +4,8 @@ using System.Text;
 using Palisade.Bpf;
 using Palisade.Events;
 using Palisade.Policies;
-using Palisade.Policies.Compilation;
+using Palisade.Policies.Tracing;
+using Palisade.Policies.Tracing.Compilation;
 using Palisade.Runtime.Abi;
 using Palisade.Runtime.Processes;
 

@@ -1,3 +1,4 @@
+using Palisade.Policies.Tracing;
 using YamlDotNet.Serialization;
 
 namespace Palisade.Policies.Schema;

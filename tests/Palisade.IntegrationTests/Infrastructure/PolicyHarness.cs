@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Palisade.Events;
 using Palisade.Policies;
+using Palisade.Policies.Tracing;
 using Palisade.Runtime;
 using Palisade.Runtime.Policies;
 

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Palisade.Policies.Compilation;
+namespace Palisade.Policies.Tracing.Compilation;
 
 /// <summary>One matchArgs or matchReturnArgs entry: a string dimension, or integer or socket tests.</summary>
 internal static class ArgumentMatchCompiler

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
 
-namespace Palisade.Policies.Compilation;
+namespace Palisade.Policies.Tracing.Compilation;
 
 /// <summary>Socket operators (ports, addresses, protocol, family, state) as tests on the fields of a socket value.</summary>
 internal static class SocketMatchCompiler

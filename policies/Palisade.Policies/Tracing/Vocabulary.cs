@@ -1,4 +1,4 @@
-namespace Palisade.Policies;
+namespace Palisade.Policies.Tracing;
 
 /// <summary>The words a TracingPolicy may use, with Tetragon's aliases.</summary>
 public static class Vocabulary

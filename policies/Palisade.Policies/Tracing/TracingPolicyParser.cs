@@ -2,7 +2,7 @@ using Palisade.Policies.Schema;
 using System.Text.RegularExpressions;
 using YamlDotNet.RepresentationModel;
 
-namespace Palisade.Policies;
+namespace Palisade.Policies.Tracing;
 
 /// <summary>What parsing a file produced: the valid policies, every error, and documents that were not policies.</summary>
 public sealed record PolicyParseResult(IReadOnlyList<TracingPolicy> Policies, IReadOnlyList<PolicyError> Errors, IReadOnlyList<string> Skipped)

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Palisade.Policies.Compilation;
+namespace Palisade.Policies.Tracing.Compilation;
 
 /// <summary>A hook's selectors as string dimensions and integer tests: matchArgs, matchPIDs, matchBinaries, namespaces, capabilities.</summary>
 internal static class SelectorCompiler

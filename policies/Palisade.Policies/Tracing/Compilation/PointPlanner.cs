@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Palisade.Policies.Compilation;
+namespace Palisade.Policies.Tracing.Compilation;
 
 /// <summary>How much one kernel point holds (the PAL_POL_* sizes of bpf/include/pal_policy.h).</summary>
 public sealed record PointLimits(int Slots, int Selectors, int Dims, int Fids, int Filters, int Words);

@@ -1,4 +1,6 @@
-namespace Palisade.Policies.Schema;
+using Palisade.Policies.Schema;
+
+namespace Palisade.Policies.Tracing;
 
 /// <summary>The objects of a TracingPolicy, field by field (see <see cref="SchemaType"/>).</summary>
 public static class TracingPolicySchema

@@ -1,6 +1,6 @@
 using Palisade.Abi;
 
-namespace Palisade.Policies.Compilation;
+namespace Palisade.Policies.Tracing.Compilation;
 
 // The compiled form of a policy: pure data, the input of the engine that writes BPF maps.
 // Enum values equal the C enums in bpf/include/pal_policy.h.

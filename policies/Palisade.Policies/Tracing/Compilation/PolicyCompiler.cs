@@ -1,4 +1,4 @@
-namespace Palisade.Policies.Compilation;
+namespace Palisade.Policies.Tracing.Compilation;
 
 /// <summary>
 /// Turns a validated TracingPolicy into the engine's compiled form: for each hook, where it runs

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Palisade.Policies.Compilation;
+namespace Palisade.Policies.Tracing.Compilation;
 
 /// <summary>matchActions and returnArgAction: what a matching selector does.</summary>
 internal static class ActionCompiler

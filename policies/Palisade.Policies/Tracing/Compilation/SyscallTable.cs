@@ -1,5 +1,5 @@
 // Generated from the x86-64 <asm/unistd_64.h> (Linux uapi); a unit test checks it against the header when present.
-namespace Palisade.Policies.Compilation;
+namespace Palisade.Policies.Tracing.Compilation;
 
 /// <summary>x86-64 syscall numbers by name.</summary>
 public static class SyscallTable

@@ -1,4 +1,4 @@
-namespace Palisade.Policies.Compilation;
+namespace Palisade.Policies.Tracing.Compilation;
 
 /// <summary>
 /// Where a hook runs on this kernel: a native kprobe, a syscall or other tracepoint, or the

@@ -1,4 +1,4 @@
-namespace Palisade.Policies.Compilation;
+namespace Palisade.Policies.Tracing.Compilation;
 
 /// <summary>
 /// Thrown while a hook is compiled when it cannot run on this kernel or in this version; the

@@ -1,4 +1,4 @@
-namespace Palisade.Policies;
+namespace Palisade.Policies.Tracing;
 
 /// <summary>A TracingPolicy or TracingPolicyNamespaced (cilium.io/v1alpha1), as Tetragon defines it.</summary>
 public sealed record TracingPolicy(string Kind, string Name, string? Namespace, IReadOnlyDictionary<string, string> Labels, TracingPolicySpec Spec)
@@ -98,43 +98,3 @@ public sealed record ListSpec(string Name, string? Type, IReadOnlyList<string> V
 public sealed record OptionSpec(string Name, string Value);
 
 public sealed record EnforcerSpec(IReadOnlyList<string> Calls);
-
-public sealed record LabelSelector(IReadOnlyDictionary<string, string> MatchLabels, IReadOnlyList<LabelRequirement> MatchExpressions)
-{
-    /// <summary>
-    /// Kubernetes label-selector semantics: every matchLabels pair and every expression must
-    /// hold; an empty selector selects everything.
-    /// </summary>
-    public bool Matches(IReadOnlyDictionary<string, string>? labels)
-    {
-        labels ??= EmptyLabels;
-        foreach (var (key, value) in MatchLabels)
-        {
-            if (!labels.TryGetValue(key, out var v) || v != value)
-            {
-                return false;
-            }
-        }
-        foreach (var r in MatchExpressions)
-        {
-            var has = labels.TryGetValue(r.Key, out var v);
-            var ok = r.Operator switch
-            {
-                "In" => has && r.Values.Contains(v!),
-                "NotIn" => !has || !r.Values.Contains(v!),
-                "Exists" => has,
-                "DoesNotExist" => !has,
-                _ => false,
-            };
-            if (!ok)
-            {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    private static readonly IReadOnlyDictionary<string, string> EmptyLabels = new Dictionary<string, string>();
-}
-
-public sealed record LabelRequirement(string Key, string Operator, IReadOnlyList<string> Values);

@@ -1,4 +1,4 @@
-namespace Palisade.Policies.Compilation;
+namespace Palisade.Policies.Tracing.Compilation;
 
 /// <summary>
 /// The emulation table: for each kernel function policies hook, the tracepoints and cgroup

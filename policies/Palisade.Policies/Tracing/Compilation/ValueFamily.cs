@@ -1,4 +1,4 @@
-namespace Palisade.Policies.Compilation;
+namespace Palisade.Policies.Tracing.Compilation;
 
 /// <summary>What kind of value an argument holds, as its declared type and as the kernel reads it; the two must agree.</summary>
 internal enum ValueFamily { Int, String, Sock, Cred, Other }

@@ -1,4 +1,4 @@
-namespace Palisade.Policies;
+namespace Palisade.Policies.Tracing;
 
 /// <summary>Linux capability names, by bit number (include/uapi/linux/capability.h).</summary>
 public static class Capabilities
