@@ -170,7 +170,7 @@ internal sealed class CniPlugin(Func<string, string?> getenv, Stream stdout, Tex
 
     private static string? SniffString(byte[] stdin)
     {
-        if (stdin.Length == 0 || stdin.Length > NetworkConfig.MaxBytes)
+        if (stdin.Length == 0 || stdin.Length > NetworkConfig.MaxBytes || !System.Text.Unicode.Utf8.IsValid(stdin))
         {
             return null;
         }

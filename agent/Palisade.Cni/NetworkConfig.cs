@@ -59,6 +59,12 @@ internal sealed record NetworkConfig
         {
             throw Decode("no network configuration on stdin", "the runtime writes the plugin's configuration (JSON) on stdin");
         }
+        // JsonDocument checks the UTF-8 of a string only when it is read, and then throws
+        // InvalidOperationException (found by fuzzing): judge it up front instead.
+        if (!System.Text.Unicode.Utf8.IsValid(json))
+        {
+            throw Decode("the network configuration is not valid UTF-8", "write the configuration in UTF-8");
+        }
         JsonDocument document;
         try
         {

@@ -166,6 +166,17 @@ public sealed class CniCallTests
         Assert.NotEmpty(e.Details);
     }
 
+    [Fact]
+    public void InvalidUtf8IsADecodeErrorNotACrash()
+    {
+        // Found by fuzz.sh cni: JsonDocument throws InvalidOperationException when such a string is read.
+        var config = Encoding.UTF8.GetBytes(Config).Select(b => b == (byte)'l' ? (byte)0xfd : b).ToArray();
+
+        var e = Assert.Throws<CniException>(() => CniCall.Parse(Env("ADD"), config));
+
+        Assert.Equal((6u, "the network configuration is not valid UTF-8"), (e.Code, e.Message));
+    }
+
     [Theory]
     [InlineData("CHECK", "0.3.1", 1u, "cniVersion \"0.3.1\" does not allow CHECK")]
     [InlineData("CHECK", "1.0.0", 7u, "CHECK: prevResult is missing from the network configuration")]
