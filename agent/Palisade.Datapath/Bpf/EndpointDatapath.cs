@@ -126,17 +126,24 @@ public sealed class EndpointDatapath : IEndpointDatapath, INodeDatapath, IDispos
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             var ifindex = endpoint.HostIfIndex > 0 ? endpoint.HostIfIndex : NetworkNamespace.InterfaceIndex(endpoint.HostIfName);
-            var info = DatapathKeys.EndpointInfo(endpoint, ifindex);
             // Entries first: a program that meets a packet before them passes it untouched.
-            _byIfindex.Update((uint)ifindex, info);
-            foreach (var address in Addresses(endpoint))
-            {
-                _endpoints.Update(DatapathKeys.EndpointKey(address), info);
-                _ipcache.Update(DatapathKeys.IpcacheKey(DatapathKeys.Host(address)),
-                    new PalIpcacheValue { Identity = endpoint.Identity, Flags = (uint)IpcacheFlags.LocalEndpoint });
-            }
+            WriteEntries(endpoint, ifindex);
             TcFilter.Replace(_to, ifindex, TcDirection.Egress, FilterHandle, FilterPriority);
             TcFilter.Replace(_from, ifindex, TcDirection.Ingress, FilterHandle, FilterPriority);
+        }
+    }
+
+    /// <summary>The map entries of <paramref name="endpoint"/> on host device <paramref name="ifindex"/>, without attaching (BPF_PROG_RUN tests use made-up ifindexes).</summary>
+    internal void WriteEntries(Endpoint endpoint, int ifindex)
+    {
+        Validate(endpoint);
+        var info = DatapathKeys.EndpointInfo(endpoint, ifindex);
+        _byIfindex.Update((uint)ifindex, info);
+        foreach (var address in Addresses(endpoint))
+        {
+            _endpoints.Update(DatapathKeys.EndpointKey(address), info);
+            _ipcache.Update(DatapathKeys.IpcacheKey(DatapathKeys.Host(address)),
+                new PalIpcacheValue { Identity = endpoint.Identity, Flags = (uint)IpcacheFlags.LocalEndpoint });
         }
     }
 
