@@ -67,11 +67,9 @@ public static class DatapathSettings
             var (value, source) = values[setting.Key];
             foreach (var text in value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             {
-                if (!IPNetwork.TryParse(text, out var cidr))
+                if (!Palisade.Datapath.Ipam.Cidr.TryParse(text, out var cidr, out var problem))
                 {
-                    var hint = text.Contains('/', StringComparison.Ordinal) && IPAddress.TryParse(text.Split('/')[0], out var a) && int.TryParse(text.Split('/')[1], CultureInfo.InvariantCulture, out var bits) && bits >= 0 && bits <= (a.AddressFamily == AddressFamily.InterNetwork ? 32 : 128)
-                        ? $" (its host bits are not zero: the network is {new IPNetwork(Mask(a, bits), bits)})" : "";
-                    errors.Add($"{setting.Key}: \"{text}\" (from {source}) is not a CIDR{hint}. Fix: e.g. 10.244.1.0/24 or fd00:244:1::/64.");
+                    errors.Add($"{setting.Key}: \"{text}\" (from {source}) is not a CIDR ({problem}). Fix: e.g. 10.244.1.0/24 or fd00:244:1::/64.");
                     continue;
                 }
                 var v6 = cidr.BaseAddress.AddressFamily == AddressFamily.InterNetworkV6;
@@ -164,15 +162,4 @@ public static class DatapathSettings
 
     private static bool Overlaps(IPNetwork a, IPNetwork b) =>
         a.BaseAddress.AddressFamily == b.BaseAddress.AddressFamily && (a.Contains(b.BaseAddress) || b.Contains(a.BaseAddress));
-
-    private static IPAddress Mask(IPAddress address, int bits)
-    {
-        var bytes = address.GetAddressBytes();
-        for (var i = 0; i < bytes.Length; i++)
-        {
-            var keep = Math.Clamp(bits - (i * 8), 0, 8);
-            bytes[i] &= (byte)(0xff << (8 - keep));
-        }
-        return new IPAddress(bytes);
-    }
 }

@@ -107,9 +107,9 @@ public sealed class RemoteNodeRoutes(INodeDatapath datapath)
             var cidrs = new List<IPNetwork>();
             foreach (var c in entry[(eq + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             {
-                if (!IPNetwork.TryParse(c, out var cidr))
+                if (!Ipam.Cidr.TryParse(c, out var cidr, out var problem))
                 {
-                    errors.Add($"\"{entry}\": \"{c}\" is not a CIDR with its host bits zero, e.g. 10.215.1.0/24");
+                    errors.Add($"\"{entry}\": \"{c}\" is not a CIDR ({problem}), e.g. 10.215.1.0/24");
                 }
                 else if (cidr.BaseAddress.AddressFamily != address.AddressFamily)
                 {

@@ -48,6 +48,16 @@ public sealed class IpPool
 
     public int Used => _used.Count;
 
+    /// <summary>Moves the cursor past <paramref name="address"/>: after a restart, allocation goes on after the highest address held.</summary>
+    internal void ContinueAfter(IPAddress address)
+    {
+        if (Contains(address))
+        {
+            var n = ToNumber(address);
+            _cursor = n == _last ? _first : n + 1;
+        }
+    }
+
     /// <summary>Reserves the next free address after the last one handed out (so a released address is not reused at once).</summary>
     public IPAddress? TryReserve()
     {
@@ -93,6 +103,9 @@ public sealed class IpPool
         var n = ToNumber(address);
         return n >= _first && n <= _last;
     }
+
+    /// <summary>The address as a number, for ordering.</summary>
+    internal static UInt128 Number(IPAddress address) => ToNumber(address);
 
     private static UInt128 ToNumber(IPAddress address)
     {

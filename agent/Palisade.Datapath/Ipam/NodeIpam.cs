@@ -257,6 +257,16 @@ public sealed class NodeIpam
         {
             _byOwner[owner] = new IpAllocation(held.V4, held.V6);
         }
+        // Go on after the highest address held, so the addresses released just before the restart are not the next ones out.
+        foreach (var pool in Pools)
+        {
+            var highest = partial.Values.Select(h => pool.Family == AddressFamily.InterNetwork ? h.V4 : h.V6).OfType<IPAddress>()
+                .MaxBy(IpPool.Number);
+            if (highest is not null)
+            {
+                pool.ContinueAfter(highest);
+            }
+        }
         Ignored = ignored;
     }
 }
