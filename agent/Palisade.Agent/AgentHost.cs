@@ -87,6 +87,9 @@ public static class AgentHost
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ProcessSensorService>());
         builder.Services.AddSingleton<PolicyService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<PolicyService>());
+        builder.Services.AddSingleton(new DatapathParts());
+        builder.Services.AddSingleton<DatapathService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<DatapathService>());
         builder.Services.AddSingleton<Palisade.Kubernetes.PodCache>();
         builder.Services.AddSingleton<KubernetesService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<KubernetesService>());
@@ -127,7 +130,7 @@ public static class AgentHost
         {
             ctx.Response.ContentType = "application/json";
             var exports = app.Services.GetRequiredService<ExportService>();
-            await ctx.Response.WriteAsync(AgentStatus.Json(readiness, processes.Sensor, kubernetes.Status, app.Services.GetRequiredService<EventHub>(), exports, app.Services.GetRequiredService<PolicyService>().InvalidPolicyFiles, app.Services.GetService<ElasticsearchLogs>())).ConfigureAwait(false);
+            await ctx.Response.WriteAsync(AgentStatus.Json(readiness, processes.Sensor, kubernetes.Status, app.Services.GetRequiredService<EventHub>(), exports, app.Services.GetRequiredService<PolicyService>().InvalidPolicyFiles, app.Services.GetService<ElasticsearchLogs>(), app.Services.GetRequiredService<DatapathService>())).ConfigureAwait(false);
         });
         app.MapGet("/v1/policies", async (HttpContext ctx) =>
         {

@@ -192,6 +192,7 @@ public static class AgentConfiguration
         }
         var podWait = ParseDuration(AgentSettings.KubernetesPodWait, values[AgentSettings.KubernetesPodWait.Key], errors);
         var resync = DurationOrOff(AgentSettings.KubernetesResync);
+        var datapath = DatapathSettings.Resolve(values, errors);
         if (errors.Count > 0)
         {
             throw new AgentConfigurationException(errors);
@@ -232,6 +233,7 @@ public static class AgentConfiguration
             Kubeconfig = kubeconfig,
             KubernetesPodWait = podWait,
             KubernetesResync = resync,
+            Datapath = datapath,
             Sources = values.ToDictionary(kv => kv.Key, kv => kv.Value.Source),
         };
     }

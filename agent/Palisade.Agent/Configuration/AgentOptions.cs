@@ -89,6 +89,9 @@ public sealed record AgentOptions
 
     public int MetricsMaxSeries { get; init; } = 2000;
 
+    /// <summary>Pod networking (endpoint socket, IPAM, CNI conflist); null when no pod CIDR is configured.</summary>
+    public DatapathOptions? Datapath { get; init; }
+
     /// <summary>Setting key -> where its value came from (default, file, env, flag), for the start-up log.</summary>
     public required IReadOnlyDictionary<string, string> Sources { get; init; }
 }

@@ -200,6 +200,7 @@ public static class AgentSettings
         ElasticsearchBatchBytes, ElasticsearchFlushInterval, ElasticsearchCompress, ElasticsearchUsername, ElasticsearchPasswordFile,
         ElasticsearchApiKeyFile, ElasticsearchBearerTokenFile, ElasticsearchCaFile,
         ServerAddress, ServerTlsCertFile, ServerTlsKeyFile, MetricsLabelFilter, MetricsMaxSeries,
+        .. DatapathSettings.All,
         ConfigFile, ConfigDir,
     ];
 
