@@ -69,3 +69,4 @@ PAL_LAYOUT_ENUM(pal_flow_obs);
 PAL_LAYOUT_ENUM(pal_flow_direction);
 PAL_LAYOUT_ENUM(pal_flow_report);
 PAL_LAYOUT_ENUM(pal_flow_flags);
+PAL_LAYOUT_ENUM(pal_sock_stat);
