@@ -44,10 +44,16 @@ public static class FlowMessages
 
     /// <summary>
     /// What a request takes from the history: the flows in [since, until] that pass the
-    /// filters, then the last (or, with first, the first) <c>number</c> of them (0: all).
+    /// filters, then the last (or, with first, the first) <c>number</c> of them (0: all; with
+    /// follow and no since, none: the stream starts now).
     /// </summary>
     public static IReadOnlyList<FlowEvent> Select(IReadOnlyList<FlowEvent> history, GetFlowsRequest request, FlowFilterSet filter, string nodeName)
     {
+        if (request.Follow && request.Number == 0 && request.Since is null)
+        {
+            // Hubble's follow without --last or --since starts at the newest flow: no history.
+            return [];
+        }
         var since = request.Since?.ToDateTimeOffset();
         var until = request.Until?.ToDateTimeOffset();
         var passing = history.Where(f => (since is null || f.Time >= since) && (until is null || f.Time <= until) && filter.Passes(f, nodeName)).ToList();

@@ -60,6 +60,9 @@ public sealed class GetFlowsTests
         var window = new GetFlowsRequest { Since = Timestamp.FromDateTimeOffset(T.AddSeconds(1)), Until = Timestamp.FromDateTimeOffset(T.AddSeconds(3)) };
         Assert.Equal([history[1], history[2], history[3]], Select(window, history));
         Assert.Equal(history, Select(new GetFlowsRequest { Number = 50 }, history));
+        // Following without --last or --since starts at the newest flow, as Hubble's does.
+        Assert.Empty(Select(new GetFlowsRequest { Follow = true }, history));
+        Assert.Equal([history[4]], Select(new GetFlowsRequest { Follow = true, Number = 1 }, history));
     }
 
     [Fact]
