@@ -2,9 +2,9 @@
  * Opens one socket of a kind the socket-owner table must name, prints its local port, and
  * waits for a line on stdin before each next step, so a test can look at the table while
  * the socket lives and after it closed.
- *   sockowner listen              TCP listener on 127.0.0.1; "accept" step, then closes the
- *                                 accepted connection, then the listener
- *   sockowner connect PORT        TCP client to 127.0.0.1:PORT
+ *   sockowner listen [ADDR]       TCP listener on ADDR (default 127.0.0.1); "accept" step, then
+ *                                 closes the accepted connection, then the listener
+ *   sockowner connect PORT [ADDR] TCP client to ADDR:PORT (default 127.0.0.1)
  *   sockowner udp-send            unconnected UDP socket, one sendto(127.0.0.1:9)
  *   sockowner udp-connect         connected UDP socket, one send() to 127.0.0.1:9
  *   sockowner udp-bind            UDP socket bound to 127.0.0.1:0 that only waits
@@ -38,13 +38,14 @@ static int local_port(int fd)
 	return ntohs(a.sin_port);
 }
 
-static struct sockaddr_in loopback(int port)
+static struct sockaddr_in address(const char *ip, int port)
 {
 	struct sockaddr_in a;
 	memset(&a, 0, sizeof a);
 	a.sin_family = AF_INET;
 	a.sin_port = htons(port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (!ip || inet_pton(AF_INET, ip, &a.sin_addr) != 1)
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	return a;
 }
 
@@ -59,7 +60,7 @@ int main(int argc, char **argv)
 		perror("socket");
 		return 1;
 	}
-	struct sockaddr_in any = loopback(0), discard = loopback(9);
+	struct sockaddr_in any = address(!strcmp(mode, "listen") && argc > 2 ? argv[2] : NULL, 0), discard = address(NULL, 9);
 	if (!strcmp(mode, "listen") || !strcmp(mode, "udp-bind")) {
 		if (bind(fd, (struct sockaddr *)&any, sizeof any) != 0) {
 			perror("bind");
@@ -71,7 +72,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (!strcmp(mode, "connect")) {
-		struct sockaddr_in server = loopback(argc > 2 ? atoi(argv[2]) : 0);
+		struct sockaddr_in server = address(argc > 3 ? argv[3] : NULL, argc > 2 ? atoi(argv[2]) : 0);
 		if (connect(fd, (struct sockaddr *)&server, sizeof server) != 0) {
 			perror("connect");
 			return 1;
