@@ -81,6 +81,9 @@ public static class AgentHost
         builder.Services.AddHostedService(sp => sp.GetRequiredService<KernelSetupService>());
         builder.Services.AddSingleton<ExportService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ExportService>());
+        // Like a sink: subscribed before the sensors start, so GetFlows' history misses nothing.
+        builder.Services.AddSingleton<Api.FlowHistoryService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Api.FlowHistoryService>());
         builder.Services.AddSingleton<AgentMetrics>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AgentMetrics>());
         builder.Services.AddSingleton<ProcessSensorService>();

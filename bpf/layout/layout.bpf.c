@@ -86,3 +86,4 @@ PAL_LAYOUT_ENUM(pal_endpoint_flags);
 PAL_LAYOUT_ENUM(pal_ipcache_flags);
 PAL_LAYOUT_ENUM(pal_flow_state_flags);
 PAL_LAYOUT_ENUM(pal_net_stat);
+PAL_LAYOUT_ENUM(pal_sock_stat);
