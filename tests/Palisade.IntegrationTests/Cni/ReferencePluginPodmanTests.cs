@@ -21,7 +21,7 @@ public sealed class ReferencePluginPodmanTests
     {
         Kernel.RequireRoot();
         using var network = new ReferenceBridgeNetwork();
-        using var podman = new Podman(network.Name, network.ConfigDir, [ReferenceBridgeNetwork.PluginDir]);
+        using var podman = new Podman(network);
 
         var result = podman.Run("ip -4 -o addr show dev eth0; cat /sys/class/net/eth0/operstate");
 
@@ -37,7 +37,7 @@ public sealed class ReferencePluginPodmanTests
     {
         Kernel.RequireRoot();
         using var network = new ReferenceBridgeNetwork();
-        using var podman = new Podman(network.Name, network.ConfigDir, [ReferenceBridgeNetwork.PluginDir]);
+        using var podman = new Podman(network);
         var server = podman.RunDetached(PongServer);
         var serverAddress = podman.AddressOf(server);
 
@@ -53,7 +53,7 @@ public sealed class ReferencePluginPodmanTests
     {
         Kernel.RequireRoot();
         using var network = new ReferenceBridgeNetwork();
-        using var podman = new Podman(network.Name, network.ConfigDir, [ReferenceBridgeNetwork.PluginDir]);
+        using var podman = new Podman(network);
         var id = podman.RunDetached("sleep 300");
         var address = podman.AddressOf(id);
         Assert.Equal([address], network.AllocatedAddresses());
@@ -73,9 +73,9 @@ public sealed class ReferencePluginPodmanTests
     {
         Kernel.RequireRoot();
         using var network = new ReferenceBridgeNetwork();
-        using var podman = new Podman(network.Name, network.ConfigDir, [ReferenceBridgeNetwork.PluginDir]);
+        using var podman = new Podman(network);
         using var pod = new PodNamespace();
-        var cni = new CniInvoker([ReferenceBridgeNetwork.PluginDir]);
+        var cni = new CniInvoker(network.PluginPath);
         var add = cni.Add(network.Conflist, pod.Attachment());
         Assert.True(add.Succeeded, add.ToString());
         try
@@ -108,7 +108,7 @@ public sealed class ReferencePluginPodmanTests
         {
             configDir = network.ConfigDir;
             bridge = network.BridgeName;
-            using (var podman = new Podman(network.Name, network.ConfigDir, [ReferenceBridgeNetwork.PluginDir]))
+            using (var podman = new Podman(network))
             {
                 stateDir = podman.StateDir;
                 // Left running on purpose: Dispose must stop it, release its address and delete its namespace.

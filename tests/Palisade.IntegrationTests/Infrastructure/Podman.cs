@@ -22,6 +22,11 @@ internal sealed class Podman : IDisposable
     private readonly Dictionary<string, string> _netns = [];
     private readonly Dictionary<string, string> _environment;
 
+    /// <summary>Podman attached to <paramref name="network"/> (its conflist folder and plugin path).</summary>
+    public Podman(ICniTestNetwork network) : this(network.Name, network.ConfigDir, network.PluginPath)
+    {
+    }
+
     /// <param name="network">The CNI network's name (the conflist's `name`) in <paramref name="networkConfigDir"/>.</param>
     /// <param name="networkConfigDir">A folder holding the test's conflist (podman's network_config_dir).</param>
     /// <param name="pluginDirs">Where the plugin binaries are (podman's cni_plugin_dirs).</param>

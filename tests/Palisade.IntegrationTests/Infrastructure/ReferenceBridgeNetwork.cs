@@ -11,7 +11,7 @@ namespace Palisade.IntegrationTests.Infrastructure;
 /// no gateway address and the pods no default route, so pod traffic stays on the bridge.
 /// Dispose removes the bridge, the state and the folder, also after a failure.
 /// </summary>
-internal sealed class ReferenceBridgeNetwork : IDisposable
+internal sealed class ReferenceBridgeNetwork : ICniTestNetwork, IDisposable
 {
     /// <summary>Where Debian's containernetworking-plugins put the reference plugins.</summary>
     public const string PluginDir = "/usr/lib/cni";
@@ -74,6 +74,8 @@ internal sealed class ReferenceBridgeNetwork : IDisposable
     public string DataDir { get; }
 
     public JsonObject Conflist { get; } = [];
+
+    public IReadOnlyList<string> PluginPath { get; } = [PluginDir];
 
     /// <summary>The addresses host-local holds right now: one file per address, named by it.</summary>
     public IReadOnlyList<string> AllocatedAddresses()
