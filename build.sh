@@ -8,8 +8,11 @@ cd "$(dirname "$(readlink -f "$0")")"
 
 # Build: clang/llvm/libbpf-dev/bpftool compile the BPF objects and generate vmlinux.h.
 # Run: libbpf1 (loaded by the agent), iproute2. Tests: iputils-ping for traffic between test namespaces,
-# prometheus (a real server scrapes the agent in the metrics test).
-APT_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool libelf-dev zlib1g-dev iproute2 iputils-ping gcc libc6-dev prometheus)
+# prometheus (a real server scrapes the agent in the metrics test). Pod networking tests and
+# bench/cni: podman + runc (a real runtime), containernetworking-plugins (the reference CNI plugins,
+# the baseline), busybox-static (the containers' rootfs), iperf3 and netcat-openbsd (pod-to-pod traffic).
+APT_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool libelf-dev zlib1g-dev iproute2 iputils-ping gcc libc6-dev prometheus
+    podman runc containernetworking-plugins busybox-static iperf3 netcat-openbsd)
 CONFIGURATION=${CONFIGURATION:-Release}
 
 log() { printf '==> %s\n' "$*" >&2; }
