@@ -24,7 +24,7 @@ public enum ReservedIdentity : uint
 
 /// <summary>Cilium's drop reasons the datapath emits (enum pal_drop_reason).</summary>
 [BpfEnum("pal_drop_reason", "PAL_DROP_")]
-public enum DropReason : uint
+public enum NetDropReason : uint
 {
     InvalidSip = 132,
     Invalid = 134,

@@ -83,7 +83,7 @@ public sealed unsafe class EndpointProgramTests : IDisposable
         Assert.Equal(1UL, Counter(DatapathCounter.DropInvalidSip));
         var record = Assert.Single(_flows.Take());
         Assert.Equal((byte)PalFlowVerdict.Dropped, record.Verdict);
-        Assert.Equal((uint)DropReason.InvalidSip, record.DropReason);
+        Assert.Equal((uint)NetDropReason.InvalidSip, record.DropReason);
         Assert.Equal(132u, record.DropReason);
         Assert.True((record.Report & (uint)PalFlowReport.Drop) != 0, $"report {record.Report}");
         Assert.Equal(spoofed, Src(record));
@@ -248,7 +248,7 @@ public sealed unsafe class EndpointProgramTests : IDisposable
         Assert.Equal(TcActShot, FromEndpoint(frame, IfA).ReturnValue);
 
         Assert.Equal(1UL, Counter(DatapathCounter.DropInvalid));
-        Assert.Equal((uint)DropReason.Invalid, Assert.Single(_flows.Take()).DropReason);
+        Assert.Equal((uint)NetDropReason.Invalid, Assert.Single(_flows.Take()).DropReason);
     }
 
     [Fact]
