@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Palisade.IntegrationTests.Infrastructure;
@@ -160,5 +162,71 @@ public sealed class TetragonApiTests : IDisposable
         // Our own API answers on the same TCP address.
         Assert.Equal(0, Command.Run(AgentProcess.Launcher(), "policy", "list", "--server-address", address).ExitCode);
         await cancel.CancelAsync().ConfigureAwait(true);
+    }
+
+    private static X509Certificate2 Issue(string name, X509Certificate2? issuer, bool authority, string usage)
+    {
+        using var key = RSA.Create(2048);
+        var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(authority, false, 0, true));
+        if (authority)
+        {
+            request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        }
+        else
+        {
+            request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(usage)], false));
+            var san = new SubjectAlternativeNameBuilder();
+            san.AddDnsName("localhost");
+            san.AddIpAddress(IPAddress.Loopback);
+            request.CertificateExtensions.Add(san.Build());
+        }
+        var from = DateTimeOffset.UtcNow.AddDays(-1);
+        var until = from.AddDays(authority ? 60 : 30); // a leaf may not outlive its issuer
+        using var cert = issuer is null ? request.CreateSelfSigned(from, until)
+            : request.Create(issuer, from, until, RandomNumberGenerator.GetBytes(8));
+        // Through PKCS#12 so the key is usable by the TLS stack, not only in this process' memory.
+        using var withKey = cert.HasPrivateKey ? new X509Certificate2(cert) : cert.CopyWithPrivateKey(key);
+        return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pfx), null, X509KeyStorageFlags.Exportable);
+    }
+
+    private static string Write(string dir, string name, string pem)
+    {
+        var path = Path.Combine(dir, name);
+        File.WriteAllText(path, pem);
+        return path;
+    }
+
+    [Fact]
+    public void MutualTlsRefusesAClientWithoutACertificateFromTheClientCas()
+    {
+        using var ca = Issue("palisade-test-ca", null, true, "");
+        using var rogueCa = Issue("rogue-ca", null, true, "");
+        using var server = Issue("localhost", ca, false, "1.3.6.1.5.5.7.3.1");
+        using var client = Issue("tetra", ca, false, "1.3.6.1.5.5.7.3.2");
+        using var rogue = Issue("rogue", rogueCa, false, "1.3.6.1.5.5.7.3.2");
+        var address = $"localhost:{FreePort()}";
+        using var agent = AgentProcess.Start("--server-address", address,
+            "--server-tls-cert-file", Write(_dir, "server.pem", server.ExportCertificatePem()),
+            "--server-tls-key-file", Write(_dir, "server.key", server.GetRSAPrivateKey()!.ExportPkcs8PrivateKeyPem()),
+            "--server-tls-client-ca-files", Write(_dir, "ca.pem", ca.ExportCertificatePem()),
+            "--server-tls-require-client-cert", "true");
+        agent.WaitReady();
+
+        T.GetVersionResponse Version(X509Certificate2? certificate)
+        {
+            var handler = new SocketsHttpHandler();
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, presented, _, _) => presented?.GetCertHashString() == server.GetCertHashString();
+            if (certificate is not null)
+            {
+                handler.SslOptions.ClientCertificates = [certificate];
+            }
+            using var channel = GrpcChannel.ForAddress($"https://{address}", new GrpcChannelOptions { HttpHandler = handler });
+            return new T.FineGuidanceSensors.FineGuidanceSensorsClient(channel).GetVersion(new T.GetVersionRequest(), cancellationToken: Ct);
+        }
+
+        Assert.Matches(@"^\d+\.\d+\.\d+$", Version(client).Version);
+        Assert.Throws<RpcException>(() => Version(null));
+        Assert.Throws<RpcException>(() => Version(rogue));
     }
 }
