@@ -110,6 +110,7 @@ public static class AgentHost
         if (options.ServerAddress is not null)
         {
             app.MapGrpcService<Api.SensorsService>();
+            app.MapGrpcService<Api.Tetragon.TetragonSensorsService>(); // Tetragon's API, same address, for tetra and its clients
             Api.ApiServer.SecureSocket(app, options);
         }
         return app;

@@ -84,6 +84,12 @@ public sealed record AgentOptions
 
     public string? ServerTlsKeyFile { get; init; }
 
+    /// <summary>PEM CA bundles for client certificates (server-tls-client-ca-files); empty: no client certificates asked for.</summary>
+    public IReadOnlyList<string> ServerTlsClientCaFiles { get; init; } = [];
+
+    /// <summary>Mutual TLS: a client without a certificate from <see cref="ServerTlsClientCaFiles"/> is refused.</summary>
+    public bool ServerTlsRequireClientCert { get; init; }
+
     /// <summary>Labels on per-event metrics (namespace, workload, pod, binary).</summary>
     public IReadOnlyList<string> MetricsLabels { get; init; } = ["namespace", "workload", "binary"];
 
