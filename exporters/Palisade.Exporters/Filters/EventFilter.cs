@@ -204,7 +204,7 @@ public sealed class EventFilter
         var joined = string.Join('|', patterns.Select(s => $"(?:{s})"));
         try
         {
-            return new Regex(joined, RegexOptions.Compiled | RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(50));
+            return FilterRegex.Create(joined, RegexOptions.CultureInvariant);
         }
         catch (ArgumentException e)
         {

@@ -59,7 +59,7 @@ public sealed class Redactor
     {
         try
         {
-            return new System.Text.RegularExpressions.Regex(pattern, System.Text.RegularExpressions.RegexOptions.Compiled, TimeSpan.FromMilliseconds(50));
+            return FilterRegex.Create(pattern);
         }
         catch (ArgumentException e)
         {

@@ -122,7 +122,7 @@ public sealed class TetragonFilters
             var patterns = value.EnumerateArray().Select(v => v.GetString()!).ToList();
             try
             {
-                return new Regex(string.Join('|', patterns.Select(s => $"(?:{s})")), RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(50));
+                return FilterRegex.Create(string.Join('|', patterns.Select(s => $"(?:{s})")), RegexOptions.CultureInvariant);
             }
             catch (ArgumentException e)
             {
