@@ -18,7 +18,7 @@ internal sealed class CniPlugin(Func<string, string?> getenv, Stream stdout, Tex
         byte[] stdin;
         try
         {
-            stdin = input is null ? [] : await ReadLimitedAsync(input, cancellationToken).ConfigureAwait(false);
+            stdin = input is null ? [] : ReadLimited(input);
         }
         catch (IOException e)
         {
@@ -27,13 +27,15 @@ internal sealed class CniPlugin(Func<string, string?> getenv, Stream stdout, Tex
         return await RunAsync(stdin, cancellationToken).ConfigureAwait(false);
     }
 
-    private static async Task<byte[]> ReadLimitedAsync(Stream input, CancellationToken cancellationToken)
+    // Synchronous on purpose: a pipe's ReadAsync goes through the thread pool, and starting it
+    // is a good part of what VERSION would cost.
+    private static byte[] ReadLimited(Stream input)
     {
         using var buffer = new MemoryStream();
         var chunk = new byte[16 * 1024];
         int read;
         // Reading one chunk past the limit is enough for the parser to say "too large".
-        while (buffer.Length <= NetworkConfig.MaxBytes && (read = await input.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+        while (buffer.Length <= NetworkConfig.MaxBytes && (read = input.Read(chunk)) > 0)
         {
             buffer.Write(chunk, 0, read);
         }

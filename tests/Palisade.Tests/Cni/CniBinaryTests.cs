@@ -209,7 +209,7 @@ public sealed class CniBinaryTests
             Assert.Equal(0, outcome.ExitCode);
         }
         times.Sort();
-        TestContext.Current.SendDiagnosticMessage($"palisade-cni ADD against a fake agent, process start to exit: p50 {times[10]:0.0} ms, max {times[^1]:0.0} ms");
+        TestContext.Current.TestOutputHelper?.WriteLine($"palisade-cni ADD against a fake agent, process start to exit: p50 {times[10]:0.0} ms, max {times[^1]:0.0} ms");
         Assert.Equal(20, agent.Api.Requests.Count);
     }
 }
