@@ -21,6 +21,7 @@ public static class FuzzTargets
         ["settings"] = new("settings", Settings, SettingsSeeds),
         ["filters"] = new("filters", Filters, FilterSeeds),
         ["events"] = new("events", ProcessEvents.Run, ProcessEvents.Seeds),
+        ["network-policy"] = new("network-policy", NetworkPolicies.Run, NetworkPolicies.Seeds),
     };
 
     /// <summary>TracingPolicy YAML: policies or errors, each error with a message; an (internal) error is a bug.</summary>
