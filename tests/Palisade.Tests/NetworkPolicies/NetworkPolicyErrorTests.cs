@@ -63,6 +63,7 @@ public sealed class NetworkPolicyErrorTests
     [InlineData("toCIDRSet:\n    - cidr: 10.0.0.0/8\n      except: [192.168.0.0/16]", "spec.egress[0].toCIDRSet[0].except[0]", "192.168.0.0/16 is not inside 10.0.0.0/8")]
     [InlineData("toCIDRSet:\n    - cidr: 10.0.0.0/8\n      except: [10.0.0.0/8]", "spec.egress[0].toCIDRSet[0].except[0]", "10.0.0.0/8 is not inside 10.0.0.0/8")]
     [InlineData("toCIDR:\n    - 10/8", "spec.egress[0].toCIDR[0]", "is not an IPv4 or IPv6 address")]
+    [InlineData("toCIDR:\n    - fe80::1%eth0/64", "spec.egress[0].toCIDR[0]", "\"fe80::1%eth0\" is not an IPv4 or IPv6 address")]
     public void ABadCidrIsRejectedWithTheFix(string peer, string path, string expected)
     {
         var error = SingleError(Cnp + "  endpointSelector: {}\n  egress:\n  - " + peer + "\n");
