@@ -44,7 +44,11 @@ internal static class CiliumPolicyReader
             {
                 r.Error("specs", "is empty: the policy has no rule. Fix: add at least one rule to specs, or use spec.", specsNode);
             }
-            rules.AddRange(r.List(doc, "", "specs", (n, p) => Rule(f, n, p, policy)));
+            rules.AddRange(f.List(doc, "", "specs", (n, p) => Rule(f, n, p, policy)));
+        }
+        if (rules.Count == 0 && r.Errors.Count == 0)
+        {
+            r.Error(specNode is null ? "specs" : "spec", "holds no rule. Fix: give spec (one rule) or specs (a list of rules), each with an endpointSelector and ingress or egress rules.", specNode ?? specsNode ?? doc);
         }
         return new CiliumPolicy(policy, labels, source, [.. f.Unsupported], rules);
     }
@@ -79,10 +83,10 @@ internal static class CiliumPolicyReader
         {
             f.Warn($"{p}.endpointSelector", $"names a namespace other than {ns}; a CiliumNetworkPolicy applies only in its own namespace, so Cilium ignores that namespace and applies the rule to pods of {ns}, as Palisade does. Fix: move the policy to that namespace, or use a CiliumClusterwideNetworkPolicy.", endpointNode);
         }
-        var ingress = r.List(map, p, "ingress", (n, pp) => PeerRule(f, n, pp, TrafficDirection.Ingress, RuleAction.Allow));
-        var ingressDeny = r.List(map, p, "ingressDeny", (n, pp) => PeerRule(f, n, pp, TrafficDirection.Ingress, RuleAction.Deny));
-        var egress = r.List(map, p, "egress", (n, pp) => PeerRule(f, n, pp, TrafficDirection.Egress, RuleAction.Allow));
-        var egressDeny = r.List(map, p, "egressDeny", (n, pp) => PeerRule(f, n, pp, TrafficDirection.Egress, RuleAction.Deny));
+        var ingress = f.List(map, p, "ingress", (n, pp) => PeerRule(f, n, pp, TrafficDirection.Ingress, RuleAction.Allow));
+        var ingressDeny = f.List(map, p, "ingressDeny", (n, pp) => PeerRule(f, n, pp, TrafficDirection.Ingress, RuleAction.Deny));
+        var egress = f.List(map, p, "egress", (n, pp) => PeerRule(f, n, pp, TrafficDirection.Egress, RuleAction.Allow));
+        var egressDeny = f.List(map, p, "egressDeny", (n, pp) => PeerRule(f, n, pp, TrafficDirection.Egress, RuleAction.Deny));
         if (new[] { "ingress", "ingressDeny", "egress", "egressDeny" }.All(k => NodeReader.Field(map, k) is not YamlSequenceNode { Children.Count: > 0 }))
         {
             r.Error(p, "has no ingress, ingressDeny, egress or egressDeny rule, so it does nothing (Cilium rejects it too). Fix: to deny all ingress, write ingress: [{}]; to allow, list the peers.", map);
@@ -200,7 +204,7 @@ internal static class CiliumPolicyReader
             }
         }
         var unsupportedPeers = false;
-        cidrs.AddRange(r.List(map, p, from + "CIDRSet", (n, at) =>
+        cidrs.AddRange(f.List(map, p, from + "CIDRSet", (n, at) =>
         {
             var m = r.Mapping(n, at, CidrRuleFields);
             if (m is null)
@@ -270,7 +274,7 @@ internal static class CiliumPolicyReader
                     $"authentication mode \"{authentication}\" needs mutual TLS between the peers, which Palisade does not do yet; this rule allows nothing until it is supported.");
             }
         }
-        var toPorts = r.List(map, p, "toPorts", (n, at) => CiliumPortReader.PortRule(f, n, at, ingress, deny));
+        var toPorts = f.List(map, p, "toPorts", (n, at) => CiliumPortReader.PortRule(f, n, at, ingress, deny));
         var icmps = CiliumPortReader.Icmps(f, map, p);
         if (toPorts.Count > 0 && NodeReader.Field(map, "icmps") is YamlSequenceNode { Children.Count: > 0 } icmpNode)
         {
@@ -280,17 +284,17 @@ internal static class CiliumPolicyReader
     }
 
     private static List<PathedSelector> Selectors(NetworkFieldReader f, YamlMappingNode map, string p, string field) =>
-        [.. f.R.List(map, p, field, (n, at) => f.Selector(n, at) is { } s ? new PathedSelector(at, s) : null)];
+        [.. f.List(map, p, field, (n, at) => f.Selector(n, at) is { } s ? new PathedSelector(at, s) : null)];
 
     // Reads a list of objects Palisade does not enforce yet (checking their field names), and records it.
     private static bool Unsupported(NetworkFieldReader f, YamlMappingNode map, string p, string field, string[] fields, string feature, UnsupportedEffect effect, string message)
     {
         if (NodeReader.Field(map, field) is not YamlSequenceNode { Children.Count: > 0 })
         {
-            _ = f.R.List(map, p, field, (n, at) => f.R.Mapping(n, at, fields));
+            _ = f.List(map, p, field, (n, at) => f.R.Mapping(n, at, fields));
             return false;
         }
-        var items = f.R.List(map, p, field, (n, at) => f.R.Mapping(n, at, fields));
+        var items = f.List(map, p, field, (n, at) => f.R.Mapping(n, at, fields));
         if (items.Count == 0)
         {
             return false;

@@ -30,7 +30,7 @@ internal static class CiliumPortReader
         {
             r.Error($"{p}.ports", $"lists {many.Children.Count} ports; Cilium allows at most {NetworkVocabulary.MaxPortsPerRule} per toPorts entry. Fix: split them over several toPorts entries.", many);
         }
-        var ports = r.List(map, p, "ports", (n, at) => Port(f, n, at));
+        var ports = f.List(map, p, "ports", (n, at) => Port(f, n, at));
         var unsupported = false;
         var rulesNode = NodeReader.Field(map, "rules");
         if (!deny && r.Mapping(rulesNode, $"{p}.rules", L7Fields) is { } rules)
@@ -198,14 +198,14 @@ internal static class CiliumPortReader
     {
         var r = f.R;
         var result = new List<IcmpField>();
-        var rules = r.List(map, p, "icmps", (n, at) => r.Mapping(n, at, IcmpRuleFields) is { } m ? new PathedMapping(at, m) : null);
+        var rules = f.List(map, p, "icmps", (n, at) => r.Mapping(n, at, IcmpRuleFields) is { } m ? new PathedMapping(at, m) : null);
         foreach (var (at, m) in rules)
         {
             if (NodeReader.Field(m, "fields") is YamlSequenceNode { Children.Count: > NetworkVocabulary.MaxPortsPerRule } many)
             {
                 r.Error($"{at}.fields", $"lists {many.Children.Count} types; Cilium allows at most {NetworkVocabulary.MaxPortsPerRule} per icmps entry. Fix: split them over several entries.", many);
             }
-            result.AddRange(r.List(m, at, "fields", (n, fp) => Icmp(f, n, fp)));
+            result.AddRange(f.List(m, at, "fields", (n, fp) => Icmp(f, n, fp)));
         }
         return result;
     }

@@ -40,9 +40,10 @@ internal static class KubernetesPolicyReader
             r.Error("spec.podSelector", "is required. Fix: podSelector: {} selects every pod of the namespace; matchLabels selects some.", spec);
         }
         var podSelector = f.Selector(podSelectorNode, "spec.podSelector");
-        var ingress = r.List(spec, "spec", "ingress", (n, p) => Rule(f, n, p, TrafficDirection.Ingress));
-        var egress = r.List(spec, "spec", "egress", (n, p) => Rule(f, n, p, TrafficDirection.Egress));
-        var types = PolicyTypes(f, spec, egressGiven: NodeReader.Field(spec, "egress") is not null);
+        var ingress = f.List(spec, "spec", "ingress", (n, p) => Rule(f, n, p, TrafficDirection.Ingress));
+        var egress = f.List(spec, "spec", "egress", (n, p) => Rule(f, n, p, TrafficDirection.Egress));
+        // The API server's defaulting: Egress joins Ingress only when the policy has egress rules.
+        var types = PolicyTypes(f, spec, egressGiven: NodeReader.Field(spec, "egress") is YamlSequenceNode { Children.Count: > 0 });
         if (!types.Contains(TrafficDirection.Ingress) && ingress.Count > 0)
         {
             f.Warn("spec.ingress", "has rules, but policyTypes does not list Ingress, so they have no effect (Kubernetes ignores them too). Fix: add Ingress to policyTypes, or remove the rules.", NodeReader.Field(spec, "ingress"));
@@ -54,7 +55,7 @@ internal static class KubernetesPolicyReader
         return podSelector is null ? null : new KubernetesNetworkPolicy(policy, labels, source, podSelector, types, ingress, egress);
     }
 
-    // Kubernetes' default: Ingress always, Egress when the policy has an egress section.
+    // Kubernetes' default (SetDefaults_NetworkPolicy): Ingress always, Egress when there are egress rules.
     private static List<TrafficDirection> PolicyTypes(NetworkFieldReader f, YamlMappingNode spec, bool egressGiven)
     {
         var node = NodeReader.Field(spec, "policyTypes");
@@ -99,8 +100,8 @@ internal static class KubernetesPolicyReader
         {
             return null;
         }
-        var peers = f.R.List(map, p, peersField, (n, pp) => Peer(f, n, pp));
-        var ports = f.R.List(map, p, "ports", (n, pp) => Port(f, n, pp));
+        var peers = f.List(map, p, peersField, (n, pp) => Peer(f, n, pp));
+        var ports = f.List(map, p, "ports", (n, pp) => Port(f, n, pp));
         return new KubernetesRule(p, direction, peers, ports);
     }
 

@@ -47,7 +47,7 @@ internal sealed class NetworkFieldReader(NodeReader errors)
             return null;
         }
         var labels = LabelMap(NodeReader.Field(map, "matchLabels"), $"{path}.matchLabels", values: true);
-        var expressions = R.List(map, path, "matchExpressions", (n, p) => Requirement(n, p));
+        var expressions = List(map, path, "matchExpressions", (n, p) => Requirement(n, p));
         return new LabelSelector(labels, expressions);
     }
 
@@ -94,6 +94,10 @@ internal sealed class NetworkFieldReader(NodeReader errors)
         }
         return key is null || op is null ? null : new LabelRequirement(key, op, values);
     }
+
+    /// <summary>A list of objects; an empty or null value is an empty list, as the API server reads it.</summary>
+    public IReadOnlyList<T> List<T>(YamlMappingNode? map, string path, string name, Func<YamlNode, string, T?> read) where T : class =>
+        IsNull(NodeReader.Field(map, name)) ? [] : R.List(map, path, name, read);
 
     /// <summary>A map of label keys to values; <paramref name="values"/> checks each value as Kubernetes checks label values.</summary>
     public Dictionary<string, string> LabelMap(YamlNode? node, string p, bool values)

@@ -252,3 +252,37 @@ public sealed class NetworkPolicyErrorTests
         Assert.Equal("metadata.namespace", Assert.Single(result.Warnings).Path);
     }
 }
+
+/// <summary>Empty and null values read as the API server reads them: as absent.</summary>
+public sealed class NetworkPolicyEmptyValueTests
+{
+    [Fact]
+    public void AnEmptyOrNullListIsAbsent()
+    {
+        var result = NetworkPolicyParser.Parse("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: a, namespace: x}\nspec:\n  podSelector:\n  ingress:\n  egress: null\n  policyTypes:\n", "empty.yaml");
+
+        Assert.True(result.Ok, string.Join(Environment.NewLine, result.Errors));
+        var policy = Assert.IsType<KubernetesNetworkPolicy>(Assert.Single(result.Policies));
+        Assert.Empty(policy.Ingress);
+        Assert.Equal([TrafficDirection.Ingress], policy.PolicyTypes);
+    }
+
+    [Fact]
+    public void AnEmptyEgressListDoesNotMakeTheDefaultPolicyTypesIncludeEgress()
+    {
+        var result = NetworkPolicyParser.Parse("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: a, namespace: x}\nspec:\n  podSelector: {}\n  egress: []\n", "empty.yaml");
+
+        var set = Assert.Single(NetworkPolicyNormalizer.Normalize(Assert.Single(result.Policies)).RuleSets);
+        Assert.True(set.DefaultDenyIngress);
+        Assert.False(set.DefaultDenyEgress);
+    }
+
+    [Fact]
+    public void ACiliumPolicyWhoseSpecsIsNullHasNoRuleAndIsRejected()
+    {
+        var error = Assert.Single(NetworkPolicyParser.Parse("apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: a}\nspecs: null\n", "empty.yaml").Errors);
+
+        Assert.Equal("specs", error.Path);
+        Assert.Contains("holds no rule", error.Message, StringComparison.Ordinal);
+    }
+}
