@@ -107,7 +107,9 @@ public static partial class NetworkPolicyParser
         }
         if (!NetworkVocabulary.Kinds.Contains(kind))
         {
-            if (apiVersion is NetworkVocabulary.CiliumApiVersion or NetworkVocabulary.KubernetesApiVersion && Suggestions.Distance(kind, "NetworkPolicy") <= 3 || NetworkVocabulary.Kinds.Any(k => Suggestions.Distance(k, kind) <= 2))
+            // A near miss of a policy kind is a typo to report; anything else (a Pod, a Service) is another object.
+            var policyApi = apiVersion is NetworkVocabulary.CiliumApiVersion or NetworkVocabulary.KubernetesApiVersion;
+            if ((policyApi && Suggestions.Distance(kind, "NetworkPolicy") <= 3) || NetworkVocabulary.Kinds.Any(k => Suggestions.Distance(k, kind) <= 2))
             {
                 r.Error("kind", $"\"{kind}\" is not a network policy kind." + Suggestions.For(kind, NetworkVocabulary.Kinds), kindNode);
                 return null;
