@@ -8,8 +8,11 @@ cd "$(dirname "$(readlink -f "$0")")"
 
 # Build: clang/llvm/libbpf-dev/bpftool compile the BPF objects and generate vmlinux.h.
 # Run: libbpf1 (loaded by the agent), iproute2. Tests: iputils-ping for traffic between test namespaces,
-# prometheus (a real server scrapes the agent in the metrics test).
-APT_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool libelf-dev zlib1g-dev iproute2 iputils-ping gcc libc6-dev prometheus)
+# prometheus (a real server scrapes the agent in the metrics test). Pod networking tests and
+# bench/cni: podman + runc (a real runtime), containernetworking-plugins (the reference CNI plugins,
+# the baseline), busybox-static (the containers' rootfs), iperf3 and netcat-openbsd (pod-to-pod traffic).
+APT_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool libelf-dev zlib1g-dev iproute2 iputils-ping gcc libc6-dev prometheus
+    podman runc containernetworking-plugins busybox-static iperf3 netcat-openbsd)
 CONFIGURATION=${CONFIGURATION:-Release}
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -38,6 +41,24 @@ build() {
     log "building ($CONFIGURATION)"
     # Build output goes to stderr: the agent's stdout is reserved for events.
     dotnet build Palisade.sln -c "$CONFIGURATION" -nologo -v quiet -clp:NoSummary 1>&2
+    publish_cni
+}
+
+# The CNI plugin, NativeAOT, to ./artifacts/palisade-cni (a runtime starts it per pod, so it must
+# start in milliseconds; tests run this very file). A no-op `dotnet publish` still costs tens of
+# seconds of ILC checks, so it is skipped when the binary is newer than everything it is built from.
+CNI_BINARY=artifacts/palisade-cni
+publish_cni() {
+    local inputs=(agent/Palisade.Cni agent/Palisade.Cni.Api Directory.Build.props Directory.Packages.props global.json)
+    if [[ -x $CNI_BINARY ]] && [[ -z $(find "${inputs[@]}" -newer "$CNI_BINARY" -type f -print -quit) ]]; then
+        return
+    fi
+    log "publishing palisade-cni (NativeAOT)"
+    local out=artifacts/publish/palisade-cni
+    dotnet publish agent/Palisade.Cni -c "$CONFIGURATION" -r linux-x64 -p:PublishAot=true -o "$out" -nologo -v quiet -clp:NoSummary 1>&2
+    # Replaced in one rename, so a runtime or a test never executes a half-copied file.
+    cp "$out/palisade-cni" "$CNI_BINARY.tmp"
+    mv -f "$CNI_BINARY.tmp" "$CNI_BINARY"
 }
 
 run_tests() {

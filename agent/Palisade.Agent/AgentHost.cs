@@ -81,12 +81,18 @@ public static class AgentHost
         builder.Services.AddHostedService(sp => sp.GetRequiredService<KernelSetupService>());
         builder.Services.AddSingleton<ExportService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ExportService>());
+        // Like a sink: subscribed before the sensors start, so GetFlows' history misses nothing.
+        builder.Services.AddSingleton<Api.FlowHistoryService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Api.FlowHistoryService>());
         builder.Services.AddSingleton<AgentMetrics>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AgentMetrics>());
         builder.Services.AddSingleton<ProcessSensorService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ProcessSensorService>());
         builder.Services.AddSingleton<PolicyService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<PolicyService>());
+        builder.Services.AddSingleton(new DatapathParts());
+        builder.Services.AddSingleton<DatapathService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<DatapathService>());
         builder.Services.AddSingleton<Palisade.Kubernetes.PodCache>();
         builder.Services.AddSingleton<KubernetesService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<KubernetesService>());
@@ -104,6 +110,7 @@ public static class AgentHost
         if (options.ServerAddress is not null)
         {
             app.MapGrpcService<Api.SensorsService>();
+            app.MapGrpcService<Api.Tetragon.TetragonSensorsService>(); // Tetragon's API, same address, for tetra and its clients
             Api.ApiServer.SecureSocket(app, options);
         }
         return app;
@@ -127,7 +134,7 @@ public static class AgentHost
         {
             ctx.Response.ContentType = "application/json";
             var exports = app.Services.GetRequiredService<ExportService>();
-            await ctx.Response.WriteAsync(AgentStatus.Json(readiness, processes.Sensor, kubernetes.Status, app.Services.GetRequiredService<EventHub>(), exports, app.Services.GetRequiredService<PolicyService>().InvalidPolicyFiles, app.Services.GetService<ElasticsearchLogs>())).ConfigureAwait(false);
+            await ctx.Response.WriteAsync(AgentStatus.Json(readiness, processes.Sensor, kubernetes.Status, app.Services.GetRequiredService<EventHub>(), exports, app.Services.GetRequiredService<PolicyService>().InvalidPolicyFiles, app.Services.GetService<ElasticsearchLogs>(), app.Services.GetRequiredService<DatapathService>())).ConfigureAwait(false);
         });
         app.MapGet("/v1/policies", async (HttpContext ctx) =>
         {

@@ -8,7 +8,7 @@ namespace Palisade.Agent;
 internal static class AgentStatus
 {
     public static string Json(AgentReadiness readiness, Palisade.Runtime.ProcessSensor? sensor, KubernetesStatus? kubernetes, EventHub hub, ExportService exports,
-        IReadOnlyDictionary<string, string> invalidPolicyFiles, ElasticsearchLogs? shippedLogs = null)
+        IReadOnlyDictionary<string, string> invalidPolicyFiles, ElasticsearchLogs? shippedLogs = null, DatapathService? datapath = null)
     {
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
@@ -91,6 +91,7 @@ internal static class AgentStatus
             {
                 WriteKubernetes(w, k);
             }
+            datapath?.WriteStatus(w);
             var gc = GC.GetGCMemoryInfo();
             w.WriteStartObject("memory");
             w.WriteNumber("working_set_bytes", Environment.WorkingSet);

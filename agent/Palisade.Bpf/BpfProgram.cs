@@ -157,8 +157,36 @@ public sealed unsafe class BpfProgram
         return _owner.Track(attachment);
     }
 
+    /// <summary>The kernel's id of the loaded program (what tc and bpftool show).</summary>
+    public uint Id
+    {
+        get
+        {
+            var fd = Fd;
+            if (fd < 0)
+            {
+                throw new InvalidOperationException($"Program {Name} is not loaded.");
+            }
+            // struct bpf_prog_info starts with type and id; the kernel fills only what fits.
+            var info = stackalloc uint[2];
+            var length = 8u;
+            if (Interop.Libbpf.ObjGetInfoByFd(fd, info, &length) != 0)
+            {
+                throw new BpfException("get info", Describe(), BpfException.LastErrno());
+            }
+            return info[1];
+        }
+    }
+
     /// <summary>Runs the program once in the kernel on <paramref name="data"/> (BPF_PROG_RUN) and returns its verdict and output.</summary>
-    public BpfTestRunResult TestRun(ReadOnlySpan<byte> data, int outputSize = 0, int repeat = 1)
+    public BpfTestRunResult TestRun(ReadOnlySpan<byte> data, int outputSize = 0, int repeat = 1) =>
+        TestRun(data, [], outputSize, repeat);
+
+    /// <summary>
+    /// BPF_PROG_RUN with a context: for tc programs the leading bytes of a struct __sk_buff
+    /// (mark, priority, ingress_ifindex, ifindex, ...); the kernel rejects fields it does not let a test set.
+    /// </summary>
+    public BpfTestRunResult TestRun(ReadOnlySpan<byte> data, ReadOnlySpan<byte> context, int outputSize = 0, int repeat = 1)
     {
         var fd = Fd;
         if (fd < 0)
@@ -168,12 +196,15 @@ public sealed unsafe class BpfProgram
         var output = outputSize > 0 ? new byte[outputSize] : [];
         fixed (byte* input = data)
         fixed (byte* outp = output)
+        fixed (byte* ctx = context)
         {
             var opts = new Interop.Libbpf.BpfTestRunOpts
             {
                 Sz = (nuint)sizeof(Interop.Libbpf.BpfTestRunOpts),
                 DataIn = input,
                 DataSizeIn = (uint)data.Length,
+                CtxIn = context.IsEmpty ? null : ctx,
+                CtxSizeIn = (uint)context.Length,
                 DataOut = output.Length > 0 ? outp : null,
                 DataSizeOut = (uint)output.Length,
                 Repeat = repeat,

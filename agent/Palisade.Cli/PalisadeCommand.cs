@@ -19,6 +19,7 @@ internal static class PalisadeCommand
         root.Subcommands.Add(VersionCommand());
         root.Subcommands.Add(CrdsCommand());
         root.Subcommands.Add(ClientCommands.GetEvents());
+        root.Subcommands.Add(Observe.ObserveCommand.Create());
         root.Subcommands.Add(ClientCommands.Status());
         root.Subcommands.Add(ClientCommands.Completion());
         return root;

@@ -20,6 +20,8 @@ public sealed class FlowEvent : PalisadeEvent
     public FlowEndpoint? Source { get; init; }
     public FlowEndpoint? Destination { get; init; }
     public FlowType Type { get; init; } = FlowType.L3L4;
+    /// <summary>Hubble's event_type: which monitor event the flow came from (drop, trace, policy verdict); null when not known.</summary>
+    public FlowEventType? EventType { get; init; }
     public TrafficDirection TrafficDirection { get; init; }
     /// <summary>True for a packet in the reply direction of its connection; null when unknown.</summary>
     public bool? IsReply { get; init; }
@@ -28,6 +30,30 @@ public sealed class FlowEvent : PalisadeEvent
     public FlowInterface? Interface { get; init; }
     /// <summary>A one-line human description, as Hubble's Summary ("TCP Flags: SYN").</summary>
     public string? Summary { get; init; }
+}
+
+/// <summary>
+/// Hubble's CiliumEventType: the monitor message a flow came from, by Cilium's numbers
+/// (pkg/monitor/api), which `hubble observe --type` selects on. For a drop the sub-type is
+/// the drop reason; for a trace, the observation point as Cilium's trace notifications number it.
+/// </summary>
+public readonly record struct FlowEventType(int Type, int SubType = 0)
+{
+    /// <summary>MessageTypeDrop.</summary>
+    public const int Drop = 1;
+    /// <summary>MessageTypeTrace.</summary>
+    public const int Trace = 4;
+    /// <summary>MessageTypePolicyVerdict.</summary>
+    public const int PolicyVerdict = 5;
+
+    /// <summary>`hubble observe --type` name of a type number ("drop", "trace", "policy-verdict"); null for others.</summary>
+    public static string? Name(int type) => type switch
+    {
+        Drop => "drop",
+        Trace => "trace",
+        PolicyVerdict => "policy-verdict",
+        _ => null,
+    };
 }
 
 /// <summary>Hubble's IP: addresses as text and the version.</summary>

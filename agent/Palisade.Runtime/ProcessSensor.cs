@@ -128,18 +128,35 @@ public sealed class ProcessSensor : IDisposable
         _router.Policy = null;
     }
 
-    /// <summary>Routes each record of the shared ring buffer: process lifecycle to the decoder, policy hits to the engine.</summary>
+    /// <summary>
+    /// Hooks a flow decoder into the sensor: flow records (PAL_EVENT_FLOW) that the datapath's
+    /// programs write to the shared ring buffer (<see cref="EventMap"/>, by ReuseFrom) go to
+    /// <paramref name="records"/>, on the reader's thread, in order with the execs they follow.
+    /// </summary>
+    public void AttachFlowConsumer(IRingBufferConsumer records) => _router.Flows = records;
+
+    /// <summary>Undoes <see cref="AttachFlowConsumer"/>; flow records still in flight are dropped.</summary>
+    public void DetachFlowConsumer() => _router.Flows = null;
+
+    /// <summary>Routes each record of the shared ring buffer: process lifecycle to the decoder, policy hits to the engine, flows to the flow decoder.</summary>
     private sealed class RecordRouter : IRingBufferConsumer
     {
         public ProcessEventDecoder? Decoder;
         public volatile IRingBufferConsumer? Policy;
+        public volatile IRingBufferConsumer? Flows;
 
         public void OnRecord(ReadOnlySpan<byte> record)
         {
-            if (record.Length >= sizeof(uint) && System.Runtime.InteropServices.MemoryMarshal.Read<uint>(record) == (uint)PalEventType.Policy)
+            var type = record.Length >= sizeof(uint) ? System.Runtime.InteropServices.MemoryMarshal.Read<uint>(record) : 0;
+            if (type == (uint)PalEventType.Policy)
             {
                 // Without a consumer the engine stopped while its record was in flight.
                 Policy?.OnRecord(record);
+                return;
+            }
+            if (type == (uint)PalEventType.Flow)
+            {
+                Flows?.OnRecord(record);
                 return;
             }
             Decoder!.OnRecord(record);

@@ -112,4 +112,13 @@ struct pal_sock_owner {
 	__u64 cookie;  /* socket cookie, for sock_arg.cookie and to tell sockets apart */
 };
 
+/* Per-CPU counters of bpf/net/sock.bpf.c (pal_sock_stats), indexed by this enum. */
+enum pal_sock_stat {
+	PAL_SOCK_STAT_OWNED = 0,      /* entries written (new sockets, or a port taken over) */
+	PAL_SOCK_STAT_RELEASED = 1,   /* entries removed when their socket closed */
+	PAL_SOCK_STAT_TABLE_FULL = 2, /* an entry could not be written: the table is full */
+	PAL_SOCK_STAT_PROC_MISS = 3,  /* the owner was not in the process table (ktime 0) */
+	PAL_SOCK_STAT_COUNT = 4,
+};
+
 #endif /* PAL_FLOW_H */

@@ -69,3 +69,21 @@ PAL_LAYOUT_ENUM(pal_flow_obs);
 PAL_LAYOUT_ENUM(pal_flow_direction);
 PAL_LAYOUT_ENUM(pal_flow_report);
 PAL_LAYOUT_ENUM(pal_flow_flags);
+
+/* pal_net.h: endpoints, ipcache, flow aggregation and counters of bpf/net/endpoint.bpf.c */
+#include "pal_net.h"
+PAL_LAYOUT(pal_endpoint_key);
+PAL_LAYOUT(pal_endpoint_info);
+PAL_LAYOUT(pal_ipcache_key);
+PAL_LAYOUT(pal_ipcache_value);
+PAL_LAYOUT(pal_flow_key);
+PAL_LAYOUT(pal_flow_state);
+PAL_LAYOUT_ENUM(pal_identity);
+PAL_LAYOUT_ENUM(pal_drop_reason);
+PAL_LAYOUT_ENUM(pal_net_sizes);
+PAL_LAYOUT_ENUM(pal_net_family);
+PAL_LAYOUT_ENUM(pal_endpoint_flags);
+PAL_LAYOUT_ENUM(pal_ipcache_flags);
+PAL_LAYOUT_ENUM(pal_flow_state_flags);
+PAL_LAYOUT_ENUM(pal_net_stat);
+PAL_LAYOUT_ENUM(pal_sock_stat);

@@ -38,6 +38,19 @@ public static class HubbleJson
             w.WriteString("Type", FlowNames.Type(f.Type));
         }
         TetragonJson.WriteNonEmpty(w, "node_name", nodeName);
+        if (f.EventType is { } type)
+        {
+            w.WriteStartObject("event_type");
+            if (type.Type != 0)
+            {
+                w.WriteNumber("type", type.Type);
+            }
+            if (type.SubType != 0)
+            {
+                w.WriteNumber("sub_type", type.SubType);
+            }
+            w.WriteEndObject();
+        }
         if (f.TrafficDirection != TrafficDirection.Unknown)
         {
             w.WriteString("traffic_direction", FlowNames.Direction(f.TrafficDirection));

@@ -21,6 +21,7 @@ public static class FuzzTargets
         ["settings"] = new("settings", Settings, SettingsSeeds),
         ["filters"] = new("filters", Filters, FilterSeeds),
         ["events"] = new("events", ProcessEvents.Run, ProcessEvents.Seeds),
+        ["cni"] = new("cni", CniInvocations.Run, CniInvocations.Seeds),
         ["network-policy"] = new("network-policy", NetworkPolicies.Run, NetworkPolicies.Seeds),
     };
 

@@ -36,9 +36,9 @@ internal static class ApiServer
         k.Listen(endpoint, o =>
         {
             o.Protocols = HttpProtocols.Http2;
-            if (options.ServerTlsCertFile is { } cert && options.ServerTlsKeyFile is { } key)
+            if (options.ServerTlsCertFile is not null && options.ServerTlsKeyFile is not null)
             {
-                o.UseHttps(System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(cert, key));
+                o.UseHttps(https => ServerTls.Configure(https, options));
             }
         });
     }

@@ -12,6 +12,9 @@ namespace Palisade.Agent.Api;
 // numbers, so they convert by value.
 public static partial class EventMessages
 {
+    /// <summary>The Flow message of a flow event (what GetFlows and GetEvents carry).</summary>
+    public static Flow ToFlow(FlowEvent f, string nodeName, TetragonJsonOptions o) => Flow(f, nodeName, o);
+
     private static Flow Flow(FlowEvent f, string nodeName, TetragonJsonOptions o)
     {
         var m = new Flow
@@ -29,6 +32,10 @@ public static partial class EventMessages
             Source = Endpoint(f.Source),
             Destination = Endpoint(f.Destination),
         };
+        if (f.EventType is { } type)
+        {
+            m.EventType = new CiliumEventType { Type = type.Type, SubType = type.SubType };
+        }
         if (f.IP is { } ip)
         {
             m.IP = new IP { Source = ip.Source, Destination = ip.Destination, IpVersion = (IPVersion)ip.IpVersion };

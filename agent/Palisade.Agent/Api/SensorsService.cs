@@ -14,7 +14,7 @@ namespace Palisade.Agent.Api;
 
 /// <summary>The gRPC API: event stream, policy management, health, version and probe results.</summary>
 internal sealed partial class SensorsService(AgentOptions options, AgentReadiness readiness, KernelSetupService kernel, ProcessSensorService processes,
-    PolicyService policies, KubernetesService kubernetes, EventHub hub, ExportService exports, ILogger<SensorsService> logger)
+    PolicyService policies, KubernetesService kubernetes, EventHub hub, ExportService exports, FlowHistoryService flowHistory, ILogger<SensorsService> logger)
     : FineGuidanceSensors.FineGuidanceSensorsBase
 {
     private static long _streams;

@@ -159,6 +159,7 @@ public static class AgentConfiguration
             }
         }
         var serverAddress = values[AgentSettings.ServerAddress.Key].Value;
+        var requireClientCert = Checked(AgentSettings.ServerTlsRequireClientCert) == "true";
         IPEndPoint? serverEndpoint = null;
         if (serverAddress.Length > 0 && !serverAddress.StartsWith("unix://", StringComparison.Ordinal))
         {
@@ -172,6 +173,7 @@ public static class AgentConfiguration
             {
                 errors.Add($"{AgentSettings.ServerTlsCertFile.Key}/{AgentSettings.ServerTlsKeyFile.Key}: give both or neither.");
             }
+            Api.ServerTls.Check(values[AgentSettings.ServerTlsClientCaFiles.Key].Value, requireClientCert, tls, errors);
         }
         var metricLabels = values[AgentSettings.MetricsLabelFilter.Key].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         foreach (var label in metricLabels.Where(l => l is not ("namespace" or "workload" or "pod" or "binary")))
@@ -192,6 +194,7 @@ public static class AgentConfiguration
         }
         var podWait = ParseDuration(AgentSettings.KubernetesPodWait, values[AgentSettings.KubernetesPodWait.Key], errors);
         var resync = DurationOrOff(AgentSettings.KubernetesResync);
+        var datapath = DatapathSettings.Resolve(values, errors);
         if (errors.Count > 0)
         {
             throw new AgentConfigurationException(errors);
@@ -206,6 +209,8 @@ public static class AgentConfiguration
             ServerEndpoint = serverEndpoint,
             ServerTlsCertFile = NullIfEmpty(values[AgentSettings.ServerTlsCertFile.Key].Value),
             ServerTlsKeyFile = NullIfEmpty(values[AgentSettings.ServerTlsKeyFile.Key].Value),
+            ServerTlsClientCaFiles = Api.ServerTls.Files(values[AgentSettings.ServerTlsClientCaFiles.Key].Value),
+            ServerTlsRequireClientCert = requireClientCert,
             MetricsLabels = metricLabels,
             MetricsMaxSeries = maxSeries,
             LogLevel = logLevel,
@@ -232,6 +237,7 @@ public static class AgentConfiguration
             Kubeconfig = kubeconfig,
             KubernetesPodWait = podWait,
             KubernetesResync = resync,
+            Datapath = datapath,
             Sources = values.ToDictionary(kv => kv.Key, kv => kv.Value.Source),
         };
     }

@@ -84,10 +84,19 @@ public sealed record AgentOptions
 
     public string? ServerTlsKeyFile { get; init; }
 
+    /// <summary>PEM CA bundles for client certificates (server-tls-client-ca-files); empty: no client certificates asked for.</summary>
+    public IReadOnlyList<string> ServerTlsClientCaFiles { get; init; } = [];
+
+    /// <summary>Mutual TLS: a client without a certificate from <see cref="ServerTlsClientCaFiles"/> is refused.</summary>
+    public bool ServerTlsRequireClientCert { get; init; }
+
     /// <summary>Labels on per-event metrics (namespace, workload, pod, binary).</summary>
     public IReadOnlyList<string> MetricsLabels { get; init; } = ["namespace", "workload", "binary"];
 
     public int MetricsMaxSeries { get; init; } = 2000;
+
+    /// <summary>Pod networking (endpoint socket, IPAM, CNI conflist); null when no pod CIDR is configured.</summary>
+    public DatapathOptions? Datapath { get; init; }
 
     /// <summary>Setting key -> where its value came from (default, file, env, flag), for the start-up log.</summary>
     public required IReadOnlyDictionary<string, string> Sources { get; init; }

@@ -177,6 +177,12 @@ public static class AgentSettings
     public static readonly AgentSetting ServerTlsKeyFile = new(
         "server-tls-key-file", "", "PEM private key for server-tls-cert-file.");
 
+    public static readonly AgentSetting ServerTlsClientCaFiles = new(
+        "server-tls-client-ca-files", "", "Comma-separated PEM CA bundles that sign the gRPC API's client certificates (Tetragon's flag). A client that presents a certificate must chain to one of them.");
+
+    public static readonly AgentSetting ServerTlsRequireClientCert = new(
+        "server-tls-require-client-cert", "false", "Mutual TLS on the gRPC API: refuse a client without a certificate signed by server-tls-client-ca-files (Tetragon's flag).", ["true", "false"]);
+
     public static readonly AgentSetting MetricsLabelFilter = new(
         "metrics-label-filter", "namespace,workload,binary", "Labels on per-event metrics, any of namespace, workload, pod, binary. Fewer labels, fewer series.");
 
@@ -199,7 +205,8 @@ public static class AgentSettings
         ElasticsearchUrl, ElasticsearchIndex, ElasticsearchIndexMode, ElasticsearchLogs, ElasticsearchLogsIndex, ElasticsearchSpoolDir, ElasticsearchSpoolMaxSize, ElasticsearchBatchSize,
         ElasticsearchBatchBytes, ElasticsearchFlushInterval, ElasticsearchCompress, ElasticsearchUsername, ElasticsearchPasswordFile,
         ElasticsearchApiKeyFile, ElasticsearchBearerTokenFile, ElasticsearchCaFile,
-        ServerAddress, ServerTlsCertFile, ServerTlsKeyFile, MetricsLabelFilter, MetricsMaxSeries,
+        ServerAddress, ServerTlsCertFile, ServerTlsKeyFile, ServerTlsClientCaFiles, ServerTlsRequireClientCert, MetricsLabelFilter, MetricsMaxSeries,
+        .. DatapathSettings.All,
         ConfigFile, ConfigDir,
     ];
 

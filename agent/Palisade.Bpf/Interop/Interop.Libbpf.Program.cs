@@ -67,6 +67,9 @@ internal static partial class Interop
         [LibraryImport(Libraries.Libbpf, EntryPoint = "bpf_program__attach_cgroup", SetLastError = true)]
         internal static partial SafeBpfLinkHandle ProgramAttachCgroup(nint prog, int cgroupFd);
 
+        [LibraryImport(Libraries.Libbpf, EntryPoint = "bpf_obj_get_info_by_fd", SetLastError = true)]
+        internal static partial int ObjGetInfoByFd(int fd, void* info, uint* infoLength);
+
         [LibraryImport(Libraries.Libbpf, EntryPoint = "bpf_program__attach_xdp", SetLastError = true)]
         internal static partial SafeBpfLinkHandle ProgramAttachXdp(nint prog, int ifindex);
     }

@@ -119,3 +119,14 @@ internal struct PalSockOwner
     public ulong Ktime;
     public ulong Cookie;
 }
+
+/// <summary>Counters of the socket-owner programs (enum pal_sock_stat, pal_sock_stats).</summary>
+[BpfEnum("pal_sock_stat", "PAL_SOCK_STAT_")]
+internal enum PalSockStat
+{
+    Owned = 0,
+    Released = 1,
+    TableFull = 2,
+    ProcMiss = 3,
+    Count = 4,
+}

@@ -9,39 +9,47 @@ namespace Palisade.IntegrationTests.Infrastructure;
 /// </summary>
 internal static class BlackholeRoute
 {
-    private static readonly string s_dir = "/run/palisade-tests/blackhole";
     private static readonly string s_lock = "/run/palisade-tests/blackhole.lock";
 
+    // One holder directory per CIDR; TestNetwork's keeps the original name.
+    private static string HolderDir(string cidr) => cidr == TestNetwork.TestCidr
+        ? "/run/palisade-tests/blackhole"
+        : "/run/palisade-tests/blackhole-" + cidr.Replace('/', '_').Replace(':', '-');
+
     /// <summary>Makes sure the route exists and registers a holder; returns the holder's marker.</summary>
-    public static string Acquire()
+    public static string Acquire(string cidr = TestNetwork.TestCidr)
     {
         using var _ = Lock();
-        var marker = Path.Combine(s_dir, $"{Environment.ProcessId}-{Guid.NewGuid():N}");
-        if (!Exists())
+        var dir = HolderDir(cidr);
+        Directory.CreateDirectory(dir);
+        var marker = Path.Combine(dir, $"{Environment.ProcessId}-{Guid.NewGuid():N}");
+        if (!Exists(cidr))
         {
-            Command.Check("ip", "route", "add", "blackhole", TestNetwork.TestCidr);
+            Command.Check("ip", "route", "add", "blackhole", cidr);
         }
-        else if (!Directory.EnumerateFiles(s_dir).Any(IsLive))
+        else if (!Directory.EnumerateFiles(dir).Any(IsLive))
         {
             // There before any test held it: not ours to remove.
-            File.WriteAllText(Path.Combine(s_dir, "keep"), "");
+            File.WriteAllText(Path.Combine(dir, "keep"), "");
         }
         File.WriteAllText(marker, "");
         return marker;
     }
 
     /// <summary>Drops a holder; the last holder removes the route.</summary>
-    public static void Release(string marker)
+    public static void Release(string marker, string cidr = TestNetwork.TestCidr)
     {
         using var _ = Lock();
         File.Delete(marker);
-        if (!Directory.EnumerateFiles(s_dir).Any(IsLive) && Exists())
+        if (!Directory.EnumerateFiles(HolderDir(cidr)).Any(IsLive) && Exists(cidr))
         {
-            Command.Run("ip", "route", "del", "blackhole", TestNetwork.TestCidr);
+            Command.Run("ip", "route", "del", "blackhole", cidr);
         }
     }
 
-    private static bool Exists() => Command.Check("ip", "route", "show", "type", "blackhole").Contains(TestNetwork.TestCidr, StringComparison.Ordinal);
+    private static bool Exists(string cidr) =>
+        Command.Check("ip", cidr.Contains(':', StringComparison.Ordinal) ? "-6" : "-4", "route", "show", "type", "blackhole")
+            .Contains(cidr, StringComparison.Ordinal);
 
     // A marker counts while its test process lives (a crashed run leaves markers behind); "keep" always counts.
     private static bool IsLive(string marker)
@@ -62,7 +70,7 @@ internal static class BlackholeRoute
     // FileShare.None takes an exclusive flock on Unix: other test processes wait here, bounded.
     private static FileStream Lock()
     {
-        Directory.CreateDirectory(s_dir);
+        Directory.CreateDirectory(Path.GetDirectoryName(s_lock)!);
         FileStream? stream = null;
         var locked = Command.WaitUntil(() =>
         {

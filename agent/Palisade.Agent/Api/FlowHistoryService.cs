@@ -1,0 +1,30 @@
+using Microsoft.Extensions.Hosting;
+using Palisade.Agent.Configuration;
+using Palisade.Datapath.Flows;
+using Palisade.Events;
+
+namespace Palisade.Agent.Api;
+
+/// <summary>Keeps the node's recent flows (from the hub, like any sink) for GetFlows' history: `observe --last`, `--since`.</summary>
+public sealed class FlowHistoryService(EventHub hub, AgentOptions options) : BackgroundService
+{
+    public FlowHistory History { get; } = new();
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var subscription = hub.Subscribe("flow-history", options.EventQueueSize);
+        try
+        {
+            await foreach (var e in subscription.Reader.ReadAllAsync(stoppingToken).ConfigureAwait(false))
+            {
+                if (e is FlowEvent flow)
+                {
+                    History.Add(flow);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+}

@@ -1,0 +1,165 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Palisade.Cni.Api;
+using Palisade.Datapath;
+using Palisade.Datapath.Endpoints;
+
+namespace Palisade.Agent.Configuration;
+
+/// <summary>The pod-networking settings, resolved: present only when a pod CIDR is configured.</summary>
+public sealed record DatapathOptions
+{
+    /// <summary>This node's pod CIDRs, at most one per family.</summary>
+    public required IReadOnlyList<IPNetwork> PodCidrs { get; init; }
+    public string IpamStateDir { get; init; } = "/var/lib/palisade/ipam";
+    public string EndpointStateDir { get; init; } = "/var/lib/palisade/endpoints";
+    public string EndpointSocket { get; init; } = EndpointWire.DefaultSocketPath;
+    public string DelQueueDir { get; init; } = DelQueue.DefaultDirectory;
+    public string CniConfDir { get; init; } = "/etc/cni/net.d";
+    public string HostDevice { get; init; } = Palisade.Datapath.Endpoints.HostDevice.DefaultName;
+    public int Mtu { get; init; } = 1500;
+    public IReadOnlyList<RemoteNode> RemoteNodes { get; init; } = [];
+}
+
+/// <summary>The settings of pod networking (palisade-cni, IPAM, endpoints, native routing). Off unless a pod CIDR is set.</summary>
+public static class DatapathSettings
+{
+    public static readonly AgentSetting PodCidr = new(
+        "pod-cidr", "", "This node's pod CIDR(s), comma-separated, at most one IPv4 and one IPv6 (e.g. 10.244.1.0/24,fd00:244:1::/64). Setting one turns pod networking on: the endpoint socket, IPAM and the CNI conflist. Empty (with pod-cidr-v6 empty): off.");
+
+    public static readonly AgentSetting PodCidrV6 = new(
+        "pod-cidr-v6", "", "This node's IPv6 pod CIDR, when pod-cidr does not list one (dual-stack with both).");
+
+    public static readonly AgentSetting IpamStateDir = new(
+        "ipam-state-dir", "/var/lib/palisade/ipam", "Where each allocated pod address is recorded (one file per address), so allocations survive restarts.");
+
+    public static readonly AgentSetting EndpointStateDir = new(
+        "endpoint-state-dir", "/var/lib/palisade/endpoints", "Where the endpoint registry (one file per endpoint) and identities.json live; read at start to adopt the endpoints that still exist.");
+
+    public static readonly AgentSetting EndpointSocket = new(
+        "endpoint-socket", EndpointWire.DefaultSocketPath, "Unix socket (mode 0600) where palisade-cni reaches the agent.");
+
+    public static readonly AgentSetting CniDelQueueDir = new(
+        "cni-del-queue-dir", DelQueue.DefaultDirectory, "Where palisade-cni queues DELs while the agent is down; replayed at start.");
+
+    public static readonly AgentSetting CniConfDir = new(
+        "cni-conf-dir", "/etc/cni/net.d", "Directory the agent writes 05-palisade.conflist into once it is ready (removed on a clean stop).");
+
+    public static readonly AgentSetting DatapathHostDevice = new(
+        "datapath-host-device", Palisade.Datapath.Endpoints.HostDevice.DefaultName, "Dummy device on the host that holds the pods' gateway addresses (created when missing).");
+
+    public static readonly AgentSetting PodMtu = new(
+        "pod-mtu", "1500", "MTU of both ends of a pod's veth pair, unless the network config gives one (576 to 65535; 1280 or more with an IPv6 pod CIDR).");
+
+    public static readonly AgentSetting RemoteNodes = new(
+        "remote-nodes", "", "Other nodes for native routing: NAME@NODE-ADDRESS=CIDR[,CIDR] entries separated by ';' or new lines, e.g. node-b@192.168.1.12=10.244.2.0/24. Each CIDR gets a route via its node address.");
+
+    public static readonly IReadOnlyList<AgentSetting> All =
+        [PodCidr, PodCidrV6, IpamStateDir, EndpointStateDir, EndpointSocket, CniDelQueueDir, CniConfDir, DatapathHostDevice, PodMtu, RemoteNodes];
+
+    /// <summary>The datapath options, or null when no pod CIDR is set; problems go to <paramref name="errors"/>.</summary>
+    public static DatapathOptions? Resolve(IReadOnlyDictionary<string, (string Value, string Source)> values, List<string> errors)
+    {
+        var cidrs = new List<IPNetwork>();
+        void Cidrs(AgentSetting setting, bool v6Only)
+        {
+            var (value, source) = values[setting.Key];
+            foreach (var text in value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                if (!Palisade.Datapath.Ipam.Cidr.TryParse(text, out var cidr, out var problem))
+                {
+                    errors.Add($"{setting.Key}: \"{text}\" (from {source}) is not a CIDR ({problem}). Fix: e.g. 10.244.1.0/24 or fd00:244:1::/64.");
+                    continue;
+                }
+                var v6 = cidr.BaseAddress.AddressFamily == AddressFamily.InterNetworkV6;
+                if (v6Only && !v6)
+                {
+                    errors.Add($"{setting.Key}: \"{text}\" (from {source}) is IPv4. Fix: put IPv4 pod CIDRs in {PodCidr.Key}.");
+                    continue;
+                }
+                if (cidr.PrefixLength > (v6 ? 126 : 30))
+                {
+                    errors.Add($"{setting.Key}: \"{text}\" (from {source}) is too small for a gateway and a pod. Fix: at most a /{(v6 ? 126 : 30)}; a /24 holds 253 pods.");
+                    continue;
+                }
+                if (cidrs.Any(c => c.BaseAddress.AddressFamily == cidr.BaseAddress.AddressFamily))
+                {
+                    var other = cidrs.First(c => c.BaseAddress.AddressFamily == cidr.BaseAddress.AddressFamily);
+                    errors.Add($"{setting.Key}: \"{text}\" (from {source}) is a second {(v6 ? "IPv6" : "IPv4")} pod CIDR besides {other}. Fix: one per family.");
+                    continue;
+                }
+                cidrs.Add(cidr);
+            }
+        }
+        Cidrs(PodCidr, v6Only: false);
+        Cidrs(PodCidrV6, v6Only: true);
+
+        string Directory(AgentSetting setting)
+        {
+            var (value, source) = values[setting.Key];
+            if (!Path.IsPathFullyQualified(value))
+            {
+                errors.Add($"{setting.Key}: \"{value}\" (from {source}) must be an absolute path, such as {setting.Default}.");
+            }
+            return value;
+        }
+        var ipamDir = Directory(IpamStateDir);
+        var endpointDir = Directory(EndpointStateDir);
+        var socket = Directory(EndpointSocket);
+        if (socket.Length > 100)
+        {
+            errors.Add($"{EndpointSocket.Key}: \"{socket}\" is {socket.Length} characters; a unix socket path must fit in 107. Fix: a shorter path, such as {EndpointSocket.Default}.");
+        }
+        var delQueue = Directory(CniDelQueueDir);
+        var confDir = Directory(CniConfDir);
+        if (Path.IsPathFullyQualified(ipamDir) && Path.IsPathFullyQualified(endpointDir) && Path.GetFullPath(ipamDir).TrimEnd('/') == Path.GetFullPath(endpointDir).TrimEnd('/'))
+        {
+            errors.Add($"{IpamStateDir.Key} and {EndpointStateDir.Key} are both \"{ipamDir}\". Fix: give each a directory of its own (every file in the IPAM one is read as an allocation).");
+        }
+        var (device, deviceSource) = values[DatapathHostDevice.Key];
+        if (EndpointNames.InvalidInterfaceName(device) is { } why)
+        {
+            errors.Add($"{DatapathHostDevice.Key}: \"{device}\" (from {deviceSource}) is not an interface name: {why}. Fix: e.g. {DatapathHostDevice.Default}.");
+        }
+        var (mtuText, mtuSource) = values[PodMtu.Key];
+        var minMtu = cidrs.Any(c => c.BaseAddress.AddressFamily == AddressFamily.InterNetworkV6) ? 1280 : 576;
+        if (!int.TryParse(mtuText, NumberStyles.None, CultureInfo.InvariantCulture, out var mtu) || mtu < minMtu || mtu > 65535)
+        {
+            errors.Add($"{PodMtu.Key}: \"{mtuText}\" (from {mtuSource}) must be a whole number from {minMtu} to 65535{(minMtu == 1280 ? " (IPv6 needs 1280)" : "")}.");
+        }
+        var remoteErrors = new List<string>();
+        var remote = RemoteNodeRoutes.Parse(values[RemoteNodes.Key].Value, remoteErrors);
+        errors.AddRange(remoteErrors.Select(e => $"{RemoteNodes.Key} (from {values[RemoteNodes.Key].Source}): {e}"));
+        foreach (var node in remote)
+        {
+            foreach (var overlap in node.PodCidrs.Where(c => cidrs.Any(own => Overlaps(own, c))))
+            {
+                errors.Add($"{RemoteNodes.Key}: node {node.Name}'s pod CIDR {overlap} overlaps this node's. Fix: every node needs pod CIDRs of its own.");
+            }
+        }
+        if (cidrs.Count == 0)
+        {
+            if (remote.Count > 0)
+            {
+                errors.Add($"{RemoteNodes.Key} is set but no pod CIDR is. Fix: set {PodCidr.Key} (native routing is part of pod networking).");
+            }
+            return null;
+        }
+        return new DatapathOptions
+        {
+            PodCidrs = cidrs,
+            IpamStateDir = ipamDir,
+            EndpointStateDir = endpointDir,
+            EndpointSocket = socket,
+            DelQueueDir = delQueue,
+            CniConfDir = confDir,
+            HostDevice = device,
+            Mtu = mtu,
+            RemoteNodes = remote,
+        };
+    }
+
+    private static bool Overlaps(IPNetwork a, IPNetwork b) =>
+        a.BaseAddress.AddressFamily == b.BaseAddress.AddressFamily && (a.Contains(b.BaseAddress) || b.Contains(a.BaseAddress));
+}

@@ -1,0 +1,401 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Palisade.Bpf;
+using Palisade.Datapath.Abi;
+
+namespace Palisade.Datapath.Bpf;
+
+/// <summary>
+/// The pod datapath in the kernel: loads bpf/net/endpoint.bpf.c, pins its maps, writes an
+/// endpoint's map entries and puts its two tc programs on the host veth. The tc filters
+/// belong to the devices, not to this object: they keep forwarding while the agent is
+/// stopped, and the next instance adopts the pinned maps and swaps its programs in with an
+/// atomic filter replace (no gap, nothing flushed).
+/// </summary>
+public sealed class EndpointDatapath : IEndpointDatapath, INodeDatapath, IDisposable
+{
+    /// <summary>tc handle and priority of our filters: fixed, so a replace finds the old filter.</summary>
+    public const uint FilterHandle = 1;
+
+    /// <inheritdoc cref="FilterHandle"/>
+    public const uint FilterPriority = 1;
+
+    private const string ObjectFile = "endpoint.bpf.o";
+
+    private readonly BpfObject _obj;
+    private readonly EndpointDatapathOptions _options;
+    private readonly BpfProgram _from;
+    private readonly BpfProgram _to;
+    private readonly uint _fromId;
+    private readonly uint _toId;
+    private readonly BpfMap<PalEndpointKey, PalEndpointInfo> _endpoints;
+    private readonly BpfMap<uint, PalEndpointInfo> _byIfindex;
+    private readonly BpfMap<PalIpcacheKey, PalIpcacheValue> _ipcache;
+    private readonly BpfPerCpuMap<uint, ulong> _stats;
+    private readonly Lock _gate = new();
+    private bool _disposed;
+
+    private EndpointDatapath(BpfObject obj, EndpointDatapathOptions options)
+    {
+        _obj = obj;
+        _options = options;
+        _from = obj.Program("pal_from_endpoint");
+        _to = obj.Program("pal_to_endpoint");
+        _fromId = _from.Id;
+        _toId = _to.Id;
+        _endpoints = obj.Map("pal_endpoints").Typed<PalEndpointKey, PalEndpointInfo>();
+        _byIfindex = obj.Map("pal_endpoints_by_ifindex").Typed<uint, PalEndpointInfo>();
+        _ipcache = obj.Map("pal_ipcache").Typed<PalIpcacheKey, PalIpcacheValue>();
+        _stats = obj.Map("pal_net_stats").PerCpu<uint, ulong>();
+    }
+
+    /// <summary>The ring buffer flow records go to (the sensor's when shared).</summary>
+    public BpfMap EventRing => _obj.Map("pal_process_events");
+
+    /// <summary>The socket-owner table the programs read (to share with bpf/net/sock.bpf.c).</summary>
+    public BpfMap SocketOwners => _obj.Map("pal_sock_owners");
+
+    /// <summary>The flow-aggregation table.</summary>
+    public BpfMap FlowTable => _obj.Map("pal_flows");
+
+    /// <summary>The loaded object (programs, for run-time statistics and tests).</summary>
+    public BpfObject Object => _obj;
+
+    /// <summary>Host veth ifindexes whose filters were swapped to this instance's programs at start (adopted from the pins).</summary>
+    public IReadOnlyList<int> Adopted { get; private set; } = [];
+
+    /// <summary>
+    /// Loads the datapath. With a pin directory that holds maps of an earlier run, those maps
+    /// are reused and every endpoint they list whose host veth still exists gets this
+    /// instance's programs by atomic filter replace.
+    /// </summary>
+    public static EndpointDatapath Open(EndpointDatapathOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var obj = BpfObject.OpenEmbedded(typeof(EndpointDatapath).Assembly, ObjectFile);
+        try
+        {
+            obj.Map("pal_flows").MaxEntries = options.FlowEntries;
+            obj.Map("pal_ipcache").MaxEntries = options.IpcacheEntries;
+            obj.SetConstant("drop_report_interval_ns", (ulong)options.DropReportInterval.Ticks * 100);
+            if (options.EventRing is { } ring)
+            {
+                obj.Map("pal_process_events").ReuseFrom(ring);
+            }
+            if (options.SocketOwners is { } owners)
+            {
+                obj.Map("pal_sock_owners").ReuseFrom(owners);
+            }
+            if (options.PinDirectory is { } pins)
+            {
+                Directory.CreateDirectory(pins);
+                // Shared maps are pinned (or not) by their owners.
+                obj.PinMapsUnder(pins, m =>
+                    (m.Name == "pal_process_events" && options.EventRing is not null) ||
+                    (m.Name == "pal_sock_owners" && options.SocketOwners is not null));
+            }
+            try
+            {
+                obj.Load();
+            }
+            catch (BpfLoadException e) when (options.PinDirectory is { } pinned && e.ProgramName is null && Directory.EnumerateFileSystemEntries(pinned).Any())
+            {
+                throw new InvalidOperationException(
+                    $"The datapath maps pinned under {pinned} do not match this agent's ({e.Message}). " +
+                    $"Fix: a changed map size or format needs the old pins gone: stop the agent, `rm -r {pinned}`, start it (pods lose connectivity until it runs).", e);
+            }
+            var datapath = new EndpointDatapath(obj, options);
+            datapath.AdoptPinnedEndpoints();
+            return datapath;
+        }
+        catch
+        {
+            obj.Dispose();
+            throw;
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Install(Endpoint endpoint)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        Validate(endpoint);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var ifindex = endpoint.HostIfIndex > 0 ? endpoint.HostIfIndex : NetworkNamespace.InterfaceIndex(endpoint.HostIfName);
+            // Entries first: a program that meets a packet before them passes it untouched.
+            WriteEntries(endpoint, ifindex);
+            TcFilter.Replace(_to, ifindex, TcDirection.Egress, FilterHandle, FilterPriority);
+            TcFilter.Replace(_from, ifindex, TcDirection.Ingress, FilterHandle, FilterPriority);
+        }
+    }
+
+    /// <summary>The map entries of <paramref name="endpoint"/> on host device <paramref name="ifindex"/>, without attaching (BPF_PROG_RUN tests use made-up ifindexes).</summary>
+    internal void WriteEntries(Endpoint endpoint, int ifindex)
+    {
+        Validate(endpoint);
+        var info = DatapathKeys.EndpointInfo(endpoint, ifindex);
+        _byIfindex.Update((uint)ifindex, info);
+        foreach (var address in Addresses(endpoint))
+        {
+            _endpoints.Update(DatapathKeys.EndpointKey(address), info);
+            _ipcache.Update(DatapathKeys.IpcacheKey(DatapathKeys.Host(address)),
+                new PalIpcacheValue { Identity = endpoint.Identity, Flags = (uint)IpcacheFlags.LocalEndpoint });
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Remove(Endpoint endpoint)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var ifindex = endpoint.HostIfIndex > 0 ? endpoint.HostIfIndex : IfindexOrZero(endpoint.HostIfName);
+            if (ifindex > 0 && _byIfindex.TryLookup((uint)ifindex, out var info) && info.EpId == endpoint.Id)
+            {
+                // A veth deleted with its namespace takes its filters along; one still here loses ours.
+                TcFilter.Remove(ifindex, TcDirection.Ingress, FilterHandle, FilterPriority);
+                TcFilter.Remove(ifindex, TcDirection.Egress, FilterHandle, FilterPriority);
+                _byIfindex.Delete((uint)ifindex);
+            }
+            foreach (var address in Addresses(endpoint))
+            {
+                var key = DatapathKeys.EndpointKey(address);
+                // The address may already belong to a newer endpoint: leave that one alone.
+                if (_endpoints.TryLookup(key, out var owner) && owner.EpId == endpoint.Id)
+                {
+                    _endpoints.Delete(key);
+                    _ipcache.Delete(DatapathKeys.IpcacheKey(DatapathKeys.Host(address)));
+                }
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public string? Check(Endpoint endpoint)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        var problems = new List<string>();
+        var ifindex = IfindexOrZero(endpoint.HostIfName);
+        if (ifindex == 0)
+        {
+            problems.Add($"host veth {endpoint.HostIfName} is gone");
+        }
+        else if (endpoint.HostIfIndex > 0 && ifindex != endpoint.HostIfIndex)
+        {
+            problems.Add($"host veth {endpoint.HostIfName} has ifindex {ifindex}, not {endpoint.HostIfIndex} (it was re-created)");
+        }
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var expected = endpoint.HostIfIndex > 0 ? endpoint.HostIfIndex : ifindex;
+            if (expected > 0 && (!_byIfindex.TryLookup((uint)expected, out var info) || info.EpId != endpoint.Id))
+            {
+                problems.Add($"no datapath entry for ifindex {expected}");
+            }
+            foreach (var address in Addresses(endpoint))
+            {
+                if (!_endpoints.TryLookup(DatapathKeys.EndpointKey(address), out var byAddress) || byAddress.EpId != endpoint.Id)
+                {
+                    problems.Add($"address {address} is not mapped to endpoint {endpoint.Id}");
+                }
+            }
+            if (ifindex > 0)
+            {
+                if (TcFilter.Query(ifindex, TcDirection.Ingress, FilterHandle, FilterPriority) != _fromId)
+                {
+                    problems.Add($"pal_from_endpoint is not attached on {endpoint.HostIfName} ingress");
+                }
+                if (TcFilter.Query(ifindex, TcDirection.Egress, FilterHandle, FilterPriority) != _toId)
+                {
+                    problems.Add($"pal_to_endpoint is not attached on {endpoint.HostIfName} egress");
+                }
+            }
+        }
+        return problems.Count == 0 ? null : $"endpoint {endpoint.Id} ({endpoint.ContainerId}/{endpoint.IfName}): {string.Join("; ", problems)}";
+    }
+
+    /// <summary>Marks this node's own addresses (gateway, node IPs) as the host identity.</summary>
+    public void SetHostAddresses(IEnumerable<IPAddress> addresses)
+    {
+        ArgumentNullException.ThrowIfNull(addresses);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            foreach (var address in addresses)
+            {
+                _ipcache.Update(DatapathKeys.IpcacheKey(DatapathKeys.Host(address)),
+                    new PalIpcacheValue { Identity = (uint)ReservedIdentity.Host, Flags = (uint)IpcacheFlags.Host });
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public void UpsertRemoteNode(RemoteNode node)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        var nodeIp = node.NodeAddress.AddressFamily == AddressFamily.InterNetwork
+            ? BitConverter.ToUInt32(node.NodeAddress.GetAddressBytes())
+            : 0u;
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _ipcache.Update(DatapathKeys.IpcacheKey(DatapathKeys.Host(node.NodeAddress)),
+                new PalIpcacheValue { Identity = (uint)ReservedIdentity.RemoteNode, Flags = (uint)IpcacheFlags.RemoteNode, NodeIp = nodeIp });
+            // Pods of other nodes have no identity here until the cluster shares them: world, marked remote.
+            foreach (var cidr in node.PodCidrs)
+            {
+                _ipcache.Update(DatapathKeys.IpcacheKey(cidr),
+                    new PalIpcacheValue { Identity = (uint)ReservedIdentity.World, Flags = (uint)IpcacheFlags.RemoteNode, NodeIp = nodeIp });
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public void RemoveRemoteNode(RemoteNode node)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _ipcache.Delete(DatapathKeys.IpcacheKey(DatapathKeys.Host(node.NodeAddress)));
+            foreach (var cidr in node.PodCidrs)
+            {
+                _ipcache.Delete(DatapathKeys.IpcacheKey(cidr));
+            }
+        }
+    }
+
+    /// <summary>The datapath counters summed over CPUs (pinned: they survive restarts).</summary>
+    public IReadOnlyDictionary<DatapathCounter, ulong> Counters()
+    {
+        var result = new Dictionary<DatapathCounter, ulong>();
+        for (var i = 0; i < (int)DatapathCounter.Count; i++)
+        {
+            result[(DatapathCounter)i] = _stats.TryLookup((uint)i, out var perCpu) ? perCpu.Aggregate(0UL, (a, b) => a + b) : 0;
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Fill of the flow-aggregation LRU and how many entries it evicted: entries created minus
+    /// entries still there (the kernel evicts silently; we never delete). Iterates the table:
+    /// for status and metrics, not per packet.
+    /// </summary>
+    public (int Entries, int Capacity, ulong Evicted) FlowTableUsage()
+    {
+        var entries = FlowTable.CountEntries();
+        var created = Counters()[DatapathCounter.FlowCreated];
+        return (entries, FlowTable.MaxEntries, created > (ulong)entries ? created - (ulong)entries : 0);
+    }
+
+    /// <summary>
+    /// Closes the agent's side. With pins the filters stay and keep forwarding until the next
+    /// instance adopts them; without, they are removed (nothing could adopt them).
+    /// </summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+            _disposed = true;
+            if (_options.PinDirectory is null)
+            {
+                foreach (var ifindex in _byIfindex.Keys())
+                {
+                    RemoveOurFilter((int)ifindex, TcDirection.Ingress, _fromId);
+                    RemoveOurFilter((int)ifindex, TcDirection.Egress, _toId);
+                }
+            }
+        }
+        _obj.Dispose();
+    }
+
+    private void AdoptPinnedEndpoints()
+    {
+        var adopted = new List<int>();
+        foreach (var key in _byIfindex.Keys())
+        {
+            var ifindex = (int)key;
+            // A veth that went away while we were stopped: its filters went with it; the
+            // endpoint manager's reconciliation removes the entries.
+            if (TcFilter.Query(ifindex, TcDirection.Ingress, FilterHandle, FilterPriority) is null &&
+                TcFilter.Query(ifindex, TcDirection.Egress, FilterHandle, FilterPriority) is null)
+            {
+                continue;
+            }
+            TcFilter.Replace(_to, ifindex, TcDirection.Egress, FilterHandle, FilterPriority);
+            TcFilter.Replace(_from, ifindex, TcDirection.Ingress, FilterHandle, FilterPriority);
+            adopted.Add(ifindex);
+        }
+        Adopted = adopted;
+    }
+
+    private static void RemoveOurFilter(int ifindex, TcDirection direction, uint programId)
+    {
+        if (TcFilter.Query(ifindex, direction, FilterHandle, FilterPriority) == programId)
+        {
+            TcFilter.Remove(ifindex, direction, FilterHandle, FilterPriority);
+        }
+    }
+
+    private static IEnumerable<IPAddress> Addresses(Endpoint endpoint)
+    {
+        if (endpoint.IPv4 is { } v4)
+        {
+            yield return v4;
+        }
+        if (endpoint.IPv6 is { } v6)
+        {
+            yield return v6;
+        }
+    }
+
+    private static int IfindexOrZero(string name)
+    {
+        try
+        {
+            var text = File.ReadAllText($"/sys/class/net/{name}/ifindex").Trim();
+            return int.Parse(text, CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+            return 0;
+        }
+    }
+
+    private static void Validate(Endpoint endpoint)
+    {
+        if (endpoint.Id is 0 or > 65535)
+        {
+            throw new ArgumentException($"Endpoint.Id {endpoint.Id} is out of range: endpoint ids are 1..65535.", nameof(endpoint));
+        }
+        if (string.IsNullOrEmpty(endpoint.HostIfName) || endpoint.HostIfName.Contains('/', StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"Endpoint.HostIfName '{endpoint.HostIfName}' of endpoint {endpoint.Id} is not an interface name.", nameof(endpoint));
+        }
+        if (endpoint.HostMac is not { Length: 6 } || endpoint.PodMac is not { Length: 6 })
+        {
+            throw new ArgumentException($"Endpoint {endpoint.Id}: HostMac and PodMac must be 6 bytes (got {endpoint.HostMac?.Length ?? 0} and {endpoint.PodMac?.Length ?? 0}).", nameof(endpoint));
+        }
+        if (endpoint.IPv4 is null && endpoint.IPv6 is null)
+        {
+            throw new ArgumentException($"Endpoint {endpoint.Id} has neither IPv4 nor IPv6: the datapath routes by address. Fix: allocate an address before Install.", nameof(endpoint));
+        }
+        if (endpoint.IPv4 is { AddressFamily: not AddressFamily.InterNetwork } v4)
+        {
+            throw new ArgumentException($"Endpoint.IPv4 {v4} of endpoint {endpoint.Id} is not an IPv4 address.", nameof(endpoint));
+        }
+        if (endpoint.IPv6 is { } v6 && (v6.AddressFamily != AddressFamily.InterNetworkV6 || v6.IsIPv4MappedToIPv6))
+        {
+            throw new ArgumentException($"Endpoint.IPv6 {v6} of endpoint {endpoint.Id} is not an IPv6 address (IPv4-mapped addresses go in IPv4).", nameof(endpoint));
+        }
+    }
+}

@@ -1,0 +1,56 @@
+using Palisade.Bpf;
+
+namespace Palisade.Datapath.Bpf;
+
+/// <summary>Settings of the pod datapath (bpf/net/endpoint.bpf.c), fixed before it loads.</summary>
+public sealed record EndpointDatapathOptions
+{
+    /// <summary>Where the production agent pins the datapath's maps.</summary>
+    public const string DefaultPinDirectory = "/sys/fs/bpf/palisade/net";
+
+    /// <summary>
+    /// bpffs directory for the maps; a restarted agent adopts what it finds there (same
+    /// endpoints, counters, flow entries, ring buffer). Null: nothing pinned, and disposing
+    /// the datapath detaches its programs (nothing could adopt them).
+    /// </summary>
+    public string? PinDirectory { get; init; } = DefaultPinDirectory;
+
+    /// <summary>Connections x directions the flow-aggregation LRU holds; the least recently seen go first.</summary>
+    public int FlowEntries { get; init; } = 65536;
+
+    /// <summary>Prefixes the ipcache holds (Cilium's default: 512000).</summary>
+    public int IpcacheEntries { get; init; } = 512000;
+
+    /// <summary>Drop records of one flow come at most this often unless the reason changes.</summary>
+    public TimeSpan DropReportInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// The ring buffer for flow records: the process sensor's (pal_process_events of
+    /// process.bpf.c), so a flow follows its process's exec on one ordered stream. Null: the
+    /// datapath has its own.
+    /// </summary>
+    public BpfMap? EventRing { get; init; }
+
+    /// <summary>The socket-owner table of bpf/net/sock.bpf.c (pal_sock_owners); null: the datapath's own (empty unless shared by pin).</summary>
+    public BpfMap? SocketOwners { get; init; }
+
+    internal void Validate()
+    {
+        if (FlowEntries is < 1024 or > 16 * 1024 * 1024)
+        {
+            throw new ArgumentOutOfRangeException(nameof(FlowEntries), FlowEntries, "FlowEntries must be between 1024 and 16777216 (one entry per connection and direction).");
+        }
+        if (IpcacheEntries is < 1024 or > 16 * 1024 * 1024)
+        {
+            throw new ArgumentOutOfRangeException(nameof(IpcacheEntries), IpcacheEntries, "IpcacheEntries must be between 1024 and 16777216.");
+        }
+        if (DropReportInterval < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(DropReportInterval), DropReportInterval, "DropReportInterval cannot be negative.");
+        }
+        if (PinDirectory is { } dir && !Path.IsPathRooted(dir))
+        {
+            throw new ArgumentException($"PinDirectory '{dir}' must be an absolute path under a bpffs mount (e.g. {DefaultPinDirectory}).", nameof(PinDirectory));
+        }
+    }
+}

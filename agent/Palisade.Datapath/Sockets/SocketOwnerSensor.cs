@@ -1,0 +1,160 @@
+using Palisade.Bpf;
+using Palisade.Datapath.Abi;
+
+namespace Palisade.Datapath.Sockets;
+
+/// <summary>The local side of a socket as the socket-owner table keys it.</summary>
+/// <param name="Netns">Inode of the socket's network namespace.</param>
+/// <param name="Port">Local port.</param>
+/// <param name="Protocol">IPPROTO_TCP (6) or IPPROTO_UDP (17).</param>
+public readonly record struct SocketKey(uint Netns, ushort Port, byte Protocol)
+{
+    public const byte Tcp = 6;
+    public const byte Udp = 17;
+}
+
+/// <summary>The process that owns a socket: its tgid and exec identity (pal_proc.ktime), and the socket cookie.</summary>
+public readonly record struct SocketOwner(uint Tgid, ulong Ktime, ulong Cookie);
+
+/// <summary>Counters of the socket-owner programs; every loss of a name is in here.</summary>
+public sealed record SocketOwnerStats(ulong Owned, ulong Released, ulong TableFull, ulong ProcessMiss, int Entries, int Capacity);
+
+/// <summary>Settings of the socket-owner table.</summary>
+public sealed record SocketOwnerOptions
+{
+    /// <summary>cgroup v2 directory the cgroup programs attach to; null: the hierarchy's root, so every socket of the node is seen.</summary>
+    public string? CgroupRoot { get; init; }
+
+    /// <summary>Capacity of the table: local TCP listeners and clients, and UDP sockets, of the whole node.</summary>
+    public int TableEntries { get; init; } = 65536;
+
+    /// <summary>
+    /// bpffs directory where the table is pinned (as <c>DIR/pal_sock_owners</c>) so the tc programs
+    /// of a restarted agent keep naming processes; a table pinned there is adopted. Null: not pinned.
+    /// </summary>
+    public string? PinDirectory { get; init; }
+}
+
+/// <summary>
+/// Loads bpf/net/sock.bpf.c, which fills the socket-owner table (netns, local port, protocol
+/// -> tgid, exec ktime, cookie) from the process that connects, listens, binds or sends, so
+/// the datapath's tc programs can name the process of a flow. Shares the process table of the
+/// process sensor (ReuseFrom) for the exec identity, and exposes its own table for the
+/// datapath object to reuse in turn.
+/// </summary>
+public sealed class SocketOwnerSensor : IDisposable
+{
+    /// <summary>Programs attached to the cgroup root; pal_sock_state attaches to its tracepoint by its section.</summary>
+    private static readonly string[] CgroupPrograms =
+        ["pal_sock_connect", "pal_sock_sendmsg4", "pal_sock_sendmsg6", "pal_sock_bind4", "pal_sock_bind6", "pal_sock_egress", "pal_sock_release"];
+
+    private readonly SocketOwnerOptions _options;
+    private readonly List<BpfLink> _links = [];
+    private readonly Lock _gate = new();
+    private BpfObject? _object;
+
+    public SocketOwnerSensor(SocketOwnerOptions? options = null)
+    {
+        _options = options ?? new SocketOwnerOptions();
+        if (_options.TableEntries is < 1024 or > 1 << 22)
+        {
+            throw new ArgumentException($"socket-owner table entries: {_options.TableEntries} is outside 1024..{1 << 22}; the default 65536 fits a busy node.");
+        }
+    }
+
+    /// <summary>The cgroup the programs were attached to (after <see cref="Start"/>).</summary>
+    public string? CgroupRoot { get; private set; }
+
+    private BpfObject Object => _object ?? throw new InvalidOperationException("The socket-owner sensor is not started.");
+
+    /// <summary>The table (struct pal_sock_key -> struct pal_sock_owner), for the datapath object's ReuseFrom.</summary>
+    public BpfMap OwnerMap => Object.Map("pal_sock_owners");
+
+    /// <summary>
+    /// Loads the programs with <paramref name="processMap"/> (the process sensor's pal_procs) as
+    /// their process table, and attaches them. Throws <see cref="BpfException"/> with the
+    /// verifier's log when the kernel refuses a program.
+    /// </summary>
+    public void Start(BpfMap processMap)
+    {
+        ArgumentNullException.ThrowIfNull(processMap);
+        var root = _options.CgroupRoot ?? KernelEnvironment.Cgroup2Root()
+            ?? throw new InvalidOperationException("No cgroup v2 hierarchy is mounted (looked for cgroup2 in /proc/self/mountinfo); the socket-owner programs attach to its root. Mount one, e.g. `mount -t cgroup2 none /sys/fs/cgroup/unified`.");
+        var obj = BpfObject.OpenEmbedded(typeof(SocketOwnerSensor).Assembly, "sock.bpf.o");
+        try
+        {
+            obj.Map("pal_procs").ReuseFrom(processMap);
+            var owners = obj.Map("pal_sock_owners");
+            owners.MaxEntries = _options.TableEntries;
+            if (_options.PinDirectory is { } pins)
+            {
+                Directory.CreateDirectory(pins);
+                owners.SetPinPath(Path.Combine(pins, "pal_sock_owners"));
+            }
+            obj.Load();
+            _links.Add(obj.Program("pal_sock_state").Attach());
+            foreach (var name in CgroupPrograms)
+            {
+                _links.Add(obj.Program(name).AttachCgroup(root));
+            }
+            CgroupRoot = root;
+            _object = obj;
+        }
+        catch
+        {
+            DisposeLinks();
+            obj.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The owner of <paramref name="key"/>, if the table has one.</summary>
+    public bool TryGetOwner(SocketKey key, out SocketOwner owner)
+    {
+        var k = new PalSockKey { Netns = key.Netns, Port = key.Port, Proto = key.Protocol };
+        if (OwnerMap.Typed<PalSockKey, PalSockOwner>().TryLookup(k, out var v))
+        {
+            owner = new SocketOwner(v.Tgid, v.Ktime, v.Cookie);
+            return true;
+        }
+        owner = default;
+        return false;
+    }
+
+    /// <summary>Every entry of the table (a snapshot: sockets come and go while it is read).</summary>
+    public IReadOnlyList<KeyValuePair<SocketKey, SocketOwner>> Entries() =>
+        [.. OwnerMap.Typed<PalSockKey, PalSockOwner>().ReadAll().Select(e => KeyValuePair.Create(
+            new SocketKey(e.Key.Netns, e.Key.Port, e.Key.Proto), new SocketOwner(e.Value.Tgid, e.Value.Ktime, e.Value.Cookie)))];
+
+    public SocketOwnerStats Stats()
+    {
+        lock (_gate)
+        {
+            var obj = Object;
+            var stats = obj.Map("pal_sock_stats").PerCpu<uint, ulong>();
+            ulong Sum(PalSockStat s) => stats.TryLookup((uint)s, out var v) ? v.Aggregate(0UL, (a, b) => a + b) : 0;
+            var owners = obj.Map("pal_sock_owners");
+            return new SocketOwnerStats(Sum(PalSockStat.Owned), Sum(PalSockStat.Released), Sum(PalSockStat.TableFull), Sum(PalSockStat.ProcMiss),
+                owners.CountEntries(), owners.MaxEntries);
+        }
+    }
+
+    private void DisposeLinks()
+    {
+        foreach (var link in _links)
+        {
+            link.Dispose();
+        }
+        _links.Clear();
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            DisposeLinks();
+            _object?.Dispose();
+            _object = null;
+        }
+    }
+}
