@@ -22,6 +22,7 @@ public static class FuzzTargets
         ["filters"] = new("filters", Filters, FilterSeeds),
         ["events"] = new("events", ProcessEvents.Run, ProcessEvents.Seeds),
         ["cni"] = new("cni", CniInvocations.Run, CniInvocations.Seeds),
+        ["network-policy"] = new("network-policy", NetworkPolicies.Run, NetworkPolicies.Seeds),
     };
 
     /// <summary>TracingPolicy YAML: policies or errors, each error with a message; an (internal) error is a bug.</summary>
