@@ -43,6 +43,7 @@ public sealed class VethInterfaces(string procSys = "/proc/sys") : IEndpointInte
             var hostLink = host.Link(spec.HostIfName) ?? throw new NetlinkException("RTM_GETLINK", $"{spec.HostIfName}: gone right after it was created", Errno.ENODEV);
             DisableReversePathFilter(spec.HostIfName);
             var podLink = pod.Link(spec.Attachment.IfName) ?? throw new NetlinkException("RTM_GETLINK", $"{spec.Attachment.IfName} in {spec.Netns}: gone right after it was created", Errno.ENODEV);
+            pod.SetUp(podLink.Index, spec.Attachment.IfName);
             foreach (var (address, gateway) in Families(spec))
             {
                 var bits = Bits(address);

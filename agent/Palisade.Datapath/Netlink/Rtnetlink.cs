@@ -27,10 +27,10 @@ public sealed class Rtnetlink : IDisposable
     private string Where => _socket.Where;
 
     /// <summary>
-    /// Creates a veth pair, both ends up: <paramref name="name"/> here, <paramref name="peerName"/> in the
-    /// namespace of <paramref name="peerNetnsFd"/>, with the given MACs and MTU.
+    /// Creates a veth pair, <paramref name="name"/> up (the peer stays down until <see cref="SetUp"/>): <paramref name="name"/> here, <paramref name="peerName"/> in the
+    /// namespace of <paramref name="peerNetnsFd"/> (here when null), with the given MACs and MTU.
     /// </summary>
-    public void CreateVeth(string name, byte[] mac, string peerName, byte[] peerMac, int peerNetnsFd, int mtu)
+    public void CreateVeth(string name, byte[] mac, string peerName, byte[] peerMac, int? peerNetnsFd, int mtu)
     {
         var request = new NetlinkRequest(Rtm.NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
             .Struct(new IfInfoMsg { Flags = Rtm.IFF_UP, Change = Rtm.IFF_UP })
@@ -41,11 +41,15 @@ public sealed class Rtnetlink : IDisposable
         request.Attribute(Rtm.IFLA_INFO_KIND, "veth");
         var data = request.BeginNested(Rtm.IFLA_INFO_DATA);
         var peer = request.BeginNested(Rtm.VETH_INFO_PEER);
-        request.Struct(new IfInfoMsg { Flags = Rtm.IFF_UP, Change = Rtm.IFF_UP })
+        // The peer cannot be created up: the kernel opens it before the pair is linked (ENOTCONN). SetUp it after.
+        request.Struct(new IfInfoMsg())
             .Attribute(Rtm.IFLA_IFNAME, peerName)
             .Attribute(Rtm.IFLA_ADDRESS, peerMac)
-            .Attribute(Rtm.IFLA_MTU, (uint)mtu)
-            .Attribute(Rtm.IFLA_NET_NS_FD, (uint)peerNetnsFd);
+            .Attribute(Rtm.IFLA_MTU, (uint)mtu);
+        if (peerNetnsFd is { } fd)
+        {
+            request.Attribute(Rtm.IFLA_NET_NS_FD, (uint)fd);
+        }
         request.EndNested(peer).EndNested(data).EndNested(info);
         _socket.Execute(request, "RTM_NEWLINK create veth", $"{name} (peer {peerName}) in {Where}");
     }
