@@ -67,18 +67,9 @@ public sealed class VethInterfaces(string procSys = "/proc/sys") : IEndpointInte
 
     public void Delete(Endpoint endpoint)
     {
+        // The pod end, and every route and neighbor entry through either end, go with the link.
         using var host = Rtnetlink.OpenHost();
         host.DeleteLink(endpoint.HostIfName);
-        // Routes through a deleted link go with it; these only matter when the link was
-        // replaced by hand and the routes pointed elsewhere meanwhile.
-        foreach (var address in new[] { endpoint.IPv4, endpoint.IPv6 }.OfType<IPAddress>())
-        {
-            var route = host.Routes(address.AddressFamily).FirstOrDefault(r => r.Destination.PrefixLength == Bits(address) && r.Destination.BaseAddress.Equals(address));
-            if (route is not null && route.OutIndex == endpoint.HostIfIndex)
-            {
-                host.DeleteRoute(route.Destination, route.OutIndex, endpoint.HostIfName);
-            }
-        }
     }
 
     public IReadOnlyList<string> Check(Endpoint endpoint, IPAddress? gatewayV4, IPAddress? gatewayV6)

@@ -21,9 +21,6 @@ public sealed class Rtnetlink : IDisposable
     /// <summary>Requests act in the calling thread's namespace, named <paramref name="where"/> in messages.</summary>
     public static Rtnetlink OpenHere(string where) => new(NetlinkSocket.Open(where));
 
-    /// <summary>Requests act inside the network namespace at <paramref name="netnsPath"/>.</summary>
-    public static Rtnetlink OpenIn(string netnsPath) => new(NetlinkSocket.OpenIn(netnsPath));
-
     private string Where => _socket.Where;
 
     /// <summary>
@@ -52,17 +49,6 @@ public sealed class Rtnetlink : IDisposable
         }
         request.EndNested(peer).EndNested(data).EndNested(info);
         _socket.Execute(request, "RTM_NEWLINK create veth", $"{name} (peer {peerName}) in {Where}");
-    }
-
-    /// <summary>Creates a dummy device, up; an existing one of that name is left as it is.</summary>
-    public void CreateDummy(string name)
-    {
-        var request = new NetlinkRequest(Rtm.NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE)
-            .Struct(new IfInfoMsg { Flags = Rtm.IFF_UP, Change = Rtm.IFF_UP })
-            .Attribute(Rtm.IFLA_IFNAME, name);
-        var info = request.BeginNested(Rtm.IFLA_LINKINFO);
-        request.Attribute(Rtm.IFLA_INFO_KIND, "dummy").EndNested(info);
-        _socket.Execute(request, "RTM_NEWLINK create dummy", $"{name} in {Where}");
     }
 
     /// <summary>Sets a link up.</summary>
@@ -107,13 +93,6 @@ public sealed class Rtnetlink : IDisposable
         }
     }
 
-    /// <summary>Every link of the namespace.</summary>
-    public List<LinkInfo> Links()
-    {
-        var request = new NetlinkRequest(Rtm.GETLINK, NLM_F_REQUEST | NLM_F_DUMP).Struct(new IfInfoMsg());
-        return [.. _socket.Dump(request, "RTM_GETLINK dump", Where).Where(m => m.Type == Rtm.NEWLINK).Select(m => ParseLink(m.Body))];
-    }
-
     /// <summary>Adds an address; <paramref name="replace"/> makes an existing one no error.</summary>
     public void AddAddress(int index, IPAddress address, int prefixLength, bool replace, string device)
     {
@@ -127,25 +106,6 @@ public sealed class Rtnetlink : IDisposable
             .Attribute(Rtm.IFA_ADDRESS, bytes)
             .Attribute(Rtm.IFA_FLAGS, Rtm.IFA_F_NODAD | Rtm.IFA_F_PERMANENT | Rtm.IFA_F_NOPREFIXROUTE);
         _socket.Execute(request, "RTM_NEWADDR", $"{address}/{prefixLength} on {device} in {Where}");
-    }
-
-    /// <summary>Removes an address; false when it was not there.</summary>
-    public bool DeleteAddress(int index, IPAddress address, int prefixLength, string device)
-    {
-        var bytes = address.GetAddressBytes();
-        var request = new NetlinkRequest(Rtm.DELADDR, NLM_F_REQUEST | NLM_F_ACK)
-            .Struct(new IfAddrMsg { Family = Rtm.Family(address.AddressFamily), PrefixLength = (byte)prefixLength, Index = index })
-            .Attribute(Rtm.IFA_LOCAL, bytes)
-            .Attribute(Rtm.IFA_ADDRESS, bytes);
-        try
-        {
-            _socket.Execute(request, "RTM_DELADDR", $"{address}/{prefixLength} on {device} in {Where}");
-            return true;
-        }
-        catch (NetlinkException e) when (e.Errno is Errno.EADDRNOTAVAIL or Errno.ENOENT or Errno.ENODEV)
-        {
-            return false;
-        }
     }
 
     /// <summary>Addresses of one family (or both when null).</summary>
@@ -270,23 +230,6 @@ public sealed class Rtnetlink : IDisposable
             .Attribute(Rtm.NDA_DST, address.GetAddressBytes())
             .Attribute(Rtm.NDA_LLADDR, mac);
         _socket.Execute(request, "RTM_NEWNEIGH permanent", $"{address} lladdr {Mac.Format(mac)} dev {device} in {Where}");
-    }
-
-    /// <summary>Removes a neighbor entry; false when there was none.</summary>
-    public bool DeleteNeighbor(int index, IPAddress address, string device)
-    {
-        var request = new NetlinkRequest(Rtm.DELNEIGH, NLM_F_REQUEST | NLM_F_ACK)
-            .Struct(new NdMsg { Family = Rtm.Family(address.AddressFamily), Index = index })
-            .Attribute(Rtm.NDA_DST, address.GetAddressBytes());
-        try
-        {
-            _socket.Execute(request, "RTM_DELNEIGH", $"{address} dev {device} in {Where}");
-            return true;
-        }
-        catch (NetlinkException e) when (e.Errno is Errno.ENOENT or Errno.ENODEV or Errno.ESRCH)
-        {
-            return false;
-        }
     }
 
     /// <summary>Neighbor entries of one family.</summary>

@@ -44,6 +44,7 @@ public sealed class EndpointLifecycleTests
             Assert.DoesNotContain(eth0.GetProperty("addr_info").EnumerateArray(),
                 x => x.GetProperty("local").GetString() == endpoint.IPv6!.ToString() && x.TryGetProperty("tentative", out _));
             Assert.Equal(Mac.Format(endpoint.PodMac), eth0.GetProperty("address").GetString());
+            Assert.Equal(Command.Check("stat", "-L", "-c", "%i", ns).Trim(), endpoint.NetnsInode.ToString(CultureInfo.InvariantCulture));
             Assert.Contains($"default via {node.Ipam.IPv4!.Gateway} dev eth0", Ip("-n", name, "route", "show", "default"), StringComparison.Ordinal);
             Assert.Contains($"default via {node.Ipam.IPv6!.Gateway} dev eth0", Ip("-n", name, "-6", "route", "show", "default"), StringComparison.Ordinal);
             var neighbors = Ip("-n", name, "neigh", "show", "dev", "eth0");
@@ -256,6 +257,16 @@ public sealed class EndpointLifecycleTests
             del.Add(clock.Elapsed.TotalMilliseconds);
         }
 
+        // The state files alone (IPAM's two fsynced files and directory sync), to tell disk from netlink.
+        var ipamOnly = new List<double>();
+        for (var i = 0; i < count; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            node.Ipam.Allocate(new AttachmentId($"ipam-only-{i}", "eth0"));
+            node.Ipam.Release(new AttachmentId($"ipam-only-{i}", "eth0"));
+            ipamOnly.Add(clock.Elapsed.TotalMilliseconds);
+        }
+
         static string Percentiles(List<double> ms)
         {
             var sorted = ms.Order().ToList();
@@ -263,8 +274,8 @@ public sealed class EndpointLifecycleTests
             return string.Create(CultureInfo.InvariantCulture, $"p50 {At(0.50):F2} ms, p99 {At(0.99):F2} ms");
         }
         // Reported, never asserted: wall-clock figures depend on the machine.
-        TestContext.Current.SendDiagnosticMessage($"endpoint ADD (IPv4+IPv6, real netlink, recording datapath) over {count}: {Percentiles(add)}; DEL: {Percentiles(del)}");
-        TestContext.Current.TestOutputHelper?.WriteLine($"ADD {Percentiles(add)}; DEL {Percentiles(del)}");
+        TestContext.Current.SendDiagnosticMessage($"endpoint ADD (IPv4+IPv6, real netlink, recording datapath) over {count}: {Percentiles(add)}; DEL: {Percentiles(del)}; IPAM allocate+release alone: {Percentiles(ipamOnly)}");
+        TestContext.Current.TestOutputHelper?.WriteLine($"ADD {Percentiles(add)}; DEL {Percentiles(del)}; IPAM allocate+release alone {Percentiles(ipamOnly)}");
         Assert.Empty(node.Ipam.Allocations);
     }
 
