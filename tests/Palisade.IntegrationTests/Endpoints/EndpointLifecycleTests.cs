@@ -171,6 +171,8 @@ public sealed class EndpointLifecycleTests
         var indexBefore = Json("link", "show", a.HostIfName)[0].GetProperty("ifindex").GetInt32();
         // While the agent is down: pod B's namespace goes, and pod C is DELeted (queued by the plugin).
         Ip("netns", "delete", EndpointTestNode.NamespaceName(nsB));
+        // The kernel tears a namespace down in the background; by the time an agent restarts its veth is gone.
+        Assert.True(Command.WaitUntil(() => !LinkExists(b.HostIfName), TimeSpan.FromSeconds(30)), $"{b.HostIfName} outlived its namespace by 30 s");
         DelQueue.Enqueue(node.DelQueueDirectory, new DelRequest { Attachment = new Attachment { ContainerId = c.ContainerId, Ifname = "eth0" }, Replayed = true });
 
         var report = node.Restart();
