@@ -47,7 +47,7 @@ public static class DatapathSettings
         "cni-conf-dir", "/etc/cni/net.d", "Directory the agent writes 05-palisade.conflist into once it is ready (removed on a clean stop).");
 
     public static readonly AgentSetting DatapathHostDevice = new(
-        "datapath-host-device", Palisade.Datapath.Endpoints.HostDevice.DefaultName, "Dummy device on the host that holds the pods' gateway addresses (created when missing).");
+        "datapath-host-device", Palisade.Datapath.Endpoints.HostDevice.DefaultName, "Host device (one end of a veth pair, the other end NAME_n, or palisade_net for palisade_host) that holds the pods' gateway addresses; created when missing.");
 
     public static readonly AgentSetting PodMtu = new(
         "pod-mtu", "1500", "MTU of both ends of a pod's veth pair, unless the network config gives one (576 to 65535; 1280 or more with an IPv6 pod CIDR).");

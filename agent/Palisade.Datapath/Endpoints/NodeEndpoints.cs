@@ -161,6 +161,7 @@ public sealed partial class NodeEndpoints : IEndpointDirectory
         var mtu = spec.Mtu > 0 ? spec.Mtu : _options.DefaultMtu;
         var created = _options.Interfaces.Create(new InterfaceSpec(spec.Attachment, spec.Netns, hostIfName,
             addresses.IPv4, addresses.IPv6, ipam.IPv4?.Gateway, ipam.IPv6?.Gateway, mtu));
+        undo.Push(() => _options.Interfaces.Delete(Orphan(spec.Attachment)));
         var namespaceLabels = spec.NamespaceLabels ?? IdentityLabels.DefaultNamespaceLabels(spec.PodNamespace);
         var labels = IdentityLabels.For(spec.PodNamespace, spec.Labels, namespaceLabels);
         var identity = _options.Identities.Acquire(labels);
@@ -185,7 +186,6 @@ public sealed partial class NodeEndpoints : IEndpointDirectory
             IPv6 = addresses.IPv6,
             Created = _options.Time.GetUtcNow(),
         };
-        undo.Push(() => _options.Interfaces.Delete(endpoint));
         try
         {
             _options.Datapath.Install(endpoint);

@@ -43,6 +43,7 @@ public sealed class VethInterfaces(string procSys = "/proc/sys") : IEndpointInte
             var hostLink = host.Link(spec.HostIfName) ?? throw new NetlinkException("RTM_GETLINK", $"{spec.HostIfName}: gone right after it was created", Errno.ENODEV);
             DisableReversePathFilter(spec.HostIfName);
             var podLink = pod.Link(spec.Attachment.IfName) ?? throw new NetlinkException("RTM_GETLINK", $"{spec.Attachment.IfName} in {spec.Netns}: gone right after it was created", Errno.ENODEV);
+            pod.SetUp(podLink.Index, spec.Attachment.IfName);
             foreach (var (address, gateway) in Families(spec))
             {
                 var bits = Bits(address);
@@ -66,18 +67,9 @@ public sealed class VethInterfaces(string procSys = "/proc/sys") : IEndpointInte
 
     public void Delete(Endpoint endpoint)
     {
+        // The pod end, and every route and neighbor entry through either end, go with the link.
         using var host = Rtnetlink.OpenHost();
         host.DeleteLink(endpoint.HostIfName);
-        // Routes through a deleted link go with it; these only matter when the link was
-        // replaced by hand and the routes pointed elsewhere meanwhile.
-        foreach (var address in new[] { endpoint.IPv4, endpoint.IPv6 }.OfType<IPAddress>())
-        {
-            var route = host.Routes(address.AddressFamily).FirstOrDefault(r => r.Destination.PrefixLength == Bits(address) && r.Destination.BaseAddress.Equals(address));
-            if (route is not null && route.OutIndex == endpoint.HostIfIndex)
-            {
-                host.DeleteRoute(route.Destination, route.OutIndex, endpoint.HostIfName);
-            }
-        }
     }
 
     public IReadOnlyList<string> Check(Endpoint endpoint, IPAddress? gatewayV4, IPAddress? gatewayV6)

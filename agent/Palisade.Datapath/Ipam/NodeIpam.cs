@@ -110,9 +110,10 @@ public sealed class NodeIpam
         {
             foreach (var address in new[] { v4, v6 }.OfType<IPAddress>())
             {
-                StateFile.Write(PathOf(address), Encoding.UTF8.GetBytes($"{owner.ContainerId}\n{owner.IfName}\n"));
+                StateFile.WriteUnsynced(PathOf(address), Encoding.UTF8.GetBytes($"{owner.ContainerId}\n{owner.IfName}\n"));
                 written.Add(address);
             }
+            StateFile.SyncDirectory(_directory);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -141,9 +142,18 @@ public sealed class NodeIpam
             }
             Forget(owner);
         }
-        foreach (var address in allocation.All)
+        try
         {
-            TryDelete(address);
+            foreach (var address in allocation.All)
+            {
+                File.Delete(PathOf(address));
+            }
+            StateFile.SyncDirectory(_directory); // once for both families: each sync costs milliseconds on DEL's path
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The address is free in memory; a file left makes the next start think it is held
+            // until GC finds no endpoint for it. Better than failing a DEL.
         }
         return true;
     }

@@ -52,19 +52,6 @@ internal sealed unsafe class NetlinkSocket : IDisposable
         return new NetlinkSocket(handle, where);
     }
 
-    /// <summary>Opens a socket inside the network namespace at <paramref name="netnsPath"/> (a short-lived thread enters it).</summary>
-    public static NetlinkSocket OpenIn(string netnsPath)
-    {
-        try
-        {
-            return Palisade.Bpf.NetworkNamespace.Run(netnsPath, () => Open(netnsPath));
-        }
-        catch (Palisade.Bpf.BpfException e)
-        {
-            throw new NetlinkException($"enter network namespace {netnsPath}: {e.Message}", e);
-        }
-    }
-
     /// <summary>Sends <paramref name="request"/> and waits for its acknowledgement; throws on a refusal.</summary>
     public void Execute(NetlinkRequest request, string operation, string target)
     {

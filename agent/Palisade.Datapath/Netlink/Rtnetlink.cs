@@ -21,16 +21,13 @@ public sealed class Rtnetlink : IDisposable
     /// <summary>Requests act in the calling thread's namespace, named <paramref name="where"/> in messages.</summary>
     public static Rtnetlink OpenHere(string where) => new(NetlinkSocket.Open(where));
 
-    /// <summary>Requests act inside the network namespace at <paramref name="netnsPath"/>.</summary>
-    public static Rtnetlink OpenIn(string netnsPath) => new(NetlinkSocket.OpenIn(netnsPath));
-
     private string Where => _socket.Where;
 
     /// <summary>
-    /// Creates a veth pair, both ends up: <paramref name="name"/> here, <paramref name="peerName"/> in the
-    /// namespace of <paramref name="peerNetnsFd"/>, with the given MACs and MTU.
+    /// Creates a veth pair, <paramref name="name"/> up (the peer stays down until <see cref="SetUp"/>): <paramref name="name"/> here, <paramref name="peerName"/> in the
+    /// namespace of <paramref name="peerNetnsFd"/> (here when null), with the given MACs and MTU.
     /// </summary>
-    public void CreateVeth(string name, byte[] mac, string peerName, byte[] peerMac, int peerNetnsFd, int mtu)
+    public void CreateVeth(string name, byte[] mac, string peerName, byte[] peerMac, int? peerNetnsFd, int mtu)
     {
         var request = new NetlinkRequest(Rtm.NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
             .Struct(new IfInfoMsg { Flags = Rtm.IFF_UP, Change = Rtm.IFF_UP })
@@ -41,24 +38,17 @@ public sealed class Rtnetlink : IDisposable
         request.Attribute(Rtm.IFLA_INFO_KIND, "veth");
         var data = request.BeginNested(Rtm.IFLA_INFO_DATA);
         var peer = request.BeginNested(Rtm.VETH_INFO_PEER);
-        request.Struct(new IfInfoMsg { Flags = Rtm.IFF_UP, Change = Rtm.IFF_UP })
+        // The peer cannot be created up: the kernel opens it before the pair is linked (ENOTCONN). SetUp it after.
+        request.Struct(new IfInfoMsg())
             .Attribute(Rtm.IFLA_IFNAME, peerName)
             .Attribute(Rtm.IFLA_ADDRESS, peerMac)
-            .Attribute(Rtm.IFLA_MTU, (uint)mtu)
-            .Attribute(Rtm.IFLA_NET_NS_FD, (uint)peerNetnsFd);
+            .Attribute(Rtm.IFLA_MTU, (uint)mtu);
+        if (peerNetnsFd is { } fd)
+        {
+            request.Attribute(Rtm.IFLA_NET_NS_FD, (uint)fd);
+        }
         request.EndNested(peer).EndNested(data).EndNested(info);
         _socket.Execute(request, "RTM_NEWLINK create veth", $"{name} (peer {peerName}) in {Where}");
-    }
-
-    /// <summary>Creates a dummy device, up; an existing one of that name is left as it is.</summary>
-    public void CreateDummy(string name)
-    {
-        var request = new NetlinkRequest(Rtm.NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE)
-            .Struct(new IfInfoMsg { Flags = Rtm.IFF_UP, Change = Rtm.IFF_UP })
-            .Attribute(Rtm.IFLA_IFNAME, name);
-        var info = request.BeginNested(Rtm.IFLA_LINKINFO);
-        request.Attribute(Rtm.IFLA_INFO_KIND, "dummy").EndNested(info);
-        _socket.Execute(request, "RTM_NEWLINK create dummy", $"{name} in {Where}");
     }
 
     /// <summary>Sets a link up.</summary>
@@ -103,13 +93,6 @@ public sealed class Rtnetlink : IDisposable
         }
     }
 
-    /// <summary>Every link of the namespace.</summary>
-    public List<LinkInfo> Links()
-    {
-        var request = new NetlinkRequest(Rtm.GETLINK, NLM_F_REQUEST | NLM_F_DUMP).Struct(new IfInfoMsg());
-        return [.. _socket.Dump(request, "RTM_GETLINK dump", Where).Where(m => m.Type == Rtm.NEWLINK).Select(m => ParseLink(m.Body))];
-    }
-
     /// <summary>Adds an address; <paramref name="replace"/> makes an existing one no error.</summary>
     public void AddAddress(int index, IPAddress address, int prefixLength, bool replace, string device)
     {
@@ -123,25 +106,6 @@ public sealed class Rtnetlink : IDisposable
             .Attribute(Rtm.IFA_ADDRESS, bytes)
             .Attribute(Rtm.IFA_FLAGS, Rtm.IFA_F_NODAD | Rtm.IFA_F_PERMANENT | Rtm.IFA_F_NOPREFIXROUTE);
         _socket.Execute(request, "RTM_NEWADDR", $"{address}/{prefixLength} on {device} in {Where}");
-    }
-
-    /// <summary>Removes an address; false when it was not there.</summary>
-    public bool DeleteAddress(int index, IPAddress address, int prefixLength, string device)
-    {
-        var bytes = address.GetAddressBytes();
-        var request = new NetlinkRequest(Rtm.DELADDR, NLM_F_REQUEST | NLM_F_ACK)
-            .Struct(new IfAddrMsg { Family = Rtm.Family(address.AddressFamily), PrefixLength = (byte)prefixLength, Index = index })
-            .Attribute(Rtm.IFA_LOCAL, bytes)
-            .Attribute(Rtm.IFA_ADDRESS, bytes);
-        try
-        {
-            _socket.Execute(request, "RTM_DELADDR", $"{address}/{prefixLength} on {device} in {Where}");
-            return true;
-        }
-        catch (NetlinkException e) when (e.Errno is Errno.EADDRNOTAVAIL or Errno.ENOENT or Errno.ENODEV)
-        {
-            return false;
-        }
     }
 
     /// <summary>Addresses of one family (or both when null).</summary>
@@ -266,23 +230,6 @@ public sealed class Rtnetlink : IDisposable
             .Attribute(Rtm.NDA_DST, address.GetAddressBytes())
             .Attribute(Rtm.NDA_LLADDR, mac);
         _socket.Execute(request, "RTM_NEWNEIGH permanent", $"{address} lladdr {Mac.Format(mac)} dev {device} in {Where}");
-    }
-
-    /// <summary>Removes a neighbor entry; false when there was none.</summary>
-    public bool DeleteNeighbor(int index, IPAddress address, string device)
-    {
-        var request = new NetlinkRequest(Rtm.DELNEIGH, NLM_F_REQUEST | NLM_F_ACK)
-            .Struct(new NdMsg { Family = Rtm.Family(address.AddressFamily), Index = index })
-            .Attribute(Rtm.NDA_DST, address.GetAddressBytes());
-        try
-        {
-            _socket.Execute(request, "RTM_DELNEIGH", $"{address} dev {device} in {Where}");
-            return true;
-        }
-        catch (NetlinkException e) when (e.Errno is Errno.ENOENT or Errno.ENODEV or Errno.ESRCH)
-        {
-            return false;
-        }
     }
 
     /// <summary>Neighbor entries of one family.</summary>
