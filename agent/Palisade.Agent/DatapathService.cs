@@ -23,7 +23,7 @@ public sealed record DatapathParts
     public Func<INodeDatapath> NodeDatapath { get; init; } = () => new KernelRoutesOnly();
 
     /// <summary>Makes the server of the endpoint socket.</summary>
-    public Func<IEndpointApiHost> ApiHost { get; init; } = () => new UnixEndpointSocket();
+    public Func<IEndpointApiHost> ApiHost { get; init; } = () => new EndpointSocket();
 
     /// <summary>The netlink side of endpoints; tests of the host swap it.</summary>
     public Func<IEndpointInterfaces> Interfaces { get; init; } = () => new VethInterfaces();

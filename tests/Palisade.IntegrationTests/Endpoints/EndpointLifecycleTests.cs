@@ -226,7 +226,7 @@ public sealed class EndpointLifecycleTests
     {
         using var node = new EndpointTestNode();
         var socket = Path.Combine(node.StateDirectory, "endpoint.sock");
-        await using var host = new UnixEndpointSocket();
+        await using var host = new EndpointSocket();
         await host.StartAsync(socket, new EndpointApi(node.Endpoints), TestContext.Current.CancellationToken);
         var ns = node.Namespace(1);
 
