@@ -88,6 +88,8 @@ public static class AgentHost
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AgentMetrics>());
         builder.Services.AddSingleton<ProcessSensorService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ProcessSensorService>());
+        builder.Services.AddSingleton<FlowSensorService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<FlowSensorService>());
         builder.Services.AddSingleton<PolicyService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<PolicyService>());
         builder.Services.AddSingleton(new DatapathParts());

@@ -80,18 +80,21 @@ public sealed class SocketOwnerSensor : IDisposable
         ArgumentNullException.ThrowIfNull(processMap);
         var root = _options.CgroupRoot ?? KernelEnvironment.Cgroup2Root()
             ?? throw new InvalidOperationException("No cgroup v2 hierarchy is mounted (looked for cgroup2 in /proc/self/mountinfo); the socket-owner programs attach to its root. Mount one, e.g. `mount -t cgroup2 none /sys/fs/cgroup/unified`.");
-        var obj = BpfObject.OpenEmbedded(typeof(SocketOwnerSensor).Assembly, "sock.bpf.o");
+        BpfObject obj;
         try
         {
-            obj.Map("pal_procs").ReuseFrom(processMap);
-            var owners = obj.Map("pal_sock_owners");
-            owners.MaxEntries = _options.TableEntries;
-            if (_options.PinDirectory is { } pins)
-            {
-                Directory.CreateDirectory(pins);
-                owners.SetPinPath(Path.Combine(pins, "pal_sock_owners"));
-            }
-            obj.Load();
+            obj = Load(processMap);
+        }
+        catch (BpfException) when (PinPath is { } pin && File.Exists(pin))
+        {
+            // A table an earlier run pinned that does not fit this one (another size, another
+            // build): start with a fresh one; the sockets it named are named again as they act.
+            File.Delete(pin);
+            StaleRemoved = true;
+            obj = Load(processMap);
+        }
+        try
+        {
             _links.Add(obj.Program("pal_sock_state").Attach());
             foreach (var name in CgroupPrograms)
             {
@@ -103,6 +106,34 @@ public sealed class SocketOwnerSensor : IDisposable
         catch
         {
             DisposeLinks();
+            obj.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>True when a pinned table of an earlier run did not fit and was replaced at start.</summary>
+    public bool StaleRemoved { get; private set; }
+
+    private string? PinPath => _options.PinDirectory is { } pins ? Path.Combine(pins, "pal_sock_owners") : null;
+
+    private BpfObject Load(BpfMap processMap)
+    {
+        var obj = BpfObject.OpenEmbedded(typeof(SocketOwnerSensor).Assembly, "sock.bpf.o");
+        try
+        {
+            obj.Map("pal_procs").ReuseFrom(processMap);
+            var owners = obj.Map("pal_sock_owners");
+            owners.MaxEntries = _options.TableEntries;
+            if (PinPath is { } pin)
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(pin)!);
+                owners.SetPinPath(pin);
+            }
+            obj.Load();
+            return obj;
+        }
+        catch
+        {
             obj.Dispose();
             throw;
         }

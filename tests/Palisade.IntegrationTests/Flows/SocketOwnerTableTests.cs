@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Palisade.Bpf.Probe;
+using Palisade.Datapath.Abi;
 using Palisade.Datapath.Sockets;
 using Palisade.IntegrationTests.Infrastructure;
 using Palisade.Runtime.Abi;
@@ -103,6 +104,43 @@ public sealed class SocketOwnerTableTests : IDisposable
         Assert.True(stats.Owned >= 5, $"owned {stats.Owned}");
         Assert.True(stats.Released >= 5, $"released {stats.Released}");
         Assert.DoesNotContain(owners.Entries(), e => e.Key.Netns == netns);
+    }
+
+    [Fact]
+    public void APinnedTableOutlivesItsSensorAndOneThatDoesNotFitIsReplaced()
+    {
+        Kernel.Require(KernelFeature.RawTracepoint, KernelFeature.Ringbuf, KernelFeature.TpBtf, KernelFeature.Sockops,
+            KernelFeature.CgroupSendmsg4, KernelFeature.CgroupSkb, KernelFeature.CgroupSock, KernelFeature.RdonlyCast);
+        var pins = $"/sys/fs/bpf/palisade-test-{Guid.NewGuid():N}";
+        try
+        {
+            using var h = new SensorHarness();
+            var key = new PalSockKey { Netns = 1, Port = 4242, Proto = SocketKey.Udp };
+            using (var first = new SocketOwnerSensor(new SocketOwnerOptions { PinDirectory = pins }))
+            {
+                first.Start(h.Sensor.ProcessMap);
+                first.OwnerMap.Typed<PalSockKey, PalSockOwner>().Update(key, new PalSockOwner { Tgid = 7, Ktime = 8, Cookie = 9 });
+            }
+            using (var second = new SocketOwnerSensor(new SocketOwnerOptions { PinDirectory = pins }))
+            {
+                second.Start(h.Sensor.ProcessMap);
+                Assert.False(second.StaleRemoved);
+                Assert.True(second.TryGetOwner(new SocketKey(1, 4242, SocketKey.Udp), out var kept), "the pinned entry did not survive the sensor");
+                Assert.Equal(new SocketOwner(7, 8, 9), kept);
+            }
+            using var resized = new SocketOwnerSensor(new SocketOwnerOptions { PinDirectory = pins, TableEntries = 4096 });
+            resized.Start(h.Sensor.ProcessMap);
+            Assert.True(resized.StaleRemoved);
+            Assert.Equal(4096, resized.Stats().Capacity);
+            Assert.False(resized.TryGetOwner(new SocketKey(1, 4242, SocketKey.Udp), out _));
+        }
+        finally
+        {
+            if (Directory.Exists(pins))
+            {
+                Directory.Delete(pins, recursive: true);
+            }
+        }
     }
 
     private Process Start(params string[] args)
