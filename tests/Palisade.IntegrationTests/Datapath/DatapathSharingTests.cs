@@ -76,6 +76,29 @@ public sealed class DatapathSharingTests
     }
 
     [Fact]
+    public void AFullFlowTableEvictsAndCountsWhatItEvicted()
+    {
+        Kernel.Require(KernelFeature.Tc);
+        using var datapath = EndpointDatapath.Open(new EndpointDatapathOptions { PinDirectory = null, FlowEntries = 1024 });
+        var a = Pod(61, IfA, PodMacA, HostMacA, "10.213.9.2");
+        datapath.WriteEntries(a, IfA);
+        var program = datapath.Object.Program("pal_from_endpoint");
+        var world = IPAddress.Parse("192.0.2.8");
+
+        for (var port = 0; port < 3000; port++)
+        {
+            var frame = Frames.UdpFrame(PodMacA, HostMacA, a.IPv4!, world, (ushort)(10000 + port), 53);
+            program.TestRun(frame, Frames.SkbContext(IfA), frame.Length + 64);
+        }
+
+        var (entries, capacity, evicted) = datapath.FlowTableUsage();
+        Assert.Equal(1024, capacity);
+        Assert.True(entries <= capacity, $"{entries} entries in a table of {capacity}");
+        Assert.Equal(3000UL, (ulong)entries + evicted);
+        Assert.Equal(3000UL, datapath.Counters()[DatapathCounter.FlowCreated]);
+    }
+
+    [Fact]
     public void PinsOfADifferentSizeAreRefusedWithTheFix()
     {
         Kernel.Require(KernelFeature.Tc);
