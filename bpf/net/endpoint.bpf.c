@@ -412,9 +412,12 @@ static __always_inline void observe(const struct pal_pkt *p, const struct decisi
 	__u16 closing = p->proto == PAL_IPPROTO_TCP ? p->tcp_flags & (TCP_FIN | TCP_RST) : 0;
 	int dropped = d->verdict == PAL_VERDICT_DROPPED;
 	struct pal_flow_state *st = bpf_map_lookup_elem(&pal_flows, &key);
-	/* A SYN on a closed entry is a new connection on the same ports. */
-	if (st && (st->flags & PAL_FLOW_ST_CLOSED) && (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+	int reused = 0;
+	/* A SYN on a closed entry is a new connection on the same ports: the entry starts over. */
+	if (st && (st->flags & PAL_FLOW_ST_CLOSED) && (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
 		st = NULL;
+		reused = 1;
+	}
 
 	if (!st) {
 		__u32 report = PAL_REPORT_FIRST;
@@ -431,10 +434,11 @@ static __always_inline void observe(const struct pal_pkt *p, const struct decisi
 			report |= PAL_REPORT_DROP;
 			fresh.last_drop = d->drop_reason;
 		}
-		if (bpf_map_update_elem(&pal_flows, &key, &fresh, BPF_ANY) == 0)
-			stat_inc(PAL_NET_STAT_FLOW_CREATED);
-		else
+		/* Created minus live entries is what the LRU evicted, so a reused entry is not counted. */
+		if (bpf_map_update_elem(&pal_flows, &key, &fresh, BPF_ANY) != 0)
 			stat_inc(PAL_NET_STAT_FLOW_TABLE_FULL);
+		else if (!reused)
+			stat_inc(PAL_NET_STAT_FLOW_CREATED);
 		emit(p, d, report, 1, p->len, now);
 		return;
 	}
