@@ -62,9 +62,10 @@ public sealed class ReferencePluginInvokerTests
         var serverAdd = s_cni.Add(network.Conflist, server.Attachment());
         Assert.True(clientAdd.Succeeded && serverAdd.Succeeded, $"{clientAdd}\n{serverAdd}");
         var serverAddress = serverAdd.FirstAddress();
-        using var listener = StartIn(server, "echo pong | /bin/busybox nc -l -p 7000");
+        // A loop, as in the podman tests: a first attempt that races the listener must not use it up.
+        using var listener = StartIn(server, "while true; do echo pong | /bin/busybox nc -l -p 7000; done");
 
-        var ping = client.Exec("ping", "-c", "2", "-W", "2", serverAddress);
+        var ping = client.Exec("ping", "-c", "2", "-W", "10", serverAddress);
         // The listener may not be bound yet: retry, bounded (a safety net, not a timing assertion).
         var tcp = client.Exec("/bin/busybox", "sh", "-c",
             $"for i in $(seq 100); do r=$(/bin/busybox nc -w 2 {serverAddress} 7000 </dev/null) && [ \"$r\" = pong ] && echo \"$r\" && exit 0; sleep 0.1; done; exit 1");

@@ -13,7 +13,8 @@ public sealed class ReferencePluginPodmanTests
 
     // The server container may still be starting: retry, bounded (a safety net, not a timing assertion).
     private static string PingAndConnect(string address) =>
-        $"ping -c 2 -W 2 {address} || exit 11; " +
+        // -W bounds the wait for the first reply (ARP included) on a loaded machine; not a timing assertion.
+        $"ping -c 2 -W 10 {address} || exit 11; " +
         $"for i in $(seq 100); do r=$(nc -w 2 {address} 7000 </dev/null) && [ \"$r\" = pong ] && echo \"tcp:$r\" && exit 0; sleep 0.1; done; exit 12";
 
     [Fact]
@@ -83,7 +84,7 @@ public sealed class ReferencePluginPodmanTests
             var server = podman.RunDetached(PongServer);
             var serverAddress = podman.AddressOf(server);
 
-            var fromContainer = podman.Run($"ping -c 2 -W 2 {add.FirstAddress()}");
+            var fromContainer = podman.Run($"ping -c 2 -W 10 {add.FirstAddress()}");
             var fromPod = pod.Exec("/bin/busybox", "sh", "-c", PingAndConnect(serverAddress));
 
             Assert.True(fromContainer.ExitCode == 0, $"the container could not ping the pod at {add.FirstAddress()}: {fromContainer.Stdout}{fromContainer.Stderr}");
