@@ -92,7 +92,9 @@ public static class AgentHost
         builder.Services.AddHostedService(sp => sp.GetRequiredService<FlowSensorService>());
         builder.Services.AddSingleton<PolicyService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<PolicyService>());
-        builder.Services.AddSingleton(new DatapathParts());
+        builder.Services.AddSingleton<KernelDatapath>();
+        builder.Services.AddSingleton(sp => sp.GetRequiredService<KernelDatapath>().Parts());
+        builder.Services.AddSingleton<Palisade.Datapath.IEndpointDirectory>(sp => new LiveEndpoints(sp.GetRequiredService<DatapathService>()));
         builder.Services.AddSingleton<DatapathService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DatapathService>());
         builder.Services.AddSingleton<Palisade.Kubernetes.PodCache>();

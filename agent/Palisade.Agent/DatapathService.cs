@@ -10,9 +10,9 @@ using Palisade.Datapath.Ipam;
 namespace Palisade.Agent;
 
 /// <summary>
-/// The kernel-facing parts pod networking is built from. The defaults route endpoints with the
-/// kernel's routes alone and serve the endpoint API on a minimal socket; the BPF datapath and
-/// the endpoint API server replace them here, without DatapathService changing.
+/// The kernel-facing parts pod networking is built from. The agent uses the BPF datapath
+/// (<see cref="KernelDatapath"/>); the defaults here route endpoints with the kernel's routes
+/// alone, which tests of the host use where no BPF program is wanted.
 /// </summary>
 public sealed record DatapathParts
 {
@@ -27,6 +27,9 @@ public sealed record DatapathParts
 
     /// <summary>The netlink side of endpoints; tests of the host swap it.</summary>
     public Func<IEndpointInterfaces> Interfaces { get; init; } = () => new VethInterfaces();
+
+    /// <summary>Tells the datapath which addresses are this node's (the gateways): traffic to them is the host identity.</summary>
+    public Action<IReadOnlyList<System.Net.IPAddress>> HostAddresses { get; init; } = _ => { };
 }
 
 /// <summary>
@@ -70,6 +73,7 @@ internal sealed partial class DatapathService(AgentOptions options, DatapathPart
                 LogIpamIgnored(logger, ignored);
             }
             HostDevice.Ensure(config.HostDevice, [.. ipam.Pools.Select(p => p.Gateway)]);
+            parts.HostAddresses([.. ipam.Pools.Select(p => p.Gateway)]);
             var endpoints = new NodeEndpoints(new NodeEndpointsOptions
             {
                 Ipam = ipam,
@@ -98,7 +102,7 @@ internal sealed partial class DatapathService(AgentOptions options, DatapathPart
             await host.StartAsync(config.EndpointSocket, new LoggedEndpointApi(new EndpointApi(endpoints), logger), cancellationToken).ConfigureAwait(false);
             _host = host;
             Endpoints = endpoints;
-            ConflistPath = CniConflist.Write(config.CniConfDir, config.EndpointSocket, config.DelQueueDir);
+            ConflistPath = CniConflist.Write(config.CniConfDir, config.EndpointSocket, config.DelQueueDir, config.CniVersion);
             _state = "running";
             LogStarted(logger, string.Join(", ", config.PodCidrs), config.HostDevice, config.EndpointSocket, ConflistPath, config.RemoteNodes.Count);
         }

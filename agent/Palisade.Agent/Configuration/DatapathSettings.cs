@@ -17,6 +17,8 @@ public sealed record DatapathOptions
     public string EndpointSocket { get; init; } = EndpointWire.DefaultSocketPath;
     public string DelQueueDir { get; init; } = DelQueue.DefaultDirectory;
     public string CniConfDir { get; init; } = "/etc/cni/net.d";
+    /// <summary>The cniVersion of the conflist the agent writes.</summary>
+    public string CniVersion { get; init; } = CniConflist.DefaultVersion;
     public string HostDevice { get; init; } = Palisade.Datapath.Endpoints.HostDevice.DefaultName;
     public int Mtu { get; init; } = 1500;
     public IReadOnlyList<RemoteNode> RemoteNodes { get; init; } = [];
@@ -46,6 +48,9 @@ public static class DatapathSettings
     public static readonly AgentSetting CniConfDir = new(
         "cni-conf-dir", "/etc/cni/net.d", "Directory the agent writes 05-palisade.conflist into once it is ready (removed on a clean stop).");
 
+    public static readonly AgentSetting CniVersion = new(
+        "cni-version", CniConflist.DefaultVersion, "cniVersion of the conflist the agent writes: 1.0.0 (default; what podman 4 and containerd 1.6 read), 1.1.0 (adds STATUS and GC; containerd 2, CRI-O 1.30 and later), 0.4.0 or 0.3.1 for older runtimes. palisade-cni answers every one.");
+
     public static readonly AgentSetting DatapathHostDevice = new(
         "datapath-host-device", Palisade.Datapath.Endpoints.HostDevice.DefaultName, "Host device (one end of a veth pair, the other end NAME_n, or palisade_net for palisade_host) that holds the pods' gateway addresses; created when missing.");
 
@@ -56,7 +61,7 @@ public static class DatapathSettings
         "remote-nodes", "", "Other nodes for native routing: NAME@NODE-ADDRESS=CIDR[,CIDR] entries separated by ';' or new lines, e.g. node-b@192.168.1.12=10.244.2.0/24. Each CIDR gets a route via its node address.");
 
     public static readonly IReadOnlyList<AgentSetting> All =
-        [PodCidr, PodCidrV6, IpamStateDir, EndpointStateDir, EndpointSocket, CniDelQueueDir, CniConfDir, DatapathHostDevice, PodMtu, RemoteNodes];
+        [PodCidr, PodCidrV6, IpamStateDir, EndpointStateDir, EndpointSocket, CniDelQueueDir, CniConfDir, CniVersion, DatapathHostDevice, PodMtu, RemoteNodes];
 
     /// <summary>The datapath options, or null when no pod CIDR is set; problems go to <paramref name="errors"/>.</summary>
     public static DatapathOptions? Resolve(IReadOnlyDictionary<string, (string Value, string Source)> values, List<string> errors)
@@ -113,6 +118,11 @@ public static class DatapathSettings
         }
         var delQueue = Directory(CniDelQueueDir);
         var confDir = Directory(CniConfDir);
+        var (cniVersion, cniVersionSource) = values[CniVersion.Key];
+        if (!CniConflist.Versions.Contains(cniVersion))
+        {
+            errors.Add($"{CniVersion.Key}: \"{cniVersion}\" (from {cniVersionSource}) is not a CNI version palisade-cni speaks. Fix: one of {string.Join(", ", CniConflist.Versions)}.");
+        }
         if (Path.IsPathFullyQualified(ipamDir) && Path.IsPathFullyQualified(endpointDir) && Path.GetFullPath(ipamDir).TrimEnd('/') == Path.GetFullPath(endpointDir).TrimEnd('/'))
         {
             errors.Add($"{IpamStateDir.Key} and {EndpointStateDir.Key} are both \"{ipamDir}\". Fix: give each a directory of its own (every file in the IPAM one is read as an allocation).");
@@ -154,6 +164,7 @@ public static class DatapathSettings
             EndpointSocket = socket,
             DelQueueDir = delQueue,
             CniConfDir = confDir,
+            CniVersion = cniVersion,
             HostDevice = device,
             Mtu = mtu,
             RemoteNodes = remote,

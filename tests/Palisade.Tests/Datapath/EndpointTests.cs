@@ -247,7 +247,8 @@ public sealed class EndpointTests
 
         using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
         Assert.Equal("05-palisade.conflist", System.IO.Path.GetFileName(path));
-        Assert.Equal("1.1.0", json.RootElement.GetProperty("cniVersion").GetString());
+        Assert.Equal(CniConflist.DefaultVersion, json.RootElement.GetProperty("cniVersion").GetString());
+        Assert.Equal("1.0.0", CniConflist.DefaultVersion); // what podman 4 and containerd 1.6 read
         Assert.Equal("palisade", json.RootElement.GetProperty("name").GetString());
         var plugin = json.RootElement.GetProperty("plugins")[0];
         Assert.Equal("palisade-cni", plugin.GetProperty("type").GetString());
