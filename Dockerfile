@@ -18,5 +18,7 @@ RUN apt-get update -qq \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out /opt/palisade
 ENV PALISADE_SERVER_ADDRESS=unix:///var/run/palisade/palisade.sock
+# A fixed gen0 budget: .NET derives it from the L3 cache size otherwise (see docs/performance.md).
+ENV DOTNET_GCgen0size=0x1000000
 ENTRYPOINT ["/opt/palisade/palisade"]
 CMD ["agent"]

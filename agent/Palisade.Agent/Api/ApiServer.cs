@@ -33,14 +33,22 @@ internal static class ApiServer
             return;
         }
         var endpoint = options.ServerEndpoint ?? throw new InvalidOperationException($"server-address {address} was not resolved to an endpoint");
-        k.Listen(endpoint, o =>
+        void Configure(ListenOptions o)
         {
             o.Protocols = HttpProtocols.Http2;
             if (options.ServerTlsCertFile is not null && options.ServerTlsKeyFile is not null)
             {
                 o.UseHttps(https => ServerTls.Configure(https, options));
             }
-        });
+        }
+        // "localhost:PORT" (Tetragon's habit) means both loopbacks: a client resolving localhost
+        // may try ::1 first, and a listener on 127.0.0.1 alone refuses it.
+        if (address.StartsWith("localhost:", StringComparison.OrdinalIgnoreCase))
+        {
+            k.ListenLocalhost(endpoint.Port, Configure);
+            return;
+        }
+        k.Listen(endpoint, Configure);
     }
 
     /// <summary>Makes the unix socket root-only (0600) as soon as it exists: whoever can talk to it can change enforcement.</summary>
