@@ -96,14 +96,16 @@ struct pal_flow_event {
 /*
  * The socket-owner table (bpf/net/sock.bpf.c fills it, the tc programs read it): which
  * process owns the local socket of a flow. Keyed by the network namespace of the local
- * side (pod netns inode from the endpoint map) and the local port, so sockets bound to a
- * wildcard address resolve too.
+ * side (pod netns inode from the endpoint map), the local port and the socket's family, so
+ * sockets bound to a wildcard address resolve too, and an IPv4 and an IPv6 socket on the same
+ * port (nginx's two listeners) keep their own owners. A dual-stack IPv6 socket also serves
+ * IPv4 peers: readers of an IPv4 flow fall back to the PAL_AF_INET6 entry.
  */
 struct pal_sock_key {
 	__u32 netns;   /* network namespace inode */
 	__u16 port;    /* local port, host byte order */
 	__u8 proto;    /* IPPROTO_TCP / IPPROTO_UDP */
-	__u8 pad;
+	__u8 family;   /* the socket's AF_INET (2) or AF_INET6 (10), as PAL_AF_* */
 };
 
 struct pal_sock_owner {

@@ -386,8 +386,14 @@ static __always_inline void emit(const struct pal_pkt *p, const struct decision 
 			.netns = d->local->netns,
 			.port = leaving ? p->sport : p->dport,
 			.proto = p->proto,
+			.family = p->family,
 		};
 		struct pal_sock_owner *owner = bpf_map_lookup_elem(&pal_sock_owners, &sk);
+		if (!owner && p->family == PAL_AF_INET) {
+			/* A dual-stack IPv6 socket serving an IPv4 peer. */
+			sk.family = PAL_AF_INET6;
+			owner = bpf_map_lookup_elem(&pal_sock_owners, &sk);
+		}
 		if (owner) {
 			e->flags |= PAL_FLOW_F_OWNER;
 			e->owner_tgid = owner->tgid;

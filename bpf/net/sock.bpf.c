@@ -80,12 +80,12 @@ static __always_inline __u32 bpf_sock_netns(struct bpf_sock *bsk)
 	return sk->__sk_common.skc_net.net->ns.inum;
 }
 
-/* Records the current process as the owner of (netns, port, proto). */
-static __always_inline void own(__u32 netns, __u16 port, __u8 proto, __u64 cookie)
+/* Records the current process as the owner of (netns, port, proto, family). */
+static __always_inline void own(__u32 netns, __u16 port, __u8 proto, __u8 family, __u64 cookie)
 {
 	if (port == 0 || netns == 0)
 		return;
-	struct pal_sock_key key = { .netns = netns, .port = port, .proto = proto };
+	struct pal_sock_key key = { .netns = netns, .port = port, .proto = proto, .family = family };
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct pal_sock_owner *old = bpf_map_lookup_elem(&pal_sock_owners, &key);
 	if (old && old->cookie == cookie && old->tgid == tgid)
@@ -102,10 +102,10 @@ static __always_inline void own(__u32 netns, __u16 port, __u8 proto, __u64 cooki
 		stat_inc(PAL_SOCK_STAT_TABLE_FULL);
 }
 
-/* Removes the entry of (netns, port, proto) if this socket (cookie) made it. */
-static __always_inline void disown(__u32 netns, __u16 port, __u8 proto, __u64 cookie)
+/* Removes the entry of (netns, port, proto, family) if this socket (cookie) made it. */
+static __always_inline void disown(__u32 netns, __u16 port, __u8 proto, __u8 family, __u64 cookie)
 {
-	struct pal_sock_key key = { .netns = netns, .port = port, .proto = proto };
+	struct pal_sock_key key = { .netns = netns, .port = port, .proto = proto, .family = family };
 	struct pal_sock_owner *old = bpf_map_lookup_elem(&pal_sock_owners, &key);
 	if (!old || old->cookie != cookie)
 		return;
@@ -124,7 +124,7 @@ int pal_sock_connect(struct bpf_sock_ops *ctx)
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock(bsk);
 	if (!tp)
 		return 1;
-	own(sock_netns((struct sock *)tp), (__u16)ctx->local_port, IPPROTO_TCP, bpf_get_socket_cookie(ctx));
+	own(sock_netns((struct sock *)tp), (__u16)ctx->local_port, IPPROTO_TCP, (__u8)ctx->family, bpf_get_socket_cookie(ctx));
 	return 1;
 }
 
@@ -140,10 +140,11 @@ int BPF_PROG(pal_sock_state, const struct sock *sk, int oldstate, int newstate)
 	__u16 port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	__u64 cookie = bpf_get_socket_cookie((void *)sk);
 	__u32 netns = sock_netns(sk);
+	__u8 family = (__u8)BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (newstate == PAL_TCP_LISTEN)
-		own(netns, port, IPPROTO_TCP, cookie);
+		own(netns, port, IPPROTO_TCP, family, cookie);
 	else
-		disown(netns, port, IPPROTO_TCP, cookie);
+		disown(netns, port, IPPROTO_TCP, family, cookie);
 	return 0;
 }
 
@@ -152,7 +153,7 @@ static __always_inline void own_udp(struct bpf_sock *bsk, __u64 cookie)
 {
 	if (!bsk || bsk->protocol != IPPROTO_UDP)
 		return;
-	own(bpf_sock_netns(bsk), (__u16)bsk->src_port, IPPROTO_UDP, cookie);
+	own(bpf_sock_netns(bsk), (__u16)bsk->src_port, IPPROTO_UDP, (__u8)bsk->family, cookie);
 }
 
 SEC("cgroup/sendmsg4")
@@ -204,7 +205,7 @@ int pal_sock_release(struct bpf_sock *ctx)
 		return 1;
 	/* src_port is not in this hook's context (only post_bind's): read the kernel socket. */
 	struct sock *sk = bpf_rdonly_cast(ctx, bpf_core_type_id_kernel(struct sock));
-	disown(sk->__sk_common.skc_net.net->ns.inum, sk->__sk_common.skc_num, IPPROTO_UDP, bpf_get_socket_cookie(ctx));
+	disown(sk->__sk_common.skc_net.net->ns.inum, sk->__sk_common.skc_num, IPPROTO_UDP, (__u8)ctx->family, bpf_get_socket_cookie(ctx));
 	return 1;
 }
 

@@ -107,7 +107,7 @@ internal struct PalSockKey
     public uint Netns;
     public ushort Port;
     public byte Proto;
-    public byte Pad;
+    public byte Family;
 }
 
 /// <summary>Value of the socket-owner table (struct pal_sock_owner).</summary>

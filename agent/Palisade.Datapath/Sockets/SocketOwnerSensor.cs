@@ -7,10 +7,16 @@ namespace Palisade.Datapath.Sockets;
 /// <param name="Netns">Inode of the socket's network namespace.</param>
 /// <param name="Port">Local port.</param>
 /// <param name="Protocol">IPPROTO_TCP (6) or IPPROTO_UDP (17).</param>
-public readonly record struct SocketKey(uint Netns, ushort Port, byte Protocol)
+/// <summary>
+/// A key of the socket-owner table: the local side's network namespace, port, protocol and
+/// the socket's family (2 IPv4, 10 IPv6; a dual-stack IPv6 socket also serves IPv4 peers).
+/// </summary>
+public readonly record struct SocketKey(uint Netns, ushort Port, byte Protocol, byte Family = 2)
 {
     public const byte Tcp = 6;
     public const byte Udp = 17;
+    public const byte Inet = 2;
+    public const byte Inet6 = 10;
 }
 
 /// <summary>The process that owns a socket: its tgid and exec identity (pal_proc.ktime), and the socket cookie.</summary>
@@ -139,11 +145,15 @@ public sealed class SocketOwnerSensor : IDisposable
         }
     }
 
-    /// <summary>The owner of <paramref name="key"/>, if the table has one.</summary>
+    /// <summary>
+    /// The owner of <paramref name="key"/>, if the table has one; for an IPv4 key, as the
+    /// datapath does, the IPv6 entry of the same port when there is no IPv4 one (a dual-stack socket).
+    /// </summary>
     public bool TryGetOwner(SocketKey key, out SocketOwner owner)
     {
-        var k = new PalSockKey { Netns = key.Netns, Port = key.Port, Proto = key.Protocol };
-        if (OwnerMap.Typed<PalSockKey, PalSockOwner>().TryLookup(k, out var v))
+        var table = OwnerMap.Typed<PalSockKey, PalSockOwner>();
+        var k = new PalSockKey { Netns = key.Netns, Port = key.Port, Proto = key.Protocol, Family = key.Family };
+        if (table.TryLookup(k, out var v) || (key.Family == SocketKey.Inet && table.TryLookup(k with { Family = SocketKey.Inet6 }, out v)))
         {
             owner = new SocketOwner(v.Tgid, v.Ktime, v.Cookie);
             return true;
@@ -155,7 +165,7 @@ public sealed class SocketOwnerSensor : IDisposable
     /// <summary>Every entry of the table (a snapshot: sockets come and go while it is read).</summary>
     public IReadOnlyList<KeyValuePair<SocketKey, SocketOwner>> Entries() =>
         [.. OwnerMap.Typed<PalSockKey, PalSockOwner>().ReadAll().Select(e => KeyValuePair.Create(
-            new SocketKey(e.Key.Netns, e.Key.Port, e.Key.Proto), new SocketOwner(e.Value.Tgid, e.Value.Ktime, e.Value.Cookie)))];
+            new SocketKey(e.Key.Netns, e.Key.Port, e.Key.Proto, e.Key.Family), new SocketOwner(e.Value.Tgid, e.Value.Ktime, e.Value.Cookie)))];
 
     public SocketOwnerStats Stats()
     {

@@ -3,6 +3,7 @@ using Palisade.Bpf.Probe;
 using Palisade.Datapath;
 using Palisade.Datapath.Abi;
 using Palisade.Datapath.Bpf;
+using Palisade.Datapath.Sockets;
 using Palisade.IntegrationTests.Infrastructure;
 
 namespace Palisade.IntegrationTests.Datapath;
@@ -60,8 +61,8 @@ public sealed class DatapathSharingTests
         datapath.WriteEntries(a, IfA);
         datapath.WriteEntries(b, IfB);
         var table = owner.SocketOwners.Typed<PalSockKey, PalSockOwner>();
-        table.Update(new PalSockKey { Netns = a.NetnsInode, Port = 43000, Proto = Frames.Tcp }, new PalSockOwner { Tgid = 1111, Ktime = 11 });
-        table.Update(new PalSockKey { Netns = b.NetnsInode, Port = 8443, Proto = Frames.Tcp }, new PalSockOwner { Tgid = 2222, Ktime = 22 });
+        table.Update(new PalSockKey { Netns = a.NetnsInode, Port = 43000, Proto = Frames.Tcp, Family = SocketKey.Inet }, new PalSockOwner { Tgid = 1111, Ktime = 11 });
+        table.Update(new PalSockKey { Netns = b.NetnsInode, Port = 8443, Proto = Frames.Tcp, Family = SocketKey.Inet6 }, new PalSockOwner { Tgid = 2222, Ktime = 22 });
 
         var frame = Frames.TcpFrame(PodMacA, HostMacA, a.IPv4!, b.IPv4!, 43000, 8443, Frames.Syn);
         datapath.Object.Program("pal_from_endpoint").TestRun(frame, Frames.SkbContext(IfA), frame.Length + 64);

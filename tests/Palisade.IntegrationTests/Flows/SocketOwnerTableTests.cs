@@ -115,7 +115,7 @@ public sealed class SocketOwnerTableTests : IDisposable
         try
         {
             using var h = new SensorHarness();
-            var key = new PalSockKey { Netns = 1, Port = 4242, Proto = SocketKey.Udp };
+            var key = new PalSockKey { Netns = 1, Port = 4242, Proto = SocketKey.Udp, Family = SocketKey.Inet };
             using (var first = new SocketOwnerSensor(new SocketOwnerOptions { PinDirectory = pins }))
             {
                 first.Start(h.Sensor.ProcessMap);

@@ -72,7 +72,7 @@ int flow_emit(struct __sk_buff *skb)
 	e->dst_identity = 2;
 	e->packets = 1;
 	e->bytes = skb->len;
-	struct pal_sock_key key = { .netns = endpoint_netns, .port = e->sport, .proto = IPPROTO_TCP };
+	struct pal_sock_key key = { .netns = endpoint_netns, .port = e->sport, .proto = IPPROTO_TCP, .family = 2 /* AF_INET: this program parses IPv4 only */ };
 	struct pal_sock_owner *owner = bpf_map_lookup_elem(&pal_sock_owners, &key);
 	if (owner) {
 		e->flags |= PAL_FLOW_F_OWNER;
