@@ -81,7 +81,7 @@ public sealed class KubernetesPodCidrTests : IDisposable
             "--datapath-host-device", _hostDevice,
             "--bpf-dir", _pinDirectory);
         agent.WaitReady();
-        Assert.True(Command.WaitUntil(() => State(agent).Contains("spec.podCIDRs", StringComparison.Ordinal), TimeSpan.FromSeconds(60)),
+        Assert.True(Command.WaitUntil(() => State(agent).Contains("has no spec.podCIDRs", StringComparison.Ordinal), TimeSpan.FromSeconds(60)),
             $"status never said the Node has no pod CIDR: {State(agent)}\n{agent.Log}");
         Assert.StartsWith("waiting", State(agent), StringComparison.Ordinal);
         Assert.Contains("--allocate-node-cidrs", State(agent), StringComparison.Ordinal);
