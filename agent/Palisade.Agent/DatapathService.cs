@@ -135,8 +135,23 @@ internal sealed partial class DatapathService(AgentOptions options, DatapathPart
             _cidrs = cidrs;
             lock (_routesGate)
             {
-                remote.Apply(MergedRemoteNodes(config));
                 RemoteNodes = remote;
+                bool fromApi;
+                lock (_sync)
+                {
+                    fromApi = _apiNodes.Count > 0;
+                }
+                try
+                {
+                    remote.Apply(MergedRemoteNodes(config));
+                }
+                catch (InvalidOperationException e) when (fromApi)
+                {
+                    // With Nodes from the API one unroutable Node must not keep this node's pods off
+                    // the network: said, and retried on the next change of the Nodes. Standalone, a
+                    // refused --remote-nodes entry fails the start, so a wrong address is seen at once.
+                    LogRoutesFailed(logger, e.Message);
+                }
             }
             var host = parts.ApiHost();
             await host.StartAsync(config.EndpointSocket, new LoggedEndpointApi(new EndpointApi(endpoints), logger), cancellationToken).ConfigureAwait(false);

@@ -30,6 +30,9 @@ internal sealed class KernelDatapath(Configuration.AgentOptions options, Process
             {
                 PinDirectory = PinDirectory,
                 EventRing = processes.Sensor?.EventMap,
+                WakeupBytes = processes.Sensor?.WakeupBytes ?? 0,
+                FlowRecords = options.EnableFlows,
+                ReportInterval = options.FlowReportInterval,
                 SocketOwners = flows.SocketOwners?.OwnerMap,
             });
         }

@@ -66,6 +66,12 @@ public sealed class ProcessSensor : IDisposable
 
     private readonly IPodResolver _pods;
 
+    /// <summary>
+    /// Bytes waiting in the ring buffer before a writer wakes the reader (the reader also polls);
+    /// programs that share the ring (the pod datapath's flow records) use the same threshold.
+    /// </summary>
+    public uint WakeupBytes => (uint)Math.Min(_options.WakeupBytes, _options.RingBufferBytes / 4);
+
     public ProcessSensor(ProcessSensorOptions options, EventHub hub, TimeProvider time, IPodResolver? pods = null)
     {
         _pods = pods ?? NoPodResolver.Instance;
@@ -234,7 +240,7 @@ public sealed class ProcessSensor : IDisposable
         try
         {
             obj.SetConstant("args_max", (uint)_options.ArgsMax);
-            obj.SetConstant("wakeup_bytes", (uint)Math.Min(_options.WakeupBytes, _options.RingBufferBytes / 4));
+            obj.SetConstant("wakeup_bytes", WakeupBytes);
             obj.Map("pal_process_events").MaxEntries = _options.RingBufferBytes;
             obj.Map("pal_procs").MaxEntries = _options.ProcessMapEntries;
             if (_options.PinDirectory is { } pins)

@@ -19,7 +19,7 @@ mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/pal-cni-traffic.XXXXXX)
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
 bench_setup
-trap 'cleanup; rm -rf "$WORK"' EXIT
+trap 'cleanup; rm -rf "$WORK"; [[ -z ${BPF_STATS_WAS:-} ]] || sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_WAS"' EXIT
 TCPBENCH=$WORK/bin/tcpbench
 PORT=7100
 # Servers outlive their clients by a margin, then end on their own.
@@ -33,6 +33,26 @@ for i in $(seq 0 19); do
     ADDR[i]=$POD_ADDR
 done
 
+# What a run cost the agent (CPU seconds of AGENT_PID, when set) and, with BPF_STATS=1
+# (kernel.bpf_stats_enabled, which itself adds two clock reads per program run), the
+# datapath's programs: one JSON line "cost_NAME" after each run.
+agent_cpu() { [[ -n ${AGENT_PID:-} && -r /proc/$AGENT_PID/stat ]] && awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / hz }' "/proc/$AGENT_PID/stat" || echo 0; }
+bpf_ns() { # total run_time_ns and run_cnt of the pal_* tc programs
+    [[ ${BPF_STATS:-0} == 1 ]] || { echo "0 0"; return; }
+    bpftool -j prog show 2>/dev/null | python3 -c 'import json,sys; p=[x for x in json.load(sys.stdin) if x.get("type")=="sched_cls" and x.get("name","").startswith("pal_")]; print(sum(x.get("run_time_ns",0) for x in p), sum(x.get("run_cnt",0) for x in p))'
+}
+COST_CPU=0 COST_BPF="0 0"
+cost_begin() { COST_CPU=$(agent_cpu); COST_BPF=$(bpf_ns); }
+cost_end() { # cost_end NAME
+    python3 -c 'import json,sys; c0,c1=float(sys.argv[2]),float(sys.argv[3]); b0,n0=map(int,sys.argv[4].split()); b1,n1=map(int,sys.argv[5].split()); r=n1-n0
+print(json.dumps({"bench":"cost_"+sys.argv[1],"agent_cpu_s":round(c1-c0,2),"bpf_cpu_s":round((b1-b0)/1e9,3),"bpf_runs":r,"bpf_ns_per_run":round((b1-b0)/r,1) if r else None}))' \
+        "$1" "$COST_CPU" "$(agent_cpu)" "$COST_BPF" "$(bpf_ns)"
+}
+if [[ ${BPF_STATS:-0} == 1 ]]; then
+    BPF_STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
+    sysctl -qw kernel.bpf_stats_enabled=1
+fi
+
 with_load() { python3 -c 'import json,sys; [print(json.dumps({**json.loads(l), **json.loads(sys.argv[1])})) for l in sys.stdin]' "$1"; }
 
 serve() { # serve POD: a tcpbench server in that pod, stopped on exit
@@ -42,20 +62,26 @@ serve() { # serve POD: a tcpbench server in that pod, stopped on exit
 
 serve "$prefix-1"
 log "tcp_crr, one client pod -> one server pod (load $(load1))"
+cost_begin
 ip netns exec "$prefix-0" "$TCPBENCH" crr "${ADDR[1]}" "$PORT" "$SECONDS_EACH" | with_load "{\"pods\":2,\"clients\":1,\"load1\":$(load1)}"
+cost_end tcp_crr
 
 log "tcp_rr, one connection (load $(load1))"
+cost_begin
 ip netns exec "$prefix-0" "$TCPBENCH" rr "${ADDR[1]}" "$PORT" "$SECONDS_EACH" | with_load "{\"pods\":2,\"clients\":1,\"load1\":$(load1)}"
+cost_end tcp_rr
 
 log "tcp_crr with 20 pods: 10 clients, each to its own server, at once (load $(load1))"
 for i in $(seq 10 19); do serve "$prefix-$i"; done
 start=$(( $(date +%s%3N) + 3000 ))
+cost_begin
 declare -a clients=()
 for i in $(seq 0 9); do
     ip netns exec "$prefix-$i" "$TCPBENCH" crr "${ADDR[i + 10]}" "$PORT" "$SECONDS_EACH" "$start" >"$WORK/crr-$i.json" &
     clients+=($!)
 done
 for pid in "${clients[@]}"; do wait "$pid"; done
+cost_end tcp_crr_20pods
 python3 - "$WORK" "$(load1)" <<'PY'
 import glob, json, sys
 runs = [json.load(open(f)) for f in sorted(glob.glob(sys.argv[1] + "/crr-*.json"))]
@@ -71,7 +97,9 @@ log "iperf3, one stream pod -> pod (load $(load1))"
 ip netns exec "$prefix-3" iperf3 --server --one-off --port 7200 >/dev/null 2>&1 &
 CLEANUP_PIDS+=($!)
 for _ in $(seq 100); do ip netns exec "$prefix-3" ss -ltn | grep -q ':7200 ' && break; sleep 0.1; done
+cost_begin
 ip netns exec "$prefix-2" iperf3 --client "${ADDR[3]}" --port 7200 --time "$SECONDS_EACH" --json >"$WORK/iperf3.json"
+cost_end iperf3
 python3 - "$WORK/iperf3.json" "$(load1)" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

@@ -49,6 +49,7 @@ enum pal_flow_report {
 	PAL_REPORT_CLOSE = 1 << 2,  /* FIN or RST: the connection ends */
 	PAL_REPORT_DROP = 1 << 3,   /* a drop (drops are reported per distinct reason, rate-limited) */
 	PAL_REPORT_REPLY = 1 << 4,  /* the packet goes in the reply direction of its connection */
+	PAL_REPORT_ACTIVE = 1 << 5, /* nothing new, but report_interval_ns passed: the connection is still active */
 };
 
 /* pal_flow_event.flags */

@@ -17,8 +17,10 @@
  *
  * Flows are aggregated per connection, local endpoint and side (leaving / entering it) in
  * pal_flows: a record on the first packet, on TCP flags not seen before (SYN, FIN, RST),
- * and on drops (at most one per drop_report_interval_ns unless the reason changes); the
- * packets between are counted into the entry and reported with the next record.
+ * on drops (at most one per drop_report_interval_ns unless the reason changes), and again
+ * when a connection carries on for report_interval_ns without any of those (Cilium's
+ * monitor-aggregation-interval); the packets between are counted into the entry and
+ * reported with the next record.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -57,6 +59,10 @@
 /* Drop records of one flow at most this often, unless the reason changes: a flood of
  * spoofed packets must not flood the ring buffer. Set before load. */
 const volatile __u64 drop_report_interval_ns = 1000000000ULL;
+/* A connection with traffic but nothing new is reported again after this long (0: never). Set before load. */
+const volatile __u64 report_interval_ns = 5000000000ULL;
+/* 0: no flow records at all (counters still count); pod networking is unchanged. Set before load. */
+const volatile __u32 flow_records = 1;
 /* As process.bpf.c: wake the reader once this many bytes wait (0: every record). */
 const volatile __u32 wakeup_bytes = 0;
 
@@ -398,6 +404,8 @@ static __always_inline void emit(const struct pal_pkt *p, const struct decision 
 
 static __always_inline void observe(const struct pal_pkt *p, const struct decision *d)
 {
+	if (!flow_records)
+		return;
 	struct pal_flow_key key = {};
 	__builtin_memcpy(key.saddr, p->saddr, 16);
 	__builtin_memcpy(key.daddr, p->daddr, 16);
@@ -457,6 +465,8 @@ static __always_inline void observe(const struct pal_pkt *p, const struct decisi
 		report |= PAL_REPORT_DROP;
 		st->last_drop = d->drop_reason;
 	}
+	if (!report && report_interval_ns && now - st->last_report_ns >= report_interval_ns)
+		report |= PAL_REPORT_ACTIVE;
 	__sync_fetch_and_add(&st->packets, 1);
 	__sync_fetch_and_add(&st->bytes, p->len);
 	if (!report) {

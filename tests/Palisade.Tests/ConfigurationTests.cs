@@ -204,6 +204,27 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void FlowRecordsAreOnWithAFiveSecondReportIntervalByDefault()
+    {
+        var defaults = AgentConfiguration.Resolve([]);
+        Assert.True(defaults.EnableFlows);
+        Assert.Equal(TimeSpan.FromSeconds(5), defaults.FlowReportInterval);
+
+        var set = AgentConfiguration.Resolve([Layer("flags", ("enable-flows", "false"), ("flow-report-interval", "0"))]);
+        Assert.False(set.EnableFlows);
+        Assert.Equal(TimeSpan.Zero, set.FlowReportInterval);
+    }
+
+    [Theory]
+    [InlineData("enable-flows", "off", "is not one of true, false")]
+    [InlineData("flow-report-interval", "5 seconds", "flow-report-interval")]
+    public void BadFlowSettingsAreRefusedNamingTheKey(string key, string value, string expected)
+    {
+        var e = Assert.Throws<AgentConfigurationException>(() => AgentConfiguration.Resolve([Layer("flags", (key, value))]));
+        Assert.Contains(e.Errors, error => error.StartsWith(key + ":", StringComparison.Ordinal) && error.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void AnExplicitMissingConfigFileIsAnError()
     {
         var e = Assert.Throws<AgentConfigurationException>(() =>

@@ -195,6 +195,8 @@ public static class AgentConfiguration
         var podWait = ParseDuration(AgentSettings.KubernetesPodWait, values[AgentSettings.KubernetesPodWait.Key], errors);
         var resync = DurationOrOff(AgentSettings.KubernetesResync);
         var datapath = DatapathSettings.Resolve(values, kubernetes, errors);
+        var flowReports = DurationOrOff(AgentSettings.FlowReportInterval);
+        var enableFlows = Checked(AgentSettings.EnableFlows) == "true";
         if (errors.Count > 0)
         {
             throw new AgentConfigurationException(errors);
@@ -230,6 +232,8 @@ public static class AgentConfiguration
             RingBufferSize = rbSize,
             ProcFs = values[AgentSettings.ProcFs.Key].Value,
             KeepSensorsOnExit = keepSensors,
+            EnableFlows = enableFlows,
+            FlowReportInterval = flowReports,
             BpfDir = bpfDir,
             TracingPolicyDir = values[AgentSettings.TracingPolicyDir.Key].Value is { Length: > 0 } dir ? dir : null,
             TracingPolicySelector = selector,

@@ -43,6 +43,12 @@ public sealed record AgentOptions
     /// <summary>Sensors stay pinned under <see cref="BpfDir"/> when the agent exits, and are adopted at start.</summary>
     public bool KeepSensorsOnExit { get; init; }
 
+    /// <summary>enable-flows: the pod datapath writes flow records.</summary>
+    public bool EnableFlows { get; init; } = true;
+
+    /// <summary>flow-report-interval: a quiet but active connection is reported again after this long; zero: never.</summary>
+    public TimeSpan FlowReportInterval { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Where the pins of <see cref="KeepSensorsOnExit"/> live (on a bpffs).</summary>
     public string BpfDir { get; init; } = Palisade.Runtime.SensorPins.DefaultDirectory;
 

@@ -193,6 +193,12 @@ public static class AgentSettings
     public static readonly AgentSetting ConfigFile = new(
         "config-file", "/etc/palisade/palisade.yaml", "YAML file of settings (keys as in this table). Missing is fine for the default path, an error for a path given explicitly.");
 
+    public static readonly AgentSetting EnableFlows = new(
+        "enable-flows", "true", "With pod networking: the datapath writes flow records (Hubble-style flows, aggregated per connection). false: no flows and no flow table, forwarding unchanged, the datapath's counters still count.", ["true", "false"]);
+
+    public static readonly AgentSetting FlowReportInterval = new(
+        "flow-report-interval", "5s", "A connection that carries traffic but nothing new (no new TCP flag, no drop) is reported again after this long, with its packets and bytes since (Cilium's monitor-aggregation-interval). 0: only first packet, new flags, close and drops.");
+
     public static readonly AgentSetting ConfigDir = new(
         "config-dir", "", "Directory where each file is one setting: the file name is the key, the content the value (a Kubernetes ConfigMap mounted as a volume).");
 
@@ -207,6 +213,7 @@ public static class AgentSettings
         ElasticsearchApiKeyFile, ElasticsearchBearerTokenFile, ElasticsearchCaFile,
         ServerAddress, ServerTlsCertFile, ServerTlsKeyFile, ServerTlsClientCaFiles, ServerTlsRequireClientCert, MetricsLabelFilter, MetricsMaxSeries,
         .. DatapathSettings.All,
+        EnableFlows, FlowReportInterval,
         ConfigFile, ConfigDir,
     ];
 

@@ -55,6 +55,7 @@ internal enum PalFlowReport : uint
     Close = 1 << 2,
     Drop = 1 << 3,
     Reply = 1 << 4,
+    Active = 1 << 5,
 }
 
 /// <summary>pal_flow_event.flags (enum pal_flow_flags).</summary>

@@ -80,6 +80,9 @@ public sealed class EndpointDatapath : IEndpointDatapath, INodeDatapath, IDispos
             obj.Map("pal_flows").MaxEntries = options.FlowEntries;
             obj.Map("pal_ipcache").MaxEntries = options.IpcacheEntries;
             obj.SetConstant("drop_report_interval_ns", (ulong)options.DropReportInterval.Ticks * 100);
+            obj.SetConstant("wakeup_bytes", options.WakeupBytes);
+            obj.SetConstant("report_interval_ns", (ulong)options.ReportInterval.Ticks * 100);
+            obj.SetConstant("flow_records", options.FlowRecords ? 1u : 0u);
             if (options.EventRing is { } ring)
             {
                 obj.Map("pal_process_events").ReuseFrom(ring);

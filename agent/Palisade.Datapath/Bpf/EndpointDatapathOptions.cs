@@ -31,6 +31,26 @@ public sealed record EndpointDatapathOptions
     /// </summary>
     public BpfMap? EventRing { get; init; }
 
+    /// <summary>
+    /// A connection that carries traffic but nothing new (no new TCP flag, no drop) is
+    /// reported again after this long, with the packets and bytes since its last record, so a
+    /// long stream shows up while it runs (Cilium's monitor-aggregation-interval). Zero: never.
+    /// </summary>
+    public TimeSpan ReportInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// False: the programs write no flow records and keep no flow entries (the per-CPU
+    /// counters still count packets and drops); forwarding is unchanged.
+    /// </summary>
+    public bool FlowRecords { get; init; } = true;
+
+    /// <summary>
+    /// Bytes waiting in the ring buffer before a flow record wakes its reader; 0 wakes it on
+    /// every record. A reader that also polls (the process sensor's) should pass its own
+    /// threshold: a wakeup per record costs a context switch per connection state change.
+    /// </summary>
+    public uint WakeupBytes { get; init; }
+
     /// <summary>The socket-owner table of bpf/net/sock.bpf.c (pal_sock_owners); null: the datapath's own (empty unless shared by pin).</summary>
     public BpfMap? SocketOwners { get; init; }
 
@@ -47,6 +67,10 @@ public sealed record EndpointDatapathOptions
         if (DropReportInterval < TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(DropReportInterval), DropReportInterval, "DropReportInterval cannot be negative.");
+        }
+        if (ReportInterval < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ReportInterval), ReportInterval, "ReportInterval cannot be negative (zero turns periodic reports off).");
         }
         if (PinDirectory is { } dir && !Path.IsPathRooted(dir))
         {

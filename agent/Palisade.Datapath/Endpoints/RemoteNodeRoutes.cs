@@ -24,12 +24,18 @@ public sealed class RemoteNodeRoutes(INodeDatapath datapath)
         }
     }
 
-    /// <summary>Brings routes and the datapath in line with <paramref name="nodes"/>: new and changed nodes upserted, missing ones removed.</summary>
+    /// <summary>
+    /// Brings routes and the datapath in line with <paramref name="nodes"/>: new and changed
+    /// nodes upserted, missing ones removed. A node whose route the kernel refuses (its address
+    /// not on a network this node reaches directly) does not keep the others from being
+    /// routed: every other node is applied, then one exception names each refused node and the fix.
+    /// </summary>
     public void Apply(IReadOnlyCollection<RemoteNode> nodes)
     {
         lock (_sync)
         {
             using var host = Rtnetlink.OpenHost();
+            var refused = new List<string>();
             foreach (var node in nodes)
             {
                 foreach (var cidr in node.PodCidrs)
@@ -38,7 +44,20 @@ public sealed class RemoteNodeRoutes(INodeDatapath datapath)
                     {
                         throw new ArgumentException($"node {node.Name}: pod CIDR {cidr} and node address {node.NodeAddress} are of different families; give the node an address of each family as two entries", nameof(nodes));
                     }
-                    host.AddRoute(cidr, node.NodeAddress, 0, onlink: false, replace: true, $"(via {node.Name})");
+                }
+                try
+                {
+                    foreach (var cidr in node.PodCidrs)
+                    {
+                        host.AddRoute(cidr, node.NodeAddress, 0, onlink: false, replace: true, $"(via {node.Name})");
+                    }
+                }
+                catch (NetlinkException e)
+                {
+                    // Native routing has no tunnel: the node address must be a direct neighbour.
+                    refused.Add($"node {node.Name}: its pod CIDRs ({string.Join(", ", node.PodCidrs)}) cannot be routed via {node.NodeAddress}: {e.Message}. " +
+                        $"Fix: native routing needs every node's address on a network this node reaches directly (one L2 segment, no gateway between); give {node.Name}'s address on that network");
+                    continue;
                 }
                 datapath.UpsertRemoteNode(node);
                 if (_nodes.TryGetValue(node.Name, out var before))
@@ -54,6 +73,10 @@ public sealed class RemoteNodeRoutes(INodeDatapath datapath)
             {
                 Remove(host, _nodes[name]);
                 _nodes.Remove(name);
+            }
+            if (refused.Count > 0)
+            {
+                throw new InvalidOperationException($"remote-nodes: {refused.Count} of {nodes.Count} nodes not routed: {string.Join("; ", refused)}");
             }
         }
     }

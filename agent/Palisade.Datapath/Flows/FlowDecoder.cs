@@ -123,7 +123,7 @@ public sealed class FlowDecoder : IRingBufferConsumer
         return new FlowEvent
         {
             Time = _bootTime + TimeSpan.FromTicks((long)(r.Hdr.KtimeNs / 100)),
-            Uuid = Guid.NewGuid().ToString(),
+            Uuid = FlowUuid.Next(),
             Verdict = verdict,
             DropReason = verdict == FlowVerdict.Dropped ? (DropReason)r.DropReason : DropReason.Unknown,
             IP = new FlowIp(source.ToString(), destination.ToString(), v6 ? IpVersion.IPv6 : IpVersion.IPv4),

@@ -154,7 +154,8 @@ public sealed class EventFilter
             case "container_name_regex": _container = Regexes(p, field); break;
             case "arguments_regex": _arguments = Regexes(p, field); break;
             case "labels":
-                _labels = [.. Strings(p, field).Select(s => LabelTerm.Parse(s, field))];
+                _labels = [.. Strings(p, field).Select(s => LabelTerm.TryParse(s, sources: false, out var error)
+                    ?? throw new FilterException($"{field}: {error}."))];
                 break;
             case "policy_names":
                 _policies = [.. Strings(p, field)];
@@ -325,36 +326,6 @@ public sealed class EventFilter
         catch (RegexMatchTimeoutException)
         {
             return false;
-        }
-    }
-
-    /// <summary>A label selector term: key=value, key!=value, key (exists) or !key.</summary>
-    private sealed record LabelTerm(string Key, string? Value, bool Negated)
-    {
-        public static LabelTerm Parse(string text, string field)
-        {
-            var t = text.Trim();
-            if (t.Length == 0)
-            {
-                throw new FilterException($"{field}: empty label selector. Fix: write key=value, key!=value, key or !key.");
-            }
-            var ne = t.IndexOf("!=", StringComparison.Ordinal);
-            if (ne > 0)
-            {
-                return new LabelTerm(t[..ne].Trim(), t[(ne + 2)..].Trim(), true);
-            }
-            var eq = t.IndexOf('=', StringComparison.Ordinal);
-            if (eq > 0)
-            {
-                return new LabelTerm(t[..eq].Trim(), t[(eq + 1)..].TrimStart('=').Trim(), false);
-            }
-            return t[0] == '!' ? new LabelTerm(t[1..].Trim(), null, true) : new LabelTerm(t, null, false);
-        }
-
-        public bool Matches(IReadOnlyDictionary<string, string>? labels)
-        {
-            var has = labels is not null && labels.TryGetValue(Key, out var v) && (Value is null || v == Value);
-            return Negated ? !has : has;
         }
     }
 }

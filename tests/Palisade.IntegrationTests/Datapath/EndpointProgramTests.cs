@@ -221,6 +221,49 @@ public sealed unsafe class EndpointProgramTests : IDisposable
     }
 
     [Fact]
+    public void AConnectionWithNothingNewIsReportedAgainOnceTheReportIntervalPassed()
+    {
+        using var datapath = EndpointDatapath.Open(new EndpointDatapathOptions { PinDirectory = null, ReportInterval = TimeSpan.FromMilliseconds(200) });
+        using var flows = new FlowRecords(datapath.EventRing, background: false);
+        datapath.WriteEntries(_a, IfA);
+        var world = IPAddress.Parse("192.0.2.9");
+        void Send(byte flags, int payload = 0) =>
+            datapath.Object.Program("pal_from_endpoint").TestRun(Frames.TcpFrame(PodMacA, HostMacA, _a.IPv4!, world, 41001, 443, flags, payload: payload), Frames.SkbContext(IfA), outputSize: 256);
+
+        Send(Frames.Syn);
+        Send(Frames.Ack, payload: 100);
+        var early = flows.Take();
+        // Past the interval (waited for, not timed): the next packet carries a periodic report.
+        Thread.Sleep(TimeSpan.FromMilliseconds(300));
+        Send(Frames.Ack, payload: 100);
+        var late = flows.Take();
+        Send(Frames.Ack, payload: 100);
+        var after = flows.Take();
+
+        Assert.Equal((uint)PalFlowReport.First, Assert.Single(early).Report);
+        var active = Assert.Single(late);
+        Assert.Equal((uint)PalFlowReport.Active, active.Report);
+        Assert.Equal(2UL, active.Packets);
+        Assert.Empty(after);
+    }
+
+    [Fact]
+    public void WithFlowRecordsOffNothingIsWrittenAndPacketsStillForward()
+    {
+        using var datapath = EndpointDatapath.Open(new EndpointDatapathOptions { PinDirectory = null, FlowRecords = false });
+        using var flows = new FlowRecords(datapath.EventRing, background: false);
+        datapath.WriteEntries(_a, IfA);
+        datapath.WriteEntries(_b, IfB);
+
+        var run = datapath.Object.Program("pal_from_endpoint").TestRun(
+            Frames.TcpFrame(PodMacA, HostMacA, _a.IPv4!, _b.IPv4!, 41002, 80, Frames.Syn), Frames.SkbContext(IfA), outputSize: 256);
+
+        Assert.Equal(TcActRedirect, run.ReturnValue); // forwarded to B as before
+        Assert.Empty(flows.Take());
+        Assert.Equal(1UL, datapath.Counters()[DatapathCounter.Redirected]);
+    }
+
+    [Fact]
     public void ArpAndNeighbourDiscoveryPassWithoutARecord()
     {
         var arp = new byte[64];

@@ -38,7 +38,7 @@ internal sealed class RecordingDatapath : IEndpointDatapath
 /// </summary>
 internal sealed class EndpointTestNode : IDisposable
 {
-    private readonly string _blackhole;
+    private readonly PodCidrBlackhole.Hold _blackhole;
     private readonly List<string> _namespaces = [];
 
     public EndpointTestNode()

@@ -18,7 +18,7 @@ public sealed class KubernetesPodCidrTests : IDisposable
     private readonly FakeKubeApiServer _api = new();
     private readonly string _id = Guid.NewGuid().ToString("N")[..6];
     private readonly string _dir;
-    private readonly string _blackhole;
+    private readonly PodCidrBlackhole.Hold _blackhole;
     private readonly string _plugins;
     private readonly string _nodeLink;
     private readonly string _pinDirectory;

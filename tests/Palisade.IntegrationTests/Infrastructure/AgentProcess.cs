@@ -80,6 +80,9 @@ internal sealed class AgentProcess : IDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
+        // The tests' own setting (where the compatibility corpus is), not the agent's: the agent
+        // refuses PALISADE_* variables it does not know.
+        psi.Environment.Remove("PALISADE_SHARED_DIR");
         var agent = new AgentProcess(Process.Start(psi)!, port, api);
         agent.Process.ErrorDataReceived += (_, e) =>
         {

@@ -24,6 +24,15 @@ internal sealed record CniOutcome(string Plugin, string Command, int ExitCode, s
         return ((string)ips![0]!["address"]!).Split('/')[0];
     }
 
+    /// <summary>The first address of an ADD result of one family (IPv6 when <paramref name="v6"/>), without its prefix length.</summary>
+    public string FirstAddress(bool v6)
+    {
+        var address = Json?["ips"]?.AsArray().Select(ip => ((string?)ip?["address"])?.Split('/')[0])
+            .FirstOrDefault(a => a is not null && a.Contains(':', StringComparison.Ordinal) == v6);
+        Assert.True(address is not null, $"{Plugin} {Command} returned no {(v6 ? "IPv6" : "IPv4")} address: {Stdout}");
+        return address!;
+    }
+
     public override string ToString() => $"{Plugin} {Command} exited {ExitCode}: {Stdout}{Stderr}";
 }
 

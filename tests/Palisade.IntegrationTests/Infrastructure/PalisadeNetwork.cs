@@ -19,7 +19,8 @@ internal sealed class PalisadeNetwork : ICniTestNetwork, IDisposable
     private readonly string _blackholeV4;
     private readonly string _blackholeV6;
 
-    public PalisadeNetwork()
+    /// <param name="extraAgentArgs">More agent arguments (e.g. --remote-nodes), after the network's own.</param>
+    public PalisadeNetwork(params string[] extraAgentArgs)
     {
         Kernel.RequireRoot();
         var plugin = Path.Combine(Path.GetDirectoryName(AgentProcess.Launcher())!, "palisade-cni");
@@ -50,6 +51,7 @@ internal sealed class PalisadeNetwork : ICniTestNetwork, IDisposable
             "--bpf-dir", PinDirectory,
             "--export-filename", EventsFile,
             "--node-name", "pal-node-" + _id,
+            .. extraAgentArgs,
         ];
         try
         {
@@ -134,6 +136,16 @@ internal sealed class PalisadeNetwork : ICniTestNetwork, IDisposable
             }
         }
         return lines;
+    }
+
+    /// <summary>Waits (bounded) for the first exported flow that <paramref name="match"/> accepts; fails naming <paramref name="what"/> and listing the flows seen.</summary>
+    public JsonObject WaitForFlow(Func<JsonObject, bool> match, string what)
+    {
+        JsonObject? found = null;
+        // The exporter writes asynchronously: a safety net, not a timing assertion.
+        Assert.True(Command.WaitUntil(() => (found = Flows().FirstOrDefault(match)) is not null, TimeSpan.FromSeconds(30)),
+            $"no {what} in {EventsFile}:\n{string.Join('\n', Flows().Select(f => f.ToJsonString()))}");
+        return found!;
     }
 
     public void Dispose()

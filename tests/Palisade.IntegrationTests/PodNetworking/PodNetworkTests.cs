@@ -14,7 +14,7 @@ namespace Palisade.IntegrationTests.PodNetworking;
 [Collection(PodNetworkCollection.Name)]
 public sealed class PodNetworkTests
 {
-    private const string Busybox = "/usr/bin/busybox";
+    private const string Busybox = PodTraffic.Busybox;
 
     private static string Address(CniOutcome add) => add.FirstAddress().Split('/')[0];
 
@@ -24,14 +24,6 @@ public sealed class PodNetworkTests
             pod.Attachment(args: $"K8S_POD_NAMESPACE=shop;K8S_POD_NAME={podName};PALISADE_LABELS={labels}"));
         Assert.True(add.Succeeded, add.ToString());
         return add;
-    }
-
-    private static void Ping(string? netns, string address)
-    {
-        // -W bounds the wait for a reply on a loaded machine; a safety net, not a timing assertion.
-        var args = netns is null ? new[] { "ping", "-c", "2", "-W", "10", address } : ["ip", "netns", "exec", netns, "ping", "-c", "2", "-W", "10", address];
-        var result = Command.Run(args[0], args[1..]);
-        Assert.True(result.ExitCode == 0, $"ping {address} from {netns ?? "the host"}: {result.Stdout}{result.Stderr}");
     }
 
     /// <summary>
@@ -75,11 +67,11 @@ public sealed class PodNetworkTests
         var addA = Address(Add(network, a, "client-1", "app=client"));
         var addB = Address(Add(network, b, "web-1"));
 
-        Ping(a.Name, addB);
+        PodTraffic.Ping(a.Name, addB);
         Assert.Equal("pong", Exchange(b, a, addB, 7100, udp: false));
         Assert.Equal("pong", Exchange(b, a, addB, 7101, udp: true));
-        Ping(a.Name, network.Gateway);
-        Ping(null, addA);
+        PodTraffic.Ping(a.Name, network.Gateway);
+        PodTraffic.Ping(null, addA);
 
         // Every forwarded flow names its endpoints; the TCP connection's first packet names the process.
         JsonObject? syn = null;
@@ -114,7 +106,7 @@ public sealed class PodNetworkTests
             Assert.Equal(50, addresses.Values.Distinct().Count());
             foreach (var (i, address) in addresses)
             {
-                Ping(pods[(i + 1) % pods.Count].Name, address);
+                PodTraffic.Ping(pods[(i + 1) % pods.Count].Name, address);
             }
             Assert.Equal(50, network.AllocatedV4());
         }
