@@ -14,13 +14,14 @@ namespace Palisade.Agent;
 
 /// <summary>
 /// The Kubernetes integration (--kubernetes): informers for TracingPolicy,
-/// TracingPolicyNamespaced, this node's pods and Node, and Namespaces; the pod cache that
+/// TracingPolicyNamespaced, this node's pods and Node, and Namespaces (with pod networking:
+/// every Node, for pod CIDRs and routes, and Pod and Namespace labels for endpoints); the pod cache that
 /// gives events their pod (with the hold-back gate for pods not seen yet); the controller
 /// that applies policies to the engine with their pod scope; the status reporter.
 /// A failure to reach the API server never stops the agent: informers retry with backoff
 /// and the status endpoint says what is wrong.
 /// </summary>
-internal sealed partial class KubernetesService(AgentOptions options, PolicyService policies, EventHub hub, PodCache pods, ILoggerFactory logs,
+internal sealed partial class KubernetesService(AgentOptions options, PolicyService policies, EventHub hub, PodCache pods, DatapathService datapath, ILoggerFactory logs,
     ILogger<KubernetesService> logger) : IHostedService, IDisposable
 {
     private readonly CancellationTokenSource _stop = new();
@@ -45,6 +46,7 @@ internal sealed partial class KubernetesService(AgentOptions options, PolicyServ
         catch (Exception e) when (e is InvalidOperationException or IOException or k8s.Exceptions.KubeConfigException)
         {
             LogNoClient(logger, e.Message);
+            datapath.KubernetesUnavailable($"cannot build an API client: {e.Message}");
             policies.Engine?.CompleteRestore(); // no cluster policies will come back: restore with the directory's
             Status = new KubernetesStatus($"not connected: {e.Message}", [], pods, null, null);
             return Task.CompletedTask;
@@ -54,8 +56,22 @@ internal sealed partial class KubernetesService(AgentOptions options, PolicyServ
 
         var informerLog = logs.CreateLogger("Palisade.Kubernetes.Informer");
         var podInformer = new Informer<V1Pod, V1PodList>(client, Resources.PodsOnNode(options.NodeName), pods, informerLog) { Resync = options.KubernetesResync };
-        var namespaces = new Informer<V1Namespace, V1NamespaceList>(client, Resources.Namespaces, NoHandler<V1Namespace>.Instance, informerLog) { Resync = TimeSpan.Zero };
+        var namespaceCache = new NamespaceCache();
+        var namespaces = new Informer<V1Namespace, V1NamespaceList>(client, Resources.Namespaces, namespaceCache, informerLog) { Resync = TimeSpan.Zero };
         var informers = new List<(string Name, InformerStats Stats)> { (podInformer.Name, podInformer.Stats), (namespaces.Name, namespaces.Stats) };
+        if (options.Datapath is not null)
+        {
+            // Pod networking: endpoints take their Pod's and Namespace's labels, the other
+            // Nodes are routed, and this node's pod CIDRs may come from its Node.
+            datapath.UsePodLabels(new ClusterPodLabels(pods, namespaceCache));
+            pods.LabelsChanged += (ns, name) => datapath.PodLabelsChanged(ns, name);
+            namespaceCache.LabelsChanged += ns => datapath.PodLabelsChanged(ns, null);
+            var clusterNodes = new ClusterNodes(options.NodeName);
+            clusterNodes.Changed += () => datapath.NodesChanged(clusterNodes);
+            var nodes = new Informer<V1Node, V1NodeList>(client, Resources.Nodes, clusterNodes, informerLog) { Resync = options.KubernetesResync };
+            informers.Add((nodes.Name, nodes.Stats));
+            Run(nodes.RunAsync);
+        }
         Run(podInformer.RunAsync);
         Run(namespaces.RunAsync);
 
@@ -123,21 +139,15 @@ internal sealed partial class KubernetesService(AgentOptions options, PolicyServ
         public bool SetScope(string key, IReadOnlyCollection<ulong> scope) => engine.SetScope(key, scope);
     }
 
-    private sealed class NoHandler<T> : IInformerHandler<T>
+    /// <summary>Endpoints' labels from the cluster: the Pod's labels and its Namespace's (unknown while the Namespace is not seen: an endpoint keeps what it has, a new one the default namespace label).</summary>
+    internal sealed class ClusterPodLabels(PodCache pods, NamespaceCache namespaces) : Palisade.Datapath.Endpoints.IPodLabelSource
     {
-        public static readonly NoHandler<T> Instance = new();
-
-        public void OnUpsert(T obj, T? old)
-        {
-        }
-
-        public void OnDelete(T obj)
-        {
-        }
-
-        public void OnSynced()
-        {
-        }
+        public Palisade.Datapath.Endpoints.PodLabels? Find(string podNamespace, string podName) =>
+            pods.ByName(podNamespace, podName) is { } pod
+                ? new Palisade.Datapath.Endpoints.PodLabels(
+                    pod.Metadata.Labels is { } labels ? new Dictionary<string, string>(labels, StringComparer.Ordinal) : new Dictionary<string, string>(StringComparer.Ordinal),
+                    namespaces.LabelsOf(podNamespace))
+                : null;
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Kubernetes integration off: cannot build an API client: {Reason}")]

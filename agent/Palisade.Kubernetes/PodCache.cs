@@ -14,9 +14,13 @@ public sealed partial class PodCache : IPodResolver, IInformerHandler<V1Pod>
 {
     private readonly ConcurrentDictionary<string, V1Pod> _byUid = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (V1Pod Pod, V1ContainerStatus Status)> _byContainer = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Namespace, string Name), V1Pod> _byName = new();
 
     /// <summary>Raised after every change (add, update, delete, first sync), on the informer's thread.</summary>
     public event Action? Changed;
+
+    /// <summary>Raised with (namespace, name) when a pod appears or its labels change, on the informer's thread (endpoints follow their pod's labels).</summary>
+    public event Action<string, string>? LabelsChanged;
 
     public int Count => _byUid.Count;
 
@@ -25,6 +29,9 @@ public sealed partial class PodCache : IPodResolver, IInformerHandler<V1Pod>
     public IReadOnlyCollection<V1Pod> Pods => [.. _byUid.Values];
 
     public V1Pod? ByUid(string uid) => _byUid.GetValueOrDefault(uid);
+
+    /// <summary>The pod named <paramref name="name"/> in <paramref name="podNamespace"/> (what CNI_ARGS' K8S_POD_NAMESPACE/K8S_POD_NAME name); null when not known.</summary>
+    public V1Pod? ByName(string podNamespace, string name) => _byName.GetValueOrDefault((podNamespace, name));
 
     public PodInfo? Resolve(in ContainerContext container)
     {
@@ -54,6 +61,10 @@ public sealed partial class PodCache : IPodResolver, IInformerHandler<V1Pod>
             Forget(old);
         }
         _byUid[uid] = obj;
+        if (obj.Metadata.Name is { } name)
+        {
+            _byName[(obj.Metadata.NamespaceProperty ?? "", name)] = obj;
+        }
         foreach (var status in AllStatuses(obj))
         {
             if (BareId(status.ContainerID) is { } id)
@@ -62,6 +73,10 @@ public sealed partial class PodCache : IPodResolver, IInformerHandler<V1Pod>
             }
         }
         Changed?.Invoke();
+        if (obj.Metadata.Name is { } podName && (old is null || !NamespaceCache.SameLabels(old.Metadata?.Labels?.AsReadOnly(), obj.Metadata.Labels?.AsReadOnly())))
+        {
+            LabelsChanged?.Invoke(obj.Metadata.NamespaceProperty ?? "", podName);
+        }
     }
 
     public void OnDelete(V1Pod obj)
@@ -81,6 +96,11 @@ public sealed partial class PodCache : IPodResolver, IInformerHandler<V1Pod>
         if (pod.Metadata?.Uid is { } uid)
         {
             _byUid.TryRemove(uid, out _);
+            // Only the same pod: a new one of that name may be in already.
+            if (pod.Metadata.Name is { } name && _byName.TryGetValue((pod.Metadata.NamespaceProperty ?? "", name), out var known) && known.Metadata?.Uid == uid)
+            {
+                _byName.TryRemove((pod.Metadata.NamespaceProperty ?? "", name), out _);
+            }
         }
         foreach (var status in AllStatuses(pod))
         {

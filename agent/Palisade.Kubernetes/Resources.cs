@@ -102,6 +102,14 @@ public static class Resources
             (c, r, onError, ct) => c.CoreV1.WatchListNodeAsync(
                 allowWatchBookmarks: true, fieldSelector: $"metadata.name={node}", resourceVersion: r.ResourceVersion, timeoutSeconds: r.TimeoutSeconds, onError: onError, cancellationToken: ct));
 
+    /// <summary>Every Node of the cluster: pod networking reads this node's pod CIDRs and routes to the others'.</summary>
+    public static ResourceKind<V1Node, V1NodeList> Nodes { get; } =
+        new("cluster-nodes",
+            (c, r, ct) => c.CoreV1.ListNodeWithHttpMessagesAsync(
+                continueParameter: r.Continue, limit: r.Limit, resourceVersion: r.ResourceVersion, cancellationToken: ct),
+            (c, r, onError, ct) => c.CoreV1.WatchListNodeAsync(
+                allowWatchBookmarks: true, resourceVersion: r.ResourceVersion, timeoutSeconds: r.TimeoutSeconds, onError: onError, cancellationToken: ct));
+
     /// <summary>Datapath: Services.</summary>
     public static ResourceKind<V1Service, V1ServiceList> Services { get; } =
         new("services",

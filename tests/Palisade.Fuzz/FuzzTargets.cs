@@ -23,6 +23,7 @@ public static class FuzzTargets
         ["events"] = new("events", ProcessEvents.Run, ProcessEvents.Seeds),
         ["cni"] = new("cni", CniInvocations.Run, CniInvocations.Seeds),
         ["network-policy"] = new("network-policy", NetworkPolicies.Run, NetworkPolicies.Seeds),
+        ["node"] = new("node", NodeObjects.Run, NodeObjects.Seeds),
     };
 
     /// <summary>TracingPolicy YAML: policies or errors, each error with a message; an (internal) error is a bug.</summary>

@@ -194,7 +194,7 @@ public static class AgentConfiguration
         }
         var podWait = ParseDuration(AgentSettings.KubernetesPodWait, values[AgentSettings.KubernetesPodWait.Key], errors);
         var resync = DurationOrOff(AgentSettings.KubernetesResync);
-        var datapath = DatapathSettings.Resolve(values, errors);
+        var datapath = DatapathSettings.Resolve(values, kubernetes, errors);
         var flowReports = DurationOrOff(AgentSettings.FlowReportInterval);
         var enableFlows = Checked(AgentSettings.EnableFlows) == "true";
         if (errors.Count > 0)

@@ -7,11 +7,14 @@ using Palisade.Datapath.Endpoints;
 
 namespace Palisade.Agent.Configuration;
 
-/// <summary>The pod-networking settings, resolved: present only when a pod CIDR is configured.</summary>
+/// <summary>The pod-networking settings, resolved: present only when pod networking is on (a pod CIDR is configured, or pod-networking is true).</summary>
 public sealed record DatapathOptions
 {
-    /// <summary>This node's pod CIDRs, at most one per family.</summary>
+    /// <summary>This node's pod CIDRs as configured, at most one per family; empty: they come from this node's Node object (Kubernetes).</summary>
     public required IReadOnlyList<IPNetwork> PodCidrs { get; init; }
+
+    /// <summary>True when the pod CIDRs are read from the Node's spec.podCIDRs (none configured).</summary>
+    public bool PodCidrsFromNode => PodCidrs.Count == 0;
     public string IpamStateDir { get; init; } = "/var/lib/palisade/ipam";
     public string EndpointStateDir { get; init; } = "/var/lib/palisade/endpoints";
     public string EndpointSocket { get; init; } = EndpointWire.DefaultSocketPath;
@@ -27,6 +30,10 @@ public sealed record DatapathOptions
 /// <summary>The settings of pod networking (palisade-cni, IPAM, endpoints, native routing). Off unless a pod CIDR is set.</summary>
 public static class DatapathSettings
 {
+    public static readonly AgentSetting PodNetworking = new(
+        "pod-networking", "auto", "Run pod networking (palisade-cni's endpoint socket, IPAM, the CNI conflist, routes to other nodes). auto: on when pod-cidr or pod-cidr-v6 is set. true: on; without a pod CIDR set, this node's pod CIDRs are read from its Node object's spec.podCIDRs (needs the Kubernetes API) and the other Nodes are routed. false: off.",
+        ["auto", "true", "false"]);
+
     public static readonly AgentSetting PodCidr = new(
         "pod-cidr", "", "This node's pod CIDR(s), comma-separated, at most one IPv4 and one IPv6 (e.g. 10.244.1.0/24,fd00:244:1::/64). Setting one turns pod networking on: the endpoint socket, IPAM and the CNI conflist. Empty (with pod-cidr-v6 empty): off.");
 
@@ -61,10 +68,11 @@ public static class DatapathSettings
         "remote-nodes", "", "Other nodes for native routing: NAME@NODE-ADDRESS=CIDR[,CIDR] entries separated by ';' or new lines, e.g. node-b@192.168.1.12=10.244.2.0/24. Each CIDR gets a route via its node address.");
 
     public static readonly IReadOnlyList<AgentSetting> All =
-        [PodCidr, PodCidrV6, IpamStateDir, EndpointStateDir, EndpointSocket, CniDelQueueDir, CniConfDir, CniVersion, DatapathHostDevice, PodMtu, RemoteNodes];
+        [PodNetworking, PodCidr, PodCidrV6, IpamStateDir, EndpointStateDir, EndpointSocket, CniDelQueueDir, CniConfDir, CniVersion, DatapathHostDevice, PodMtu, RemoteNodes];
 
-    /// <summary>The datapath options, or null when no pod CIDR is set; problems go to <paramref name="errors"/>.</summary>
-    public static DatapathOptions? Resolve(IReadOnlyDictionary<string, (string Value, string Source)> values, List<string> errors)
+    /// <summary>The datapath options, or null when pod networking is off; problems go to <paramref name="errors"/>.</summary>
+    /// <param name="kubernetes">Whether the Kubernetes API is watched (pod CIDRs can then come from the Node).</param>
+    public static DatapathOptions? Resolve(IReadOnlyDictionary<string, (string Value, string Source)> values, bool kubernetes, List<string> errors)
     {
         var cidrs = new List<IPNetwork>();
         void Cidrs(AgentSetting setting, bool v6Only)
@@ -83,9 +91,9 @@ public static class DatapathSettings
                     errors.Add($"{setting.Key}: \"{text}\" (from {source}) is IPv4. Fix: put IPv4 pod CIDRs in {PodCidr.Key}.");
                     continue;
                 }
-                if (cidr.PrefixLength > (v6 ? 126 : 30))
+                if (cidr.PrefixLength > MaxPrefix(cidr))
                 {
-                    errors.Add($"{setting.Key}: \"{text}\" (from {source}) is too small for a gateway and a pod. Fix: at most a /{(v6 ? 126 : 30)}; a /24 holds 253 pods.");
+                    errors.Add($"{setting.Key}: \"{text}\" (from {source}) is too small for a gateway and a pod. Fix: at most a /{MaxPrefix(cidr)}; a /24 holds 253 pods.");
                     continue;
                 }
                 if (cidrs.Any(c => c.BaseAddress.AddressFamily == cidr.BaseAddress.AddressFamily))
@@ -148,13 +156,32 @@ public static class DatapathSettings
                 errors.Add($"{RemoteNodes.Key}: node {node.Name}'s pod CIDR {overlap} overlaps this node's. Fix: every node needs pod CIDRs of its own.");
             }
         }
+        var (mode, modeSource) = values.TryGetValue(PodNetworking.Key, out var m) ? m : (PodNetworking.Default, "default");
+        mode = mode.ToLowerInvariant();
+        if (!PodNetworking.Allowed!.Contains(mode))
+        {
+            errors.Add($"{PodNetworking.Key}: \"{mode}\" (from {modeSource}) is not one of {string.Join(", ", PodNetworking.Allowed!)}.");
+            mode = PodNetworking.Default;
+        }
+        if (mode == "false")
+        {
+            return null;
+        }
         if (cidrs.Count == 0)
         {
-            if (remote.Count > 0)
+            if (mode == "true" && !kubernetes)
             {
-                errors.Add($"{RemoteNodes.Key} is set but no pod CIDR is. Fix: set {PodCidr.Key} (native routing is part of pod networking).");
+                errors.Add($"{PodNetworking.Key}: true (from {modeSource}) without {PodCidr.Key} needs the Kubernetes API, to read this node's pod CIDRs from its Node's spec.podCIDRs. Fix: set {PodCidr.Key}, or turn the Kubernetes API on (--kubeconfig, or run in a pod).");
+                return null;
             }
-            return null;
+            if (mode != "true")
+            {
+                if (remote.Count > 0)
+                {
+                    errors.Add($"{RemoteNodes.Key} is set but no pod CIDR is. Fix: set {PodCidr.Key}, or {PodNetworking.Key}: true with the Kubernetes API (native routing is part of pod networking).");
+                }
+                return null;
+            }
         }
         return new DatapathOptions
         {
@@ -171,6 +198,10 @@ public static class DatapathSettings
         };
     }
 
-    private static bool Overlaps(IPNetwork a, IPNetwork b) =>
+    /// <summary>The longest prefix a pod CIDR may have: room for the gateway and one pod.</summary>
+    internal static int MaxPrefix(IPNetwork cidr) => cidr.BaseAddress.AddressFamily == AddressFamily.InterNetworkV6 ? 126 : 30;
+
+    /// <summary>True when the two CIDRs share an address.</summary>
+    internal static bool Overlaps(IPNetwork a, IPNetwork b) =>
         a.BaseAddress.AddressFamily == b.BaseAddress.AddressFamily && (a.Contains(b.BaseAddress) || b.Contains(a.BaseAddress));
 }

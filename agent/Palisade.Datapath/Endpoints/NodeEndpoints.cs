@@ -25,6 +25,19 @@ public sealed record NodeEndpointsOptions
 }
 
 /// <summary>
+/// The labels of a pod and of its namespace, as the cluster has them now; namespace labels
+/// null while the Namespace is not seen (an endpoint then keeps the ones it has).
+/// </summary>
+public sealed record PodLabels(IReadOnlyDictionary<string, string> Labels, IReadOnlyDictionary<string, string>? NamespaceLabels);
+
+/// <summary>Where endpoints' labels come from when the cluster is watched: the Pod object CNI_ARGS names, and its Namespace.</summary>
+public interface IPodLabelSource
+{
+    /// <summary>The pod's labels and its namespace's; null when the pod is not known (yet).</summary>
+    PodLabels? Find(string podNamespace, string podName);
+}
+
+/// <summary>
 /// The endpoints of this node: ADD allocates the addresses, makes the interfaces, takes the
 /// identity, installs the endpoint into the BPF datapath and records it, all or nothing; DEL
 /// undoes that and is idempotent; CHECK names each thing that is wrong; GC releases what the
@@ -42,6 +55,7 @@ public sealed partial class NodeEndpoints : IEndpointDirectory
     private readonly Dictionary<uint, Endpoint> _byId = [];
     private readonly Dictionary<IPAddress, Endpoint> _byAddress = [];
     private readonly HashSet<AttachmentId> _busy = [];
+    private readonly HashSet<AttachmentId> _relabelPending = [];
     private readonly HashSet<uint> _reservedIds = [];
     private uint _nextId = 1;
 
@@ -53,6 +67,18 @@ public sealed partial class NodeEndpoints : IEndpointDirectory
 
     /// <summary>Why the node cannot take ADDs now (STATUS answers 50 with it); null when ready.</summary>
     public string? NotReadyReason { get; set; }
+
+    /// <summary>
+    /// With Kubernetes: the Pod and Namespace labels endpoints take, instead of CNI_ARGS'
+    /// (which stay the fallback while the pod is not known). Null: CNI_ARGS' alone.
+    /// </summary>
+    public IPodLabelSource? PodLabels { get; set; }
+
+    /// <summary>An endpoint's labels changed and it moved to another identity: (before, after). Raised on the caller's thread.</summary>
+    public event Action<Endpoint, Endpoint>? Relabeled;
+
+    /// <summary>An endpoint's labels could not be updated (it keeps its identity): the reason.</summary>
+    public event Action<string>? RelabelFailed;
 
     public Endpoint? ById(uint id)
     {
@@ -129,9 +155,11 @@ public sealed partial class NodeEndpoints : IEndpointDirectory
             {
                 Index(endpoint);
                 _reservedIds.Remove(id);
-                _busy.Remove(spec.Attachment);
+                // The pod's labels may have arrived, or changed, while ADD ran: looked at again below.
+                _relabelPending.Add(spec.Attachment);
             }
-            return endpoint;
+            Unclaim(spec.Attachment);
+            return Find(spec.Attachment) ?? endpoint;
         }
         catch (Exception e)
         {
@@ -162,8 +190,10 @@ public sealed partial class NodeEndpoints : IEndpointDirectory
         var created = _options.Interfaces.Create(new InterfaceSpec(spec.Attachment, spec.Netns, hostIfName,
             addresses.IPv4, addresses.IPv6, ipam.IPv4?.Gateway, ipam.IPv6?.Gateway, mtu));
         undo.Push(() => _options.Interfaces.Delete(Orphan(spec.Attachment)));
-        var namespaceLabels = spec.NamespaceLabels ?? IdentityLabels.DefaultNamespaceLabels(spec.PodNamespace);
-        var labels = IdentityLabels.For(spec.PodNamespace, spec.Labels, namespaceLabels);
+        var known = LabelsFor(spec.PodNamespace, spec.PodName);
+        var podLabels = known?.Labels ?? spec.Labels;
+        var namespaceLabels = known?.NamespaceLabels ?? spec.NamespaceLabels ?? IdentityLabels.DefaultNamespaceLabels(spec.PodNamespace);
+        var labels = IdentityLabels.For(spec.PodNamespace, podLabels, namespaceLabels);
         var identity = _options.Identities.Acquire(labels);
         undo.Push(() => _options.Identities.Release(identity));
         var endpoint = new Endpoint
@@ -175,7 +205,7 @@ public sealed partial class NodeEndpoints : IEndpointDirectory
             NetnsInode = created.NetnsInode,
             PodNamespace = spec.PodNamespace,
             PodName = spec.PodName,
-            Labels = spec.Labels,
+            Labels = podLabels,
             NamespaceLabels = namespaceLabels,
             Identity = identity,
             HostIfName = hostIfName,
@@ -238,12 +268,108 @@ public sealed partial class NodeEndpoints : IEndpointDirectory
         }
         finally
         {
-            lock (_sync)
-            {
-                _busy.Remove(attachment);
-            }
+            Unclaim(attachment);
         }
     }
+
+    /// <summary>
+    /// The labels of pod <paramref name="podName"/> in <paramref name="podNamespace"/> (every
+    /// pod of the namespace when <paramref name="podName"/> is null) may have changed: each
+    /// endpoint of it takes its labels from <see cref="PodLabels"/> again and, when they
+    /// differ, moves to their identity in place (datapath entries rewritten, no interface
+    /// touched, no packet lost). An endpoint busy with ADD or DEL is looked at when that ends.
+    /// </summary>
+    public void RefreshLabels(string podNamespace, string? podName)
+    {
+        foreach (var endpoint in All.Where(e => e.PodNamespace == podNamespace && (podName is null || e.PodName == podName)))
+        {
+            Relabel(new AttachmentId(endpoint.ContainerId, endpoint.IfName));
+        }
+    }
+
+    private PodLabels? LabelsFor(string? podNamespace, string? podName) =>
+        PodLabels is { } source && !string.IsNullOrEmpty(podNamespace) && !string.IsNullOrEmpty(podName) ? source.Find(podNamespace, podName) : null;
+
+    private void Relabel(AttachmentId attachment)
+    {
+        Endpoint? before;
+        lock (_sync)
+        {
+            if (!_byAttachment.TryGetValue(attachment, out before))
+            {
+                return;
+            }
+            if (!_busy.Add(attachment))
+            {
+                _relabelPending.Add(attachment);
+                return;
+            }
+        }
+        try
+        {
+            if (LabelsFor(before.PodNamespace, before.PodName) is not { } now)
+            {
+                return;
+            }
+            var namespaceLabels = now.NamespaceLabels ?? before.NamespaceLabels;
+            if (SameLabels(now.Labels, before.Labels) && SameLabels(namespaceLabels, before.NamespaceLabels))
+            {
+                return;
+            }
+            var identity = _options.Identities.Move(before.Identity, IdentityLabels.For(before.PodNamespace, now.Labels, namespaceLabels));
+            var after = before with { Labels = now.Labels, NamespaceLabels = namespaceLabels, Identity = identity };
+            try
+            {
+                if (identity != before.Identity)
+                {
+                    _options.Datapath.Install(after);
+                }
+                _options.Registry.Save(after);
+            }
+            catch
+            {
+                _options.Identities.Move(identity, IdentityLabels.For(before.PodNamespace, before.Labels, before.NamespaceLabels));
+                if (identity != before.Identity)
+                {
+                    _options.Datapath.Install(before);
+                }
+                throw;
+            }
+            lock (_sync)
+            {
+                Index(after);
+            }
+            Relabeled?.Invoke(before, after);
+        }
+#pragma warning disable CA1031 // a label update that fails leaves the endpoint working with its old identity: reported, not thrown at the informer
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            RelabelFailed?.Invoke($"endpoint {before.Id} ({before.PodNamespace}/{before.PodName}, {attachment}): labels not updated, it keeps identity {before.Identity}: {e.Message}");
+        }
+        finally
+        {
+            Unclaim(attachment);
+        }
+    }
+
+    /// <summary>Ends a request's hold on the attachment; a label update that came meanwhile runs now.</summary>
+    private void Unclaim(AttachmentId attachment)
+    {
+        bool again;
+        lock (_sync)
+        {
+            _busy.Remove(attachment);
+            again = _relabelPending.Remove(attachment);
+        }
+        if (again)
+        {
+            Relabel(attachment);
+        }
+    }
+
+    private static bool SameLabels(IReadOnlyDictionary<string, string> a, IReadOnlyDictionary<string, string> b) =>
+        a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var v) && v == kv.Value);
 
     /// <summary>Every problem of the attachment's endpoint (empty: healthy); throws when there is no endpoint.</summary>
     public IReadOnlyList<string> Check(AttachmentId attachment)

@@ -100,6 +100,46 @@ public sealed class IdentityAllocator
         return Acquire(labels);
     }
 
+    /// <summary>
+    /// An endpoint's labels changed (its Pod's, or its namespace's): it holds the identity of
+    /// <paramref name="labels"/> instead of <paramref name="from"/>, in one step and one state
+    /// write. Returns <paramref name="from"/> when the labels are that identity's already.
+    /// </summary>
+    public uint Move(uint from, IReadOnlyList<string> labels)
+    {
+        var key = Key(labels);
+        lock (_sync)
+        {
+            _byNumber.TryGetValue(from, out var current);
+            if (current is not null && current.Key == key)
+            {
+                return from;
+            }
+            var changed = false;
+            if (!_byLabels.TryGetValue(key, out var target))
+            {
+                var number = FreeNumber();
+                target = new Entry(number, key, [.. labels]);
+                _byLabels[key] = target;
+                _byNumber[number] = target;
+                _next = number == Last ? First : number + 1;
+                changed = true;
+            }
+            target.References++;
+            if (current is not null && --current.References <= 0)
+            {
+                _byNumber.Remove(current.Number);
+                _byLabels.Remove(current.Key);
+                changed = true;
+            }
+            if (changed)
+            {
+                Save();
+            }
+            return target.Number;
+        }
+    }
+
     /// <summary>Drops one hold of <paramref name="number"/>; the last one frees the number.</summary>
     public void Release(uint number)
     {

@@ -16,12 +16,26 @@ public static class IdentityLabels
     /// <summary>The label Kubernetes puts on every namespace, and our default for a namespace whose labels are unknown.</summary>
     public const string NamespaceNameLabel = "kubernetes.io/metadata.name";
 
+    /// <summary>
+    /// Pod labels that controllers stamp on every pod of one rollout (Deployment, DaemonSet,
+    /// StatefulSet revisions): Cilium leaves them out of identities, or every rollout would
+    /// mint new identities for the same workload. They stay on the endpoint (flows show them).
+    /// </summary>
+    public static readonly IReadOnlySet<string> NotIdentity = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "pod-template-hash", "controller-revision-hash", "pod-template-generation",
+    };
+
     /// <summary>The sorted, de-duplicated identity labels of an endpoint.</summary>
     public static IReadOnlyList<string> For(string? podNamespace, IReadOnlyDictionary<string, string> labels, IReadOnlyDictionary<string, string> namespaceLabels)
     {
         var set = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var (key, value) in labels)
         {
+            if (NotIdentity.Contains(key))
+            {
+                continue;
+            }
             set.Add($"{Source}{key}={value}");
         }
         if (!string.IsNullOrEmpty(podNamespace))
