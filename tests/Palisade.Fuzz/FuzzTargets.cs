@@ -23,6 +23,8 @@ public static class FuzzTargets
         ["events"] = new("events", ProcessEvents.Run, ProcessEvents.Seeds),
         ["cni"] = new("cni", CniInvocations.Run, CniInvocations.Seeds),
         ["network-policy"] = new("network-policy", NetworkPolicies.Run, NetworkPolicies.Seeds),
+        ["flows"] = new("flows", FlowRingRecords.Run, FlowRingRecords.Seeds),
+        ["observe"] = new("observe", ObservedFlowLines.Run, ObservedFlowLines.Seeds),
     };
 
     /// <summary>TracingPolicy YAML: policies or errors, each error with a message; an (internal) error is a bug.</summary>
