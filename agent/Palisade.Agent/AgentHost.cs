@@ -138,7 +138,7 @@ public static class AgentHost
         {
             ctx.Response.ContentType = "application/json";
             var exports = app.Services.GetRequiredService<ExportService>();
-            await ctx.Response.WriteAsync(AgentStatus.Json(readiness, processes.Sensor, kubernetes.Status, app.Services.GetRequiredService<EventHub>(), exports, app.Services.GetRequiredService<PolicyService>().InvalidPolicyFiles, app.Services.GetService<ElasticsearchLogs>(), app.Services.GetRequiredService<DatapathService>())).ConfigureAwait(false);
+            await ctx.Response.WriteAsync(AgentStatus.Json(readiness, processes.Sensor, kubernetes.Status, app.Services.GetRequiredService<EventHub>(), exports, app.Services.GetRequiredService<PolicyService>().InvalidPolicyFiles, app.Services.GetService<ElasticsearchLogs>(), app.Services.GetRequiredService<DatapathService>(), AgentStatus.ReadFlows(app.Services))).ConfigureAwait(false);
         });
         app.MapGet("/v1/policies", async (HttpContext ctx) =>
         {

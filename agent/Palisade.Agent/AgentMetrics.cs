@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Hosting;
 using Palisade.Agent.Configuration;
+using Palisade.Datapath.Abi;
 using Palisade.Events;
 using Prometheus;
 
@@ -20,12 +21,15 @@ internal sealed class AgentMetrics : IHostedService
     private readonly ProcessSensorService? _processes;
     private readonly PolicyService? _policyService;
     private readonly KubernetesService? _kubernetes;
+    private readonly KernelDatapath? _datapath;
+    private readonly FlowSensorService? _flowSensor;
     private readonly ExportService _exports;
     private readonly Counter _events, _flows, _drops, _policyEvents, _policyActions, _kernelLost, _userLost, _exportSent, _exportFailed, _exportDropped,
         _exportFiltered, _cacheEvictions, _cacheLookups, _published, _metricsOverflow;
     private readonly Gauge _ringPending, _ringCapacity, _mapEntries, _mapCapacity;
     private readonly Counter _podContext, _k8sInformer, _k8sStatus;
     private readonly Gauge _pods;
+    private readonly Counter _flowRecords, _flowTableFull, _flowTableEvicted, _datapathPackets, _datapathNoL4, _flowDecodeErrors, _flowUnresolved;
     private readonly Gauge _queueDepth, _queueCapacity, _spooled, _cacheSize, _cacheCapacity, _policies, _policyMemory, _probe, _build;
     // Label sets seen per metric (compared by value: no key string built per event).
     private readonly Dictionary<string, HashSet<string[]>> _seriesSeen = new(StringComparer.Ordinal);
@@ -34,8 +38,10 @@ internal sealed class AgentMetrics : IHostedService
     private Task? _run;
 
     public AgentMetrics(AgentOptions options, EventHub hub, ExportService exports, KernelSetupService? kernel = null, ProcessSensorService? processes = null,
-        PolicyService? policies = null, KubernetesService? kubernetes = null)
+        PolicyService? policies = null, KubernetesService? kubernetes = null, KernelDatapath? datapath = null, FlowSensorService? flowSensor = null)
     {
+        _datapath = datapath;
+        _flowSensor = flowSensor;
         _options = options;
         _hub = hub;
         _kernel = kernel;
@@ -49,6 +55,13 @@ internal sealed class AgentMetrics : IHostedService
         _events = f.CreateCounter("palisade_events_total", "Events exported by type (and the labels chosen by --metrics-label-filter).", ["type", .. _labels]);
         _flows = f.CreateCounter("palisade_flows_total", "Network flows the datapath reported, by Hubble's verdict (FORWARDED, DROPPED, AUDIT, ...) and traffic direction.", "verdict", "direction");
         _drops = f.CreateCounter("palisade_drop_count_total", "Dropped flows by Hubble's drop reason (POLICY_DENIED, ...) and traffic direction.", "reason", "direction");
+        _flowRecords = f.CreateCounter("palisade_flow_records_total", "What the datapath did with each packet it observed for flows: reported (a flow record written), aggregated (counted into its connection's next record), ringbuf_full (the record was lost).", "outcome");
+        _flowTableFull = f.CreateCounter("palisade_flow_table_full_total", "Connections the datapath could not track in its flow-aggregation table (each of their packets is reported on its own).");
+        _flowTableEvicted = f.CreateCounter("palisade_flow_table_evictions_total", "Connections the flow-aggregation table (pal_flows, an LRU) evicted to make room; counted at most every 10 s.");
+        _datapathPackets = f.CreateCounter("palisade_datapath_packets_total", "Packets the endpoint programs handled, by action (forwarded, redirected, to_stack, passed_l2, no_endpoint, dropped) and, for drops, Hubble's drop reason.", "action", "reason");
+        _datapathNoL4 = f.CreateCounter("palisade_datapath_packets_without_l4_total", "Packets handled without a TCP/UDP/ICMP header to read, by reason: fragment (not the first), unknown_protocol.", "reason");
+        _flowDecodeErrors = f.CreateCounter("palisade_flow_decode_errors_total", "Flow records the agent refused, by reason: truncated, not_a_flow, size_mismatch, out_of_range.", "reason");
+        _flowUnresolved = f.CreateCounter("palisade_flow_unresolved_total", "Flows exported without a part the record named, by what: process (not in the process cache), endpoint (gone before the record was read).", "what");
         _policyEvents = f.CreateCounter("palisade_policy_events_total", "Policy events that reached user space, by policy, hook and action.", "policy", "hook", "action");
         _policyActions = f.CreateCounter("palisade_policy_actions_total", "What policies did in the kernel, per policy: matched, posted, killed, signalled, overridden, monitored, rate_limited, lost.", "policy", "action");
         _kernelLost = f.CreateCounter("palisade_bpf_lost_events_total", "Events the kernel could not hand to user space, by sensor and reason.", "sensor", "reason");
@@ -258,13 +271,76 @@ internal sealed class AgentMetrics : IHostedService
         }
     }
 
-    private DateTime _mapsCounted;
+    private DateTime _mapsCounted, _flowTableCounted;
+
+    /// <summary>Kernel actions and their Hubble drop reasons, in the order of palisade_datapath_packets_total's series.</summary>
+    private static readonly (DatapathCounter Counter, string Action, DropReason Reason)[] PacketActions =
+    [
+        (DatapathCounter.Forwarded, "forwarded", DropReason.Unknown),
+        (DatapathCounter.Redirected, "redirected", DropReason.Unknown),
+        (DatapathCounter.ToStack, "to_stack", DropReason.Unknown),
+        (DatapathCounter.PassedL2, "passed_l2", DropReason.Unknown),
+        (DatapathCounter.NoEndpoint, "no_endpoint", DropReason.Unknown),
+        (DatapathCounter.DropInvalidSip, "dropped", (DropReason)NetDropReason.InvalidSip),
+        (DatapathCounter.DropInvalid, "dropped", (DropReason)NetDropReason.Invalid),
+        (DatapathCounter.DropWriteError, "dropped", (DropReason)NetDropReason.WriteError),
+    ];
+
+    /// <summary>The flow path's series from one reading of its counters (what each scrape does; tests call it with made-up counters).</summary>
+    internal void CollectFlows(FlowCounters c)
+    {
+        if (c.Datapath is { } k)
+        {
+            Set(_flowRecords.WithLabels("reported"), k[DatapathCounter.FlowRecords]);
+            Set(_flowRecords.WithLabels("aggregated"), k[DatapathCounter.FlowAggregated]);
+            Set(_flowRecords.WithLabels("ringbuf_full"), k[DatapathCounter.RingbufFull]);
+            Set(_flowTableFull, k[DatapathCounter.FlowTableFull]);
+            foreach (var (counter, action, reason) in PacketActions)
+            {
+                Set(_datapathPackets.WithLabels(action, reason == DropReason.Unknown ? "" : FlowNames.DropReason(reason)), k[counter]);
+            }
+            Set(_datapathNoL4.WithLabels("fragment"), k[DatapathCounter.Fragment]);
+            Set(_datapathNoL4.WithLabels("unknown_protocol"), k[DatapathCounter.UnknownL4]);
+        }
+        if (c.Table is { } table)
+        {
+            _mapEntries.WithLabels("pal_flows").Set(table.Entries);
+            _mapCapacity.WithLabels("pal_flows").Set(table.Capacity);
+            Set(_flowTableEvicted, table.Evicted);
+        }
+        if (c.Malformed is { } malformed)
+        {
+            foreach (var (reason, n) in malformed)
+            {
+                Set(_flowDecodeErrors.WithLabels(FlowRecordErrorName(reason)), n);
+            }
+        }
+        if (c.Decoder is { } d)
+        {
+            Set(_flowUnresolved.WithLabels("process"), d.ProcessMisses);
+            Set(_flowUnresolved.WithLabels("endpoint"), d.EndpointMisses);
+        }
+    }
+
+    internal static string FlowRecordErrorName(Palisade.Datapath.Flows.FlowRecordError reason) => reason switch
+    {
+        Palisade.Datapath.Flows.FlowRecordError.Truncated => "truncated",
+        Palisade.Datapath.Flows.FlowRecordError.NotAFlow => "not_a_flow",
+        Palisade.Datapath.Flows.FlowRecordError.SizeMismatch => "size_mismatch",
+        _ => "out_of_range",
+    };
 
     private void Collect()
     {
         Set(_published, _hub.Published);
         CollectKubernetes();
         CollectMaps();
+        var countTable = DateTime.UtcNow - _flowTableCounted >= TimeSpan.FromSeconds(10);
+        if (FlowCounters.Read(_datapath, _flowSensor, countTable) is { } flows)
+        {
+            _flowTableCounted = countTable ? DateTime.UtcNow : _flowTableCounted;
+            CollectFlows(flows);
+        }
         if (_processes?.Sensor is { } sensor)
         {
             var s = sensor.Stats();

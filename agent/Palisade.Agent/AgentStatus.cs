@@ -1,5 +1,7 @@
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Palisade.Datapath.Flows;
 using Palisade.Events;
 
 namespace Palisade.Agent;
@@ -8,7 +10,7 @@ namespace Palisade.Agent;
 internal static class AgentStatus
 {
     public static string Json(AgentReadiness readiness, Palisade.Runtime.ProcessSensor? sensor, KubernetesStatus? kubernetes, EventHub hub, ExportService exports,
-        IReadOnlyDictionary<string, string> invalidPolicyFiles, ElasticsearchLogs? shippedLogs = null, DatapathService? datapath = null)
+        IReadOnlyDictionary<string, string> invalidPolicyFiles, ElasticsearchLogs? shippedLogs = null, DatapathService? datapath = null, FlowCounters? flows = null)
     {
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
@@ -92,6 +94,10 @@ internal static class AgentStatus
                 WriteKubernetes(w, k);
             }
             datapath?.WriteStatus(w);
+            if (flows is not null)
+            {
+                WriteFlows(w, flows);
+            }
             var gc = GC.GetGCMemoryInfo();
             w.WriteStartObject("memory");
             w.WriteNumber("working_set_bytes", Environment.WorkingSet);
@@ -102,6 +108,65 @@ internal static class AgentStatus
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    /// <summary>The flow counters of a running agent (null when neither the datapath nor the flow decoder runs).</summary>
+    public static FlowCounters? ReadFlows(IServiceProvider services) =>
+        FlowCounters.Read(services.GetService<KernelDatapath>(), services.GetService<FlowSensorService>(), withTable: true);
+
+    /// <summary>
+    /// "datapath_counters": every pal_net_stats counter by name; "flows": what became of the
+    /// packets observed for flows, the aggregation table, and what the decoder made of the records.
+    /// </summary>
+    internal static void WriteFlows(Utf8JsonWriter w, FlowCounters c)
+    {
+        if (c.Datapath is { } k)
+        {
+            w.WriteStartObject("datapath_counters");
+            foreach (var counter in FlowCounters.DatapathCounters)
+            {
+                w.WriteNumber(System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(counter.ToString()), k.GetValueOrDefault(counter));
+            }
+            w.WriteEndObject();
+        }
+        w.WriteStartObject("flows");
+        if (c.Datapath is { } kernel)
+        {
+            w.WriteNumber("records_reported", kernel.GetValueOrDefault(Palisade.Datapath.Abi.DatapathCounter.FlowRecords));
+            w.WriteNumber("packets_aggregated", kernel.GetValueOrDefault(Palisade.Datapath.Abi.DatapathCounter.FlowAggregated));
+            w.WriteNumber("records_lost_ringbuf_full", kernel.GetValueOrDefault(Palisade.Datapath.Abi.DatapathCounter.RingbufFull));
+            w.WriteNumber("table_full", kernel.GetValueOrDefault(Palisade.Datapath.Abi.DatapathCounter.FlowTableFull));
+        }
+        if (c.Table is { } table)
+        {
+            w.WriteStartObject("table");
+            w.WriteNumber("entries", table.Entries);
+            w.WriteNumber("capacity", table.Capacity);
+            w.WriteNumber("evicted", table.Evicted);
+            w.WriteEndObject();
+        }
+        if (c.Decoder is { } d)
+        {
+            w.WriteStartObject("decoder");
+            w.WriteNumber("decoded", d.Decoded);
+            w.WriteNumber("malformed", d.Malformed);
+            if (c.Malformed is { } malformed)
+            {
+                w.WriteStartObject("malformed_by_reason");
+                foreach (var (reason, n) in malformed)
+                {
+                    w.WriteNumber(AgentMetrics.FlowRecordErrorName(reason), n);
+                }
+                w.WriteEndObject();
+            }
+            w.WriteNumber("with_process", d.WithProcess);
+            w.WriteNumber("process_misses", d.ProcessMisses);
+            w.WriteNumber("endpoint_misses", d.EndpointMisses);
+            w.WriteNumber("aggregated_packets", d.AggregatedPackets);
+            w.WriteNumber("bytes", d.Bytes);
+            w.WriteEndObject();
+        }
+        w.WriteEndObject();
     }
 
     private static void WriteKubernetes(Utf8JsonWriter w, KubernetesStatus k)

@@ -260,10 +260,46 @@ internal static class ClientCommands
             var h = health.HealthStatus.FirstOrDefault();
             Console.WriteLine($"agent:   palisade {info.Version}, {(h?.Status == HealthStatusResult.HealthStatusRunning ? "running" : h?.Details ?? "unknown")}");
             Console.WriteLine($"kernel:  {info.KernelRelease}; {info.Probes.Count(p => p.Enabled)}/{info.Probes.Count} probed features available");
+            if (FlowsLine(info.StatusJson) is { } flows)
+            {
+                Console.WriteLine(flows);
+            }
             Console.WriteLine(info.StatusJson);
             return h?.Status == HealthStatusResult.HealthStatusRunning ? 0 : 1;
         }));
         return command;
+    }
+
+    /// <summary>
+    /// One line on the flow path from the status document: what was reported, aggregated and
+    /// lost, and what the agent could not decode; null when the agent runs no flows.
+    /// </summary>
+    internal static string? FlowsLine(string statusJson)
+    {
+        using var doc = JsonDocument.Parse(statusJson);
+        if (!doc.RootElement.TryGetProperty("flows", out var f) || f.ValueKind != JsonValueKind.Object)
+        {
+            return null;
+        }
+        static long N(JsonElement e, string name) => e.TryGetProperty(name, out var v) && v.TryGetInt64(out var n) ? n : 0;
+        var parts = new List<string>();
+        if (f.TryGetProperty("records_reported", out _))
+        {
+            parts.Add($"{N(f, "records_reported")} records reported, {N(f, "packets_aggregated")} packets aggregated, {N(f, "records_lost_ringbuf_full")} lost (ring buffer full)");
+            if (N(f, "table_full") is > 0 and var full)
+            {
+                parts.Add($"{full} not tracked (table full)");
+            }
+        }
+        if (f.TryGetProperty("table", out var table))
+        {
+            parts.Add($"table {N(table, "entries")}/{N(table, "capacity")} ({N(table, "evicted")} evicted)");
+        }
+        if (f.TryGetProperty("decoder", out var d))
+        {
+            parts.Add($"{N(d, "decoded")} decoded, {N(d, "malformed")} malformed, {N(d, "process_misses")} without their process");
+        }
+        return parts.Count == 0 ? null : $"flows:   {string.Join("; ", parts)}";
     }
 
     public static Command Completion()

@@ -24,6 +24,8 @@ public static class FuzzTargets
         ["cni"] = new("cni", CniInvocations.Run, CniInvocations.Seeds),
         ["network-policy"] = new("network-policy", NetworkPolicies.Run, NetworkPolicies.Seeds),
         ["node"] = new("node", NodeObjects.Run, NodeObjects.Seeds),
+        ["flows"] = new("flows", FlowRingRecords.Run, FlowRingRecords.Seeds),
+        ["observe"] = new("observe", ObservedFlowLines.Run, ObservedFlowLines.Seeds),
     };
 
     /// <summary>TracingPolicy YAML: policies or errors, each error with a message; an (internal) error is a bug.</summary>

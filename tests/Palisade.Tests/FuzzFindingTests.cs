@@ -146,4 +146,18 @@ public sealed class FuzzFindingTests
 
         Assert.Equal(1, decoder.Stats.Malformed);
     }
+
+    [Fact]
+    public void AnExportedFlowWhoseIdsPassInt32ReadsBackIntoObserve()
+    {
+        // The exporter writes uint32 ids as numbers; the reader took them as int32 and skipped the whole line.
+        const string line = """{"flow":{"time":"2026-12-02T05:00:01Z","verdict":"FORWARDED","source":{"ID":4000000000,"identity":4294967295},"interface":{"index":3000000000,"name":"lxc9"},"process":{"pid":4000000001,"binary":"/bin/sh"}},"node_name":"n"}""";
+
+        var flow = Palisade.Cli.Observe.FlowJsonReader.Read(line)!.Flow;
+
+        Assert.Equal(4_000_000_000u, flow.Source!.ID);
+        Assert.Equal(uint.MaxValue, flow.Source.Identity);
+        Assert.Equal(3_000_000_000u, flow.Interface!.Index);
+        Assert.Equal(4_000_000_001u, flow.Process!.Pid);
+    }
 }

@@ -1,4 +1,5 @@
 using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Palisade.Agent.Configuration;
 using Palisade.Bpf;
@@ -14,7 +15,7 @@ namespace Palisade.Agent.Api;
 
 /// <summary>The gRPC API: event stream, policy management, health, version and probe results.</summary>
 internal sealed partial class SensorsService(AgentOptions options, AgentReadiness readiness, KernelSetupService kernel, ProcessSensorService processes,
-    PolicyService policies, KubernetesService kubernetes, EventHub hub, ExportService exports, FlowHistoryService flowHistory, ILogger<SensorsService> logger)
+    PolicyService policies, KubernetesService kubernetes, EventHub hub, ExportService exports, FlowHistoryService flowHistory, ILogger<SensorsService> logger, IServiceProvider services)
     : FineGuidanceSensors.FineGuidanceSensorsBase
 {
     private static long _streams;
@@ -161,7 +162,9 @@ internal sealed partial class SensorsService(AgentOptions options, AgentReadines
         {
             response.Probes.Add(new GetInfoResponse.Types.Probe { Name = f.Name, Enabled = f.Available, Detail = f.Detail });
         }
-        response.StatusJson = AgentStatus.Json(readiness, processes.Sensor, kubernetes.Status, hub, exports, policies.InvalidPolicyFiles);
+        // The same document as GET /v1/status, so `palisade status` shows pod networking and flows too.
+        response.StatusJson = AgentStatus.Json(readiness, processes.Sensor, kubernetes.Status, hub, exports, policies.InvalidPolicyFiles,
+            services.GetService<ElasticsearchLogs>(), services.GetService<DatapathService>(), AgentStatus.ReadFlows(services));
         return Task.FromResult(response);
     }
 

@@ -52,7 +52,7 @@ internal static class FlowJsonReader
             TrafficDirection = Enum(f, "traffic_direction", Directions),
             IsReply = f.TryGetProperty("is_reply", out var reply) && reply.ValueKind is JsonValueKind.True or JsonValueKind.False ? reply.GetBoolean() : null,
             TraceObservationPoint = Enum(f, "trace_observation_point", Points),
-            Interface = Child(f, "interface") is { } nic ? new FlowInterface((uint)Int(nic, "index"), Str(nic, "name") ?? "") : null,
+            Interface = Child(f, "interface") is { } nic ? new FlowInterface(UInt(nic, "index"), Str(nic, "name") ?? "") : null,
             Summary = Str(f, "Summary"),
             Process = Process(Child(f, "process"), time),
         };
@@ -70,6 +70,15 @@ internal static class FlowJsonReader
     {
         JsonValueKind.Number => v.GetInt32(),
         JsonValueKind.String => int.Parse(v.GetString()!, CultureInfo.InvariantCulture),
+        _ => 0,
+    } : 0;
+
+    // uint32 fields (endpoint ids, identities, interface indexes, pids) use the whole range: an
+    // identity past 2^31 read as int32 made the whole line unreadable (found by the flows fuzz target).
+    private static uint UInt(JsonElement e, string name) => e.TryGetProperty(name, out var v) ? v.ValueKind switch
+    {
+        JsonValueKind.Number => v.GetUInt32(),
+        JsonValueKind.String => uint.Parse(v.GetString()!, CultureInfo.InvariantCulture),
         _ => 0,
     } : 0;
 
@@ -120,8 +129,8 @@ internal static class FlowJsonReader
             : [];
         return new FlowEndpoint
         {
-            ID = (uint)Int(e, "ID"),
-            Identity = (uint)Int(e, "identity"),
+            ID = UInt(e, "ID"),
+            Identity = UInt(e, "identity"),
             Namespace = Str(e, "namespace"),
             PodName = Str(e, "pod_name"),
             Labels = labels,
@@ -137,7 +146,7 @@ internal static class FlowJsonReader
         return new ProcessRecord
         {
             ExecId = Str(p, "exec_id") ?? "",
-            Pid = (uint)Int(p, "pid"),
+            Pid = UInt(p, "pid"),
             Ktime = 0,
             StartTime = time is null ? DateTimeOffset.MinValue : DateTimeOffset.Parse(time, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal),
             Binary = Str(p, "binary") ?? "",

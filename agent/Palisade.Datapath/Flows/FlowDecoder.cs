@@ -25,6 +25,19 @@ public interface IFlowProcessResolver
 /// <param name="Bytes">Bytes covered by the records.</param>
 public readonly record struct FlowDecoderStats(long Decoded, long Malformed, long WithProcess, long ProcessMisses, long EndpointMisses, long AggregatedPackets, long Bytes);
 
+/// <summary>Why the decoder refused a record (each counted in <see cref="FlowDecoder.MalformedBy"/>).</summary>
+public enum FlowRecordError
+{
+    /// <summary>Shorter than struct pal_flow_event: cut off, or written by another version of the datapath.</summary>
+    Truncated,
+    /// <summary>The header names another event type.</summary>
+    NotAFlow,
+    /// <summary>The header's size is smaller than a flow record or larger than the record read.</summary>
+    SizeMismatch,
+    /// <summary>A verdict or direction no datapath writes.</summary>
+    OutOfRange,
+}
+
 /// <summary>
 /// Turns pal_flow_event records (bpf/include/pal_flow.h) into <see cref="FlowEvent"/>s: verdict,
 /// addresses, L4, both endpoints from the <see cref="IEndpointDirectory"/>, the interface, a
@@ -49,6 +62,7 @@ public sealed class FlowDecoder : IRingBufferConsumer
     private readonly Dictionary<uint, FlowEndpoint> _peers = [];
     private readonly Dictionary<uint, FlowInterface> _nics = [];
     private long _decoded, _malformed, _withProcess, _processMisses, _endpointMisses, _aggregated, _bytes;
+    private readonly long[] _malformedBy = new long[Enum.GetValues<FlowRecordError>().Length];
 
     /// <param name="endpoints">Local endpoints by id and address.</param>
     /// <param name="processes">The agent's process cache.</param>
@@ -67,6 +81,9 @@ public sealed class FlowDecoder : IRingBufferConsumer
     public FlowDecoderStats Stats => new(Interlocked.Read(ref _decoded), Interlocked.Read(ref _malformed), Interlocked.Read(ref _withProcess),
         Interlocked.Read(ref _processMisses), Interlocked.Read(ref _endpointMisses), Interlocked.Read(ref _aggregated), Interlocked.Read(ref _bytes));
 
+    /// <summary>Refused records of one kind; they add up to <see cref="FlowDecoderStats.Malformed"/>.</summary>
+    public long MalformedBy(FlowRecordError reason) => Interlocked.Read(ref _malformedBy[(int)reason]);
+
     public void OnRecord(ReadOnlySpan<byte> record)
     {
         if (Decode(record) is { } flow)
@@ -81,14 +98,21 @@ public sealed class FlowDecoder : IRingBufferConsumer
         // Fast checks first, on the span: a refused record costs no allocation.
         if (record.Length < RecordSize)
         {
-            return Malformed();
+            return Malformed(FlowRecordError.Truncated);
         }
         // A copy on the stack (144 bytes): its address fields can be read in place.
         var r = MemoryMarshal.Read<PalFlowEvent>(record);
-        if (r.Hdr.Type != (uint)PalEventType.Flow || r.Hdr.Size < RecordSize || r.Hdr.Size > record.Length
-            || r.Verdict > (byte)PalFlowVerdict.Translated || r.Direction > (byte)PalFlowDirection.Egress)
+        if (r.Hdr.Type != (uint)PalEventType.Flow)
         {
-            return Malformed();
+            return Malformed(FlowRecordError.NotAFlow);
+        }
+        if (r.Hdr.Size < RecordSize || r.Hdr.Size > record.Length)
+        {
+            return Malformed(FlowRecordError.SizeMismatch);
+        }
+        if (r.Verdict > (byte)PalFlowVerdict.Translated || r.Direction > (byte)PalFlowDirection.Egress)
+        {
+            return Malformed(FlowRecordError.OutOfRange);
         }
         return Build(ref r);
     }
@@ -114,11 +138,12 @@ public sealed class FlowDecoder : IRingBufferConsumer
             process = _processes.Resolve(r.OwnerTgid, r.OwnerKtime);
             Interlocked.Increment(ref process is null ? ref _processMisses : ref _withProcess);
         }
+        // Clamped: a replayed record can claim 2^64 packets, and a counter must not turn negative.
         if (r.Packets > 1)
         {
-            Interlocked.Add(ref _aggregated, (long)(r.Packets - 1));
+            Interlocked.Add(ref _aggregated, (long)Math.Min(r.Packets - 1, long.MaxValue));
         }
-        Interlocked.Add(ref _bytes, (long)r.Bytes);
+        Interlocked.Add(ref _bytes, (long)Math.Min(r.Bytes, long.MaxValue));
         Interlocked.Increment(ref _decoded);
         return new FlowEvent
         {
@@ -248,8 +273,9 @@ public sealed class FlowDecoder : IRingBufferConsumer
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private FlowEvent? Malformed()
+    private FlowEvent? Malformed(FlowRecordError reason)
     {
+        Interlocked.Increment(ref _malformedBy[(int)reason]);
         Interlocked.Increment(ref _malformed);
         return null;
     }

@@ -90,6 +90,15 @@ public sealed class PodNetworkTests
         Assert.Equal(Busybox, (string?)syn["process"]?["binary"]);
         Assert.Contains(network.Flows(), f => (string?)f["IP"]?["source"] == addA && f["l4"]?["ICMPv4"] is not null);
         Assert.Contains(network.Flows(), f => f["l4"]?["UDP"]?["destination_port"]?.GetValue<int>() == 7101);
+
+        // What the datapath did is counted: packets redirected between the pods, records written and decoded, none refused.
+        using var status = network.Agent!.Status();
+        Assert.True(status.RootElement.GetProperty("datapath_counters").GetProperty("redirected").GetInt64() > 0, status.RootElement.ToString());
+        var counted = status.RootElement.GetProperty("flows");
+        Assert.True(counted.GetProperty("records_reported").GetInt64() > 0, counted.ToString());
+        Assert.True(counted.GetProperty("decoder").GetProperty("decoded").GetInt64() > 0, counted.ToString());
+        Assert.Equal(0, counted.GetProperty("decoder").GetProperty("malformed").GetInt64());
+        Assert.Contains("flows:   ", network.Agent.Cli("status").Stdout, StringComparison.Ordinal);
     }
 
     [Fact]
