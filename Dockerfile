@@ -10,6 +10,9 @@ RUN apt-get update -qq \
 WORKDIR /src
 COPY . .
 RUN dotnet publish agent/Palisade.Cli -c Release -o /out -nologo
+# The CNI plugin, NativeAOT (a runtime starts it per pod); the chart's init container installs it.
+RUN dotnet publish agent/Palisade.Cni -c Release -r linux-x64 -p:PublishAot=true -o /out-cni -nologo \
+ && cp /out-cni/palisade-cni /out/palisade-cni
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0
 # libbpf1 is loaded by the agent through P/Invoke; iproute2 for the datapath.
