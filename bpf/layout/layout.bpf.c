@@ -87,3 +87,12 @@ PAL_LAYOUT_ENUM(pal_ipcache_flags);
 PAL_LAYOUT_ENUM(pal_flow_state_flags);
 PAL_LAYOUT_ENUM(pal_net_stat);
 PAL_LAYOUT_ENUM(pal_sock_stat);
+
+/* pal_netpol.h: the per-endpoint network policy map */
+#include "pal_netpol.h"
+PAL_LAYOUT(pal_netpol_key);
+PAL_LAYOUT(pal_netpol_value);
+PAL_LAYOUT_ENUM(pal_netpol_sizes);
+PAL_LAYOUT_ENUM(pal_netpol_dir);
+PAL_LAYOUT_ENUM(pal_netpol_flags);
+PAL_LAYOUT_ENUM(pal_netpol_mode);
