@@ -32,6 +32,10 @@ public static class AgentHost
             logger.Information("Palisade agent {Version} starting (pid {Pid}); settings: {Settings}",
                 typeof(AgentHost).Assembly.GetName().Version?.ToString(3), Environment.ProcessId,
                 string.Join(", ", options.Sources.Select(kv => $"{kv.Key} from {kv.Value}")));
+            foreach (var warning in options.Warnings)
+            {
+                logger.Warning("Configuration: {Warning}", warning);
+            }
             await app.RunAsync(cancellationToken).ConfigureAwait(false);
             logger.Information("Palisade agent stopped");
             return 0;
@@ -55,6 +59,10 @@ public static class AgentHost
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
         builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
         {
+            if (options.MetricsServerEndpoint is { } metrics)
+            {
+                k.Listen(metrics);
+            }
             if (options.HealthServerEndpoint is { } endpoint)
             {
                 k.Listen(endpoint);
@@ -97,15 +105,36 @@ public static class AgentHost
         builder.Services.AddSingleton<Palisade.Datapath.IEndpointDirectory>(sp => new LiveEndpoints(sp.GetRequiredService<DatapathService>()));
         builder.Services.AddSingleton<DatapathService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DatapathService>());
-        builder.Services.AddSingleton<Palisade.Kubernetes.PodCache>();
+        builder.Services.AddSingleton(new Palisade.Kubernetes.PodCache { IncludeAnnotations = options.EnablePodAnnotations });
         builder.Services.AddSingleton<KubernetesService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<KubernetesService>());
         builder.Services.AddHostedService<ReadinessService>();
 
         var app = builder.Build();
-        if (options.HealthServerEndpoint is not null || options.ServerAddress is not null)
+        if (options.MetricsServerEndpoint is { } metricsServer)
+        {
+            // The metrics port (often every address of a hostNetwork pod, for Prometheus) answers
+            // /metrics and nothing else: status, policies and the probe stay on the health server.
+            app.Use((ctx, next) =>
+            {
+                if (ctx.Connection.LocalPort == metricsServer.Port && options.HealthServerEndpoint?.Port != metricsServer.Port)
+                {
+                    if (ctx.Request.Path != "/metrics")
+                    {
+                        ctx.Response.StatusCode = StatusCodes.Status404NotFound;
+                        return Task.CompletedTask;
+                    }
+                }
+                return next(ctx);
+            });
+        }
+        if (options.HealthServerEndpoint is not null || options.ServerAddress is not null || options.MetricsServerEndpoint is not null)
         {
             app.UseRouting();
+        }
+        if (options.MetricsServerEndpoint is not null && options.HealthServerEndpoint is null)
+        {
+            app.MapMetrics("/metrics", app.Services.GetRequiredService<AgentMetrics>().Registry);
         }
         if (options.HealthServerEndpoint is not null)
         {
@@ -178,6 +207,13 @@ public static class AgentHost
             ? config.WriteTo.Console(new CompactJsonFormatter(), standardErrorFromLevel: LogEventLevel.Verbose)
             : config.WriteTo.Console(outputTemplate: "{Timestamp:HH:mm:ss.fff} {Level:u4} {SourceContext:l}: {Message:lj}{NewLine}{Exception}",
                 standardErrorFromLevel: LogEventLevel.Verbose, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
+        if (options.LogFile is { } file)
+        {
+            config = options.LogFormat == "json"
+                ? config.WriteTo.File(new CompactJsonFormatter(), file, fileSizeLimitBytes: 10 * 1024 * 1024, rollOnFileSizeLimit: true, retainedFileCountLimit: 6)
+                : config.WriteTo.File(file, outputTemplate: "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} {Level:u4} {SourceContext:l}: {Message:lj}{NewLine}{Exception}",
+                    fileSizeLimitBytes: 10 * 1024 * 1024, rollOnFileSizeLimit: true, retainedFileCountLimit: 6, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
+        }
         if (shippedLogs is not null)
         {
             config = config.WriteTo.Sink(shippedLogs);

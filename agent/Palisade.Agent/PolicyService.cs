@@ -58,7 +58,17 @@ internal sealed partial class PolicyService(AgentOptions options, KernelSetupSer
         }
         var facts = TracingPolicyEngine.FactsFor(options.ProcFs, kernel.Probe?.IsAvailable(Palisade.Bpf.Probe.KernelFeature.Kprobe) ?? false)
             with { PodScoping = options.Kubernetes };
-        var engine = new TracingPolicyEngine(hub.Publish, facts, sensor.Resolve, options.ProcFs);
+        var engine = new TracingPolicyEngine(hub.Publish, facts, sensor.Resolve, options.ProcFs)
+        {
+            AncestorKinds = options.AncestorEventTypes.Select(t => t switch
+            {
+                "kprobe" => EventKind.ProcessKprobe,
+                "tracepoint" => EventKind.ProcessTracepoint,
+                "uprobe" => EventKind.ProcessUprobe,
+                "lsm" => EventKind.ProcessLsm,
+                _ => EventKind.ProcessExec,
+            }).Where(k => k != EventKind.ProcessExec).ToHashSet(),
+        };
         try
         {
             engine.Start(sensor);
@@ -70,11 +80,19 @@ internal sealed partial class PolicyService(AgentOptions options, KernelSetupSer
             return Task.CompletedTask;
         }
         _engine = engine;
+        if (options.TracingPolicyFile is { } single && options.TracingPolicyDir is null)
+        {
+            Sync(null); // Tetragon's --tracing-policy: one file, read at start
+        }
         if (options.TracingPolicyDir is { } dir)
         {
             if (!Directory.Exists(dir))
             {
                 LogNoDir(logger, dir);
+                if (options.TracingPolicyFile is not null)
+                {
+                    Sync(null);
+                }
             }
             else
             {
@@ -109,7 +127,7 @@ internal sealed partial class PolicyService(AgentOptions options, KernelSetupSer
     /// <see cref="Sync"/> for the watcher and timer threads, where an exception would end the
     /// process: the directory vanishing mid-listing is retried at the next rescan.
     /// </summary>
-    private void GuardedSync(string dir)
+    private void GuardedSync(string? dir)
     {
         try
         {
@@ -119,12 +137,12 @@ internal sealed partial class PolicyService(AgentOptions options, KernelSetupSer
         catch (Exception e) when (e is not OutOfMemoryException)
 #pragma warning restore CA1031
         {
-            LogSyncFailed(logger, dir, $"{e.GetType().Name}: {e.Message}");
+            LogSyncFailed(logger, dir ?? options.TracingPolicyFile ?? "", $"{e.GetType().Name}: {e.Message}");
         }
     }
 
-    /// <summary>Brings the engine in line with the directory's current files.</summary>
-    private void Sync(string dir)
+    /// <summary>Brings the engine in line with the directory's current files and the --tracing-policy file.</summary>
+    private void Sync(string? dir)
     {
         lock (_sync)
         {
@@ -133,9 +151,21 @@ internal sealed partial class PolicyService(AgentOptions options, KernelSetupSer
             {
                 return;
             }
-            var present = Directory.Exists(dir)
+            var present = dir is not null && Directory.Exists(dir)
                 ? Directory.EnumerateFiles(dir).Where(f => f.EndsWith(".yaml", StringComparison.Ordinal) || f.EndsWith(".yml", StringComparison.Ordinal)).ToHashSet(StringComparer.Ordinal)
                 : [];
+            if (options.TracingPolicyFile is { } single)
+            {
+                if (File.Exists(single))
+                {
+                    present.Add(Path.GetFullPath(single));
+                    InvalidPolicyFiles.TryRemove(single, out _);
+                }
+                else
+                {
+                    InvalidPolicyFiles[single] = "tracing-policy: the file does not exist. Fix: give the path of a TracingPolicy YAML file, or drop the setting.";
+                }
+            }
             foreach (var gone in _files.Keys.Where(f => !present.Contains(f)).ToList())
             {
                 foreach (var name in _files[gone].Names)

@@ -52,6 +52,7 @@ internal sealed partial class ProcessSensorService(AgentOptions options, KernelS
             ProcRoot = options.ProcFs,
             CacheCapacity = options.ProcessCacheSize,
             CacheGrace = options.ProcessCacheGrace,
+            CacheGcInterval = options.ProcessCacheGcInterval,
             Ancestors = options.EnableAncestors,
             PinDirectory = options.KeepSensorsOnExit ? options.BpfDir : null,
         }, hub, time, options.Kubernetes ? pods : null);

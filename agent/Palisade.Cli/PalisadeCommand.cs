@@ -31,11 +31,13 @@ internal static class PalisadeCommand
         var options = AgentSettings.All.ToDictionary(s => s.Key, s =>
         {
             var allowed = s.Allowed is null ? string.Empty : $" One of: {string.Join(", ", s.Allowed)}.";
-            var option = new Option<string?>(s.Flag)
+            var aliases = (s.Aliases ?? []).Select(a => "--" + a).ToArray();
+            var option = new Option<string?>(s.Flag, aliases)
             {
-                Description = $"{s.Description}{allowed} Default: \"{s.Default}\". Env: {s.EnvironmentVariable}.",
+                Description = $"{s.Description}{allowed} Default: \"{s.Default}\". Env: {s.EnvironmentVariable}." +
+                    (aliases.Length > 0 ? $" Also: {string.Join(", ", aliases)}." : ""),
             };
-            if (s.Allowed is ["true", "false"])
+            if (s.Allowed is { } choices && choices.Contains("true") && choices.Contains("false"))
             {
                 // A switch as in Tetragon: "--keep-sensors-on-exit" alone means true.
                 option.Arity = ArgumentArity.ZeroOrOne;
@@ -44,10 +46,18 @@ internal static class PalisadeCommand
             command.Options.Add(option);
             return option;
         });
+        // Tetragon's flags that do nothing here are accepted (hidden), so a Tetragon command line
+        // starts; each becomes a start-up warning naming it.
+        var tetragonOnly = TetragonSettings.NotApplicable.Keys.ToDictionary(k => k, k =>
+        {
+            var option = new Option<string?>("--" + k) { Hidden = true, Arity = ArgumentArity.ZeroOrOne, CustomParser = r => r.Tokens.Count == 0 ? "true" : r.Tokens[0].Value };
+            command.Options.Add(option);
+            return option;
+        });
         command.SetAction(async (parse, cancellationToken) =>
         {
             var flags = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (var (key, option) in options)
+            foreach (var (key, option) in options.Concat(tetragonOnly))
             {
                 if (parse.GetValue(option) is { } value)
                 {

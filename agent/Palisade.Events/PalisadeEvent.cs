@@ -97,4 +97,6 @@ public sealed class ProcessPolicyEvent : ProcessEvent
     public IReadOnlyList<string> Tags { get; init; } = [];
     /// <summary>Enforcement the policy asked for but did not do because it is in monitor mode.</summary>
     public bool Monitored { get; init; }
+    /// <summary>Ancestors beyond the parent, nearest first; null unless enable-ancestors lists this hook's type.</summary>
+    public IReadOnlyList<ProcessRecord>? Ancestors { get; init; }
 }

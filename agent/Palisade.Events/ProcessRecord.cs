@@ -29,7 +29,8 @@ public sealed record PodInfo(
     IReadOnlyDictionary<string, string>? Labels = null,
     string? Workload = null,
     string? WorkloadKind = null,
-    ContainerInfo? Container = null);
+    ContainerInfo? Container = null,
+    IReadOnlyDictionary<string, string>? Annotations = null);
 
 /// <summary>The container a process runs in.</summary>
 public sealed record ContainerInfo(string Id, string? Name = null, string? ImageId = null, string? ImageName = null, DateTimeOffset? StartTime = null, uint? Pid = null);

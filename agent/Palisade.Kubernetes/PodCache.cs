@@ -16,6 +16,9 @@ public sealed partial class PodCache : IPodResolver, IInformerHandler<V1Pod>
     private readonly ConcurrentDictionary<string, (V1Pod Pod, V1ContainerStatus Status)> _byContainer = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Namespace, string Name), V1Pod> _byName = new();
 
+    /// <summary>Whether pod context carries the pod's annotations (enable-pod-annotations; off by default: they can be large).</summary>
+    public bool IncludeAnnotations { get; init; }
+
     /// <summary>Raised after every change (add, update, delete, first sync), on the informer's thread.</summary>
     public event Action? Changed;
 
@@ -37,11 +40,11 @@ public sealed partial class PodCache : IPodResolver, IInformerHandler<V1Pod>
     {
         if (container.ContainerId is { } id && _byContainer.TryGetValue(id, out var hit))
         {
-            return Describe(hit.Pod, hit.Status, id);
+            return Describe(hit.Pod, hit.Status, id, IncludeAnnotations);
         }
         if (container.PodUid is { } uid && _byUid.TryGetValue(uid, out var pod))
         {
-            return Describe(pod, container.ContainerId is null ? null : StatusOf(pod, container.ContainerId), container.ContainerId);
+            return Describe(pod, container.ContainerId is null ? null : StatusOf(pod, container.ContainerId), container.ContainerId, IncludeAnnotations);
         }
         return null;
     }
@@ -129,7 +132,7 @@ public sealed partial class PodCache : IPodResolver, IInformerHandler<V1Pod>
     }
 
     /// <summary>The pod fields of an event, as Tetragon fills them.</summary>
-    public static PodInfo Describe(V1Pod pod, V1ContainerStatus? status, string? containerId)
+    public static PodInfo Describe(V1Pod pod, V1ContainerStatus? status, string? containerId, bool withAnnotations = false)
     {
         var (workload, kind) = Workload(pod);
         ContainerInfo? container = null;
@@ -143,7 +146,8 @@ public sealed partial class PodCache : IPodResolver, IInformerHandler<V1Pod>
             container = new ContainerInfo(containerId);
         }
         return new PodInfo(pod.Metadata.NamespaceProperty ?? "", pod.Metadata.Name ?? "", pod.Metadata.Uid,
-            pod.Metadata.Labels is { } labels ? new Dictionary<string, string>(labels, StringComparer.Ordinal) : null, workload, kind, container);
+            pod.Metadata.Labels is { } labels ? new Dictionary<string, string>(labels, StringComparer.Ordinal) : null, workload, kind, container,
+            withAnnotations && pod.Metadata.Annotations is { Count: > 0 } annotations ? new Dictionary<string, string>(annotations, StringComparer.Ordinal) : null);
     }
 
     /// <summary>

@@ -29,6 +29,9 @@ public sealed record ProcessSensorOptions
     public int CacheCapacity { get; init; } = 65536;
     /// <summary>Events of a gone process can only arrive late through another ring buffer, whose reader polls every 100 ms: 5 s is 50 times that.</summary>
     public TimeSpan CacheGrace { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How often the cache is swept for records past <see cref="CacheGrace"/> (Tetragon's process-cache-gc-interval).</summary>
+    public TimeSpan CacheGcInterval { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>Bytes queued before the kernel wakes the reader (0: every record); the reader also polls every 100 ms.</summary>
     public int WakeupBytes { get; init; } = 65536;
     /// <summary>Include ancestors beyond the parent in exec and exit events.</summary>
@@ -219,7 +222,7 @@ public sealed class ProcessSensor : IDisposable
             {
                 _reader.Start("palisade-process");
             }
-            _collector = _time.CreateTimer(_ => Cache.Collect(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+            _collector = _time.CreateTimer(_ => Cache.Collect(), null, _options.CacheGcInterval, _options.CacheGcInterval);
             _object = obj;
         }
         catch

@@ -11,6 +11,9 @@ public sealed record TetragonJsonOptions(bool ProcessCredentials = false, bool P
 
     /// <summary>Masks secrets in process arguments (--redaction-filters); null: none.</summary>
     public Filters.Redactor? Redactor { get; init; }
+
+    /// <summary>cluster_name of every event (--cluster-name); null: none.</summary>
+    public string? ClusterName { get; init; }
 }
 
 /// <summary>
@@ -81,6 +84,10 @@ public static class TetragonJson
         w.WriteEndObject();
         w.WriteString("node_name", nodeName);
         WriteTime(w, "time", e.Time);
+        if (!string.IsNullOrEmpty(options.ClusterName))
+        {
+            w.WriteString("cluster_name", options.ClusterName);
+        }
         w.WriteEndObject();
     }
 
@@ -169,6 +176,7 @@ public static class TetragonJson
             }
             w.WriteEndArray();
         }
+        WriteAncestors(w, e.Ancestors, options);
     }
 
     /// <summary>One argument in Tetragon's KprobeArgument shape: a single typed field plus the label (under <paramref name="name"/>, or as an array element).</summary>
@@ -450,6 +458,15 @@ public static class TetragonJson
         }
         WriteNonEmpty(w, "workload", pod.Workload);
         WriteNonEmpty(w, "workload_kind", pod.WorkloadKind);
+        if (pod.Annotations is { Count: > 0 } annotations)
+        {
+            w.WriteStartObject("pod_annotations");
+            foreach (var (k, v) in annotations)
+            {
+                w.WriteString(k, v);
+            }
+            w.WriteEndObject();
+        }
         w.WriteEndObject();
     }
 

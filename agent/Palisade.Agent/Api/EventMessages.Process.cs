@@ -47,6 +47,7 @@ public static partial class EventMessages
                 };
                 AddArgs(tp.Args, e.Args);
                 tp.Tags.AddRange(e.Tags);
+                AddAncestors(tp.Ancestors, e.Ancestors, o);
                 return tp;
             case EventKind.ProcessUprobe:
                 var up = response.ProcessUprobe = new ProcessUprobe
@@ -56,6 +57,7 @@ public static partial class EventMessages
                 };
                 AddArgs(up.Args, e.Args);
                 up.Tags.AddRange(e.Tags);
+                AddAncestors(up.Ancestors, e.Ancestors, o);
                 return up;
             case EventKind.ProcessLsm:
                 var lsm = response.ProcessLsm = new ProcessLsm
@@ -65,6 +67,7 @@ public static partial class EventMessages
                 };
                 AddArgs(lsm.Args, e.Args);
                 lsm.Tags.AddRange(e.Tags);
+                AddAncestors(lsm.Ancestors, e.Ancestors, o);
                 return lsm;
             default:
                 var k = response.ProcessKprobe = new ProcessKprobe
@@ -78,6 +81,7 @@ public static partial class EventMessages
                     k.Return = Arg(ret);
                 }
                 k.Tags.AddRange(e.Tags);
+                AddAncestors(k.Ancestors, e.Ancestors, o);
                 return k;
         }
     }
@@ -269,6 +273,10 @@ public static partial class EventMessages
         foreach (var (key, value) in pod.Labels ?? new Dictionary<string, string>())
         {
             m.PodLabels[key] = value;
+        }
+        foreach (var (key, value) in pod.Annotations ?? new Dictionary<string, string>())
+        {
+            m.PodAnnotations[key] = value;
         }
         return m;
     }

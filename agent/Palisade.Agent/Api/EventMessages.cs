@@ -21,7 +21,7 @@ public static partial class EventMessages
     /// <summary>The message for one event; <see cref="NotSupportedException"/> for an event the API has no message for.</summary>
     public static GetEventsResponse ToMessage(PalisadeEvent e, string nodeName, TetragonJsonOptions options, FieldMasks fields)
     {
-        var response = new GetEventsResponse { NodeName = nodeName, Time = Time(e.Time) };
+        var response = new GetEventsResponse { NodeName = nodeName, Time = Time(e.Time), ClusterName = options.ClusterName ?? "" };
         IMessage body;
         switch (e)
         {

@@ -68,16 +68,25 @@ public static class AgentConfiguration
     {
         var values = AgentSettings.All.ToDictionary(s => s.Key, s => (Value: s.Default, Source: "default"));
         var errors = new List<string>();
+        var warnings = new List<string>();
         foreach (var layer in layers)
         {
             foreach (var (key, value) in layer.Values)
             {
-                if (AgentSettings.Find(key) is null)
+                if (AgentSettings.Find(key) is not { } known)
                 {
-                    errors.Add($"{key}: unknown setting in {layer.Source}. {Suggest(key)}");
+                    if (TetragonSettings.Warning(key, layer.Source) is { } warning)
+                    {
+                        warnings.Add(warning);
+                    }
+                    else
+                    {
+                        errors.Add($"{key}: unknown setting in {layer.Source}. {Suggest(key)}");
+                    }
                     continue;
                 }
-                values[key] = (value.Trim(), layer.Source);
+                // An alias sets its setting; the later layer wins as for the key itself.
+                values[known.Key] = (value.Trim(), key == known.Key ? layer.Source : $"{layer.Source} as {key}");
             }
         }
 
@@ -98,10 +107,21 @@ public static class AgentConfiguration
         }
 
         var logLevel = Checked(AgentSettings.LogLevel);
+        if (Checked(AgentSettings.Debug) == "true" && values[AgentSettings.LogLevel.Key].Source == "default")
+        {
+            logLevel = "debug";
+        }
+        var ancestorTypes = ParseAncestors(values[AgentSettings.EnableAncestors.Key], errors, warnings);
+        var metricsServer = ParseEndpoint(AgentSettings.MetricsServer, values[AgentSettings.MetricsServer.Key], errors);
+        var gcInterval = ParseDuration(AgentSettings.ProcessCacheGcInterval, values[AgentSettings.ProcessCacheGcInterval.Key], errors);
+        if (gcInterval <= TimeSpan.Zero && !errors.Any(e => e.StartsWith(AgentSettings.ProcessCacheGcInterval.Key, StringComparison.Ordinal)))
+        {
+            errors.Add($"{AgentSettings.ProcessCacheGcInterval.Key}: \"{values[AgentSettings.ProcessCacheGcInterval.Key].Value}\" must be longer than 0. Fix: e.g. 1s.");
+        }
         var logFormat = Checked(AgentSettings.LogFormat);
         var health = ParseEndpoint(AgentSettings.HealthServerAddress, values[AgentSettings.HealthServerAddress.Key], errors);
         var exportStdout = Checked(AgentSettings.ExportStdout);
-        var ancestors = Checked(AgentSettings.EnableAncestors) == "true";
+        var ancestors = ancestorTypes.Contains("base");
         var processCred = Checked(AgentSettings.EnableProcessCred) == "true";
         var processNs = Checked(AgentSettings.EnableProcessNs) == "true";
         var keepSensors = Checked(AgentSettings.KeepSensorsOnExit) == "true";
@@ -224,6 +244,14 @@ public static class AgentConfiguration
             ExportFileRotation = rotation,
             EventQueueSize = queue,
             EnableAncestors = ancestors,
+            AncestorEventTypes = ancestorTypes,
+            ClusterName = NullIfEmpty(values[AgentSettings.ClusterName.Key].Value),
+            MetricsServerEndpoint = metricsServer,
+            EnablePodAnnotations = Checked(AgentSettings.EnablePodAnnotations) == "true",
+            ProcessCacheGcInterval = gcInterval,
+            LogFile = NullIfEmpty(values[AgentSettings.LogFile.Key].Value),
+            TracingPolicyFile = NullIfEmpty(values[AgentSettings.TracingPolicy.Key].Value),
+            Warnings = warnings,
             EnableProcessCred = processCred,
             EnableProcessNs = processNs,
             ProcessCacheSize = cacheSize,
@@ -439,6 +467,44 @@ public static class AgentConfiguration
     }
 
     private static string? NullIfEmpty(string value) => value.Length > 0 ? value : null;
+
+    /// <summary>Event types Tetragon's enable-ancestors lists; the old true/false still work (true: base).</summary>
+    internal static IReadOnlySet<string> ParseAncestors((string Value, string Source) entry, List<string> errors, List<string> warnings)
+    {
+        var key = AgentSettings.EnableAncestors.Key;
+        var set = new HashSet<string>(StringComparer.Ordinal);
+        var value = entry.Value.Trim().Trim('[', ']');
+        if (value.Length == 0 || value.Equals("false", StringComparison.OrdinalIgnoreCase))
+        {
+            return set;
+        }
+        if (value.Equals("true", StringComparison.OrdinalIgnoreCase))
+        {
+            set.Add("base");
+            return set;
+        }
+        foreach (var raw in value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var type = raw.Trim('"', '\'').ToLowerInvariant();
+            switch (type)
+            {
+                case "base" or "kprobe" or "tracepoint" or "uprobe" or "lsm":
+                    set.Add(type);
+                    break;
+                case "usdt":
+                    warnings.Add($"{key}: \"usdt\" (from {entry.Source}) is ignored: there are no USDT hooks.");
+                    break;
+                default:
+                    errors.Add($"{key}: \"{raw}\" (from {entry.Source}) is not an event type. Allowed: base, kprobe, tracepoint, uprobe, lsm (comma-separated, base first).");
+                    break;
+            }
+        }
+        if (set.Count > 0 && !set.Contains("base"))
+        {
+            errors.Add($"{key}: \"{entry.Value}\" (from {entry.Source}) lacks base, which every other type needs (as in Tetragon). Fix: base,{string.Join(',', set.Order(StringComparer.Ordinal))}.");
+        }
+        return set;
+    }
 
     private static Palisade.Exporters.SinkPipeline ParsePipeline(Dictionary<string, (string Value, string Source)> values, List<string> errors,
         out Palisade.Exporters.Filters.Redactor? redactor)

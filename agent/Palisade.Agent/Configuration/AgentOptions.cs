@@ -26,6 +26,30 @@ public sealed record AgentOptions
 
     public required bool EnableAncestors { get; init; }
 
+    /// <summary>enable-ancestors as Tetragon lists it: base, kprobe, tracepoint, uprobe, lsm.</summary>
+    public IReadOnlySet<string> AncestorEventTypes { get; init; } = new HashSet<string>();
+
+    /// <summary>cluster_name on every event; null: none.</summary>
+    public string? ClusterName { get; init; }
+
+    /// <summary>Where /metrics is also served on its own (metrics-server); null: not.</summary>
+    public IPEndPoint? MetricsServerEndpoint { get; init; }
+
+    /// <summary>Pod annotations on events (enable-pod-annotations).</summary>
+    public bool EnablePodAnnotations { get; init; }
+
+    /// <summary>How often the process cache is swept (process-cache-gc-interval).</summary>
+    public TimeSpan ProcessCacheGcInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>A file the agent's logs also go to (log-file); null: stderr only.</summary>
+    public string? LogFile { get; init; }
+
+    /// <summary>One TracingPolicy file loaded at start (tracing-policy); null: none.</summary>
+    public string? TracingPolicyFile { get; init; }
+
+    /// <summary>What the configuration holds that does nothing here (Tetragon keys that do not apply), logged at start.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
     public required bool EnableProcessCred { get; init; }
 
     public required bool EnableProcessNs { get; init; }

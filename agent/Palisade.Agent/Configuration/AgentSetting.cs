@@ -4,8 +4,10 @@ namespace Palisade.Agent.Configuration;
 /// One user-facing agent setting. The same key is the YAML key, the file name in
 /// --config-dir, the flag (--key) and, upper-cased with '_' for '-', the environment
 /// variable PALISADE_KEY. docs/configuration.md documents each (a test checks it does).
+/// <see cref="Aliases"/> are other names of the same setting in files, --config-dir and flags
+/// (Tetragon's name where ours differs, or ours where Tetragon's is the key).
 /// </summary>
-public sealed record AgentSetting(string Key, string Default, string Description, IReadOnlyList<string>? Allowed = null)
+public sealed record AgentSetting(string Key, string Default, string Description, IReadOnlyList<string>? Allowed = null, IReadOnlyList<string>? Aliases = null)
 {
     /// <summary>The environment variable that sets it.</summary>
     public string EnvironmentVariable => "PALISADE_" + Key.Replace('-', '_').ToUpperInvariant();
@@ -58,7 +60,7 @@ public static class AgentSettings
         "event-queue-size", "10000", "Events each exporter may have waiting; past that its new events are dropped and counted, the others go on.");
 
     public static readonly AgentSetting EnableAncestors = new(
-        "enable-ancestors", "false", "Add every ancestor beyond the parent to process_exec and process_exit events.", ["true", "false"]);
+        "enable-ancestors", "", "Event types that get every ancestor beyond the parent (Tetragon's list): base (process_exec and process_exit; required by the others), kprobe, tracepoint, uprobe, lsm. true means base, false or empty none.");
 
     public static readonly AgentSetting EnableProcessCred = new(
         "enable-process-cred", "false", "Add capabilities (cap) and all user and group ids (process_credentials) to process objects in events.", ["true", "false"]);
@@ -94,10 +96,33 @@ public static class AgentSettings
         "tracing-policy-selector", "", "Label selector (key=value[,key=value]) a policy in --tracing-policy-dir must match to be loaded; the others are skipped and logged. Empty: load all.");
 
     public static readonly AgentSetting Kubernetes = new(
-        "kubernetes", "auto", "Watch the Kubernetes API: TracingPolicy and TracingPolicyNamespaced objects are enforced, events get their pod, each policy's status on this node is written back. auto: on when running in a pod or when kubeconfig is set.", ["auto", "true", "false"]);
+        "kubernetes", "auto", "Watch the Kubernetes API: TracingPolicy and TracingPolicyNamespaced objects are enforced, events get their pod, each policy's status on this node is written back. auto: on when running in a pod or when kubeconfig is set.", ["auto", "true", "false"],
+        ["enable-k8s-api"]);
 
     public static readonly AgentSetting Kubeconfig = new(
-        "kubeconfig", "", "Path of a kubeconfig file to reach the API server with (development, or an agent outside the cluster). Empty: the pod's service account.");
+        "kubeconfig", "", "Path of a kubeconfig file to reach the API server with (development, or an agent outside the cluster). Empty: the pod's service account.",
+        Aliases: ["k8s-kubeconfig-path"]);
+
+    public static readonly AgentSetting TracingPolicy = new(
+        "tracing-policy", "", "One TracingPolicy YAML file loaded at start, beside --tracing-policy-dir (Tetragon's flag). Empty: none.");
+
+    public static readonly AgentSetting ClusterName = new(
+        "cluster-name", "", "Name of the cluster, written as cluster_name on every event (Tetragon's flag). Empty: no cluster_name.");
+
+    public static readonly AgentSetting MetricsServer = new(
+        "metrics-server", "", "host:port where /metrics is also served, on its own (Tetragon's flag, e.g. :2112), so Prometheus can scrape it while the health server stays on loopback. Empty: /metrics only on health-server-address.");
+
+    public static readonly AgentSetting EnablePodAnnotations = new(
+        "enable-pod-annotations", "false", "Add the pod's annotations (pod.pod_annotations) to events of container processes (Tetragon's flag).", ["true", "false"]);
+
+    public static readonly AgentSetting ProcessCacheGcInterval = new(
+        "process-cache-gc-interval", "1s", "How often the process cache is swept for records past process-cache-grace (Tetragon's flag; e.g. 1s, 30s).");
+
+    public static readonly AgentSetting LogFile = new(
+        "log-file", "", "Also write the agent's own logs to this file (same format as log-format), rotated at 10 MiB with 5 backups. Empty: stderr only.");
+
+    public static readonly AgentSetting Debug = new(
+        "debug", "false", "Tetragon's -d: true is log-level debug.", ["true", "false"]);
 
     public static readonly AgentSetting KubernetesPodWait = new(
         "kubernetes-pod-wait", "3s", "How long a container process's events are held when its Pod object has not been seen yet, so they still get pod context; past it they go out without it (counted in palisade_pod_context_total{result=\"expired\"}).");
@@ -206,7 +231,8 @@ public static class AgentSettings
     [
         LogLevel, LogFormat, HealthServerAddress, NodeName, Kubernetes, Kubeconfig, KubernetesPodWait, KubernetesResync, ExportFilename, ExportFileMaxSizeMb, ExportFileMaxBackups, ExportFileCompress, ExportFilePerm,
         ExportFileRotationInterval, ExportStdout, EventQueueSize, EnableAncestors, EnableProcessCred, EnableProcessNs,
-        ProcessCacheSize, ProcessCacheGrace, ProcessArgsMax, RingBufferSize, ProcFs, KeepSensorsOnExit, BpfDir, TracingPolicyDir, TracingPolicySelector,
+        ProcessCacheSize, ProcessCacheGrace, ProcessCacheGcInterval, ProcessArgsMax, RingBufferSize, ProcFs, KeepSensorsOnExit, BpfDir, TracingPolicyDir, TracingPolicy, TracingPolicySelector,
+        ClusterName, MetricsServer, EnablePodAnnotations, LogFile, Debug,
         ExportAllowlist, ExportDenylist, FieldFilters, RedactionFilters, ExportRateLimit,
         ElasticsearchUrl, ElasticsearchIndex, ElasticsearchIndexMode, ElasticsearchLogs, ElasticsearchLogsIndex, ElasticsearchSpoolDir, ElasticsearchSpoolMaxSize, ElasticsearchBatchSize,
         ElasticsearchBatchBytes, ElasticsearchFlushInterval, ElasticsearchCompress, ElasticsearchUsername, ElasticsearchPasswordFile,
@@ -217,5 +243,10 @@ public static class AgentSettings
         ConfigFile, ConfigDir,
     ];
 
-    public static AgentSetting? Find(string key) => All.FirstOrDefault(s => s.Key == key);
+    /// <summary>The setting <paramref name="key"/> names, by its key or an alias.</summary>
+    public static AgentSetting? Find(string key) => ByName.GetValueOrDefault(key);
+
+    private static readonly Dictionary<string, AgentSetting> ByName = All
+        .SelectMany(s => (s.Aliases ?? []).Prepend(s.Key).Select(name => KeyValuePair.Create(name, s)))
+        .ToDictionary(StringComparer.Ordinal);
 }

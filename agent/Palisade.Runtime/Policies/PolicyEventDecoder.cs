@@ -19,7 +19,7 @@ internal sealed unsafe class PolicyEventDecoder(string procRoot)
     private static readonly int ValuesOffset = (int)Marshal.OffsetOf<PalPolEvent>(nameof(PalPolEvent.Values));
 
     /// <summary>Decodes one record of <paramref name="hook"/> at a point with <paramref name="slots"/>.</summary>
-    public ProcessPolicyEvent Decode(ReadOnlySpan<byte> record, CompiledHook hook, string policyName, HookTarget? target, SlotSource[] slots, ProcessRecord process)
+    public ProcessPolicyEvent Decode(ReadOnlySpan<byte> record, CompiledHook hook, string policyName, HookTarget? target, SlotSource[] slots, ProcessRecord process, IReadOnlySet<EventKind>? ancestors = null)
     {
         var e = MemoryMarshal.Read<PalPolEvent>(record);
         var values = MemoryMarshal.Cast<byte, PalPolValue>(record.Slice(ValuesOffset, PolAbi.Slots * sizeof(PalPolValue)));
@@ -44,11 +44,13 @@ internal sealed unsafe class PolicyEventDecoder(string procRoot)
             ret = ToArg(ra.Type, ra.Label, values[rs], rsrc);
         }
         var action = (PalPolAction)e.Action;
+        var kind = hook.HookType switch { "tracepoint" => EventKind.ProcessTracepoint, "lsm" => EventKind.ProcessLsm, "uprobe" => EventKind.ProcessUprobe, _ => EventKind.ProcessKprobe };
         return new ProcessPolicyEvent
         {
+            Ancestors = ancestors is not null && ancestors.Contains(kind) ? process.Ancestors() : null,
             Time = DateTimeOffset.UtcNow,
             Process = process,
-            HookKind = hook.HookType switch { "tracepoint" => EventKind.ProcessTracepoint, "lsm" => EventKind.ProcessLsm, "uprobe" => EventKind.ProcessUprobe, _ => EventKind.ProcessKprobe },
+            HookKind = kind,
             FunctionName = hook.HookType == "uprobe" && target is not null ? target.Function : hook.Name,
             Subsystem = hook.Subsystem,
             EventName = hook.Event,

@@ -51,6 +51,9 @@ public sealed unsafe partial class TracingPolicyEngine : IDisposable, IRingBuffe
     private uint _nextHookId = 1;
     private long _events, _malformed;
 
+    /// <summary>Hook kinds whose events carry the process's ancestors (enable-ancestors kprobe, tracepoint, uprobe, lsm).</summary>
+    public IReadOnlySet<EventKind> AncestorKinds { get; init; } = new HashSet<EventKind>();
+
     public TracingPolicyEngine(Action<PalisadeEvent> publish, KernelFacts facts, Func<uint, ulong, ProcessRecord?>? resolve = null, string procRoot = "/proc")
     {
         _publish = publish;
@@ -620,7 +623,7 @@ public sealed unsafe partial class TracingPolicyEngine : IDisposable, IRingBuffe
         var point = _pointsById.GetValueOrDefault((ushort)e.Point);
         var target = point is not null && hook.Targets.TryGetValue(point.Id, out var t) ? t : null;
         var process = _resolve?.Invoke(e.Hdr.Pid, e.ProcKtime) ?? _decoder.MinimalProcess(e.Hdr.Pid, e.Hdr.Tid);
-        _publish(_decoder.Decode(record, hook.Hook, hook.Policy.Policy.Name, target, point?.Slots ?? [], process));
+        _publish(_decoder.Decode(record, hook.Hook, hook.Policy.Policy.Name, target, point?.Slots ?? [], process, AncestorKinds));
         Interlocked.Increment(ref _events);
     }
 }

@@ -1,0 +1,107 @@
+using System.Net;
+using System.Net.Sockets;
+using Grpc.Net.Client;
+using Palisade.IntegrationTests.Infrastructure;
+using T = Palisade.Api.Tetragon;
+
+namespace Palisade.IntegrationTests;
+
+/// <summary>
+/// A security team swaps Tetragon's DaemonSet for ours and keeps its ConfigMap: a config
+/// directory of Tetragon's keys (one file each, as the ConfigMap is mounted) starts the agent,
+/// the keys mean what they mean in Tetragon, and a client of Tetragon's API sees the result.
+/// </summary>
+public sealed class TetragonConfigDirTests : IDisposable
+{
+    private readonly string _dir;
+
+    public TetragonConfigDirTests()
+    {
+        Kernel.Require();
+        _dir = Directory.CreateTempSubdirectory("pal-tetra-conf-").FullName;
+    }
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task ATetragonConfigDirectoryStartsTheAgentAndItsKeysTakeEffect()
+    {
+        var conf = Directory.CreateDirectory(Path.Combine(_dir, "tetragon.conf.d")).FullName;
+        var address = $"localhost:{FreePort()}";
+        var metricsPort = FreePort();
+        var policy = Path.Combine(_dir, "policy.yaml");
+        File.WriteAllText(policy, TestPolicies.ExecPrefixKill("from-tracing-policy", Path.Combine(_dir, "never") + "/"));
+        var export = Path.Combine(_dir, "events.json");
+        foreach (var (key, value) in new Dictionary<string, string>
+        {
+            ["enable-k8s-api"] = "false",
+            ["server-address"] = address,
+            ["metrics-server"] = $"127.0.0.1:{metricsPort}",
+            ["cluster-name"] = "palisade-ci",
+            ["enable-ancestors"] = "base,kprobe",
+            ["enable-process-cred"] = "true",
+            ["tracing-policy"] = policy,
+            ["export-filename"] = export,
+            ["process-cache-gc-interval"] = "5s",
+            // Tetragon keys with no meaning here: warnings, not a failed start.
+            ["gops-address"] = "localhost:8118",
+            ["release-pinned-bpf"] = "true",
+            ["enable-export-aggregation"] = "false",
+        })
+        {
+            File.WriteAllText(Path.Combine(conf, key), value + "\n");
+        }
+
+        using var agent = AgentProcess.Start("--config-dir", conf, "--server-address", address);
+        agent.WaitReady();
+        Assert.Contains("gops-address (from config-dir", agent.Log, StringComparison.Ordinal);
+        Assert.Contains("is a Tetragon setting with no effect on Palisade", agent.Log, StringComparison.Ordinal);
+
+        // metrics-server answers /metrics and nothing else.
+        using (var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{metricsPort}") })
+        {
+            var metrics = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative), Ct).ConfigureAwait(true);
+            Assert.Contains("palisade_", metrics, StringComparison.Ordinal);
+            Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(new Uri("/v1/status", UriKind.Relative), Ct).ConfigureAwait(true)).StatusCode);
+            Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(new Uri("/v1/policies", UriKind.Relative), Ct).ConfigureAwait(true)).StatusCode);
+        }
+
+        using var channel = GrpcChannel.ForAddress($"http://{address}");
+        var client = new T.FineGuidanceSensors.FineGuidanceSensorsClient(channel);
+        var listed = client.ListTracingPolicies(new T.ListTracingPoliciesRequest(), cancellationToken: Ct).Policies;
+        Assert.Contains(listed, p => p.Name == "from-tracing-policy" && p.State == T.TracingPolicyState.TpStateEnabled);
+
+        var marker = Path.Combine(_dir, "tetra-conf-marker");
+        File.Copy("/usr/bin/true", marker);
+        File.SetUnixFileMode(marker, UnixFileMode.UserRead | UnixFileMode.UserExecute);
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        cancel.CancelAfter(TimeSpan.FromSeconds(60));
+        using var call = client.GetEvents(new T.GetEventsRequest
+        {
+            AllowList = { new T.Filter { BinaryRegex = { "tetra-conf-marker$" }, EventSet = { T.EventType.ProcessExec } } },
+        }, cancellationToken: cancel.Token);
+        // The stream subscribes when the call reaches the agent: run the marker until its exec arrives.
+        var next = call.ResponseStream.MoveNext(cancel.Token);
+        while (!next.IsCompleted && !cancel.IsCancellationRequested)
+        {
+            Assert.Equal(0, Command.Run(marker).ExitCode);
+            await Task.WhenAny(next, Task.Delay(250, cancel.Token)).ConfigureAwait(true);
+        }
+        Assert.True(await next.ConfigureAwait(true), "the stream ended without an event:\n" + agent.Log);
+        var e = call.ResponseStream.Current;
+        Assert.Equal("palisade-ci", e.ClusterName);
+        Assert.Equal(marker, e.ProcessExec.Process.Binary);
+        // enable-process-cred: the credentials are on the process.
+        Assert.NotNull(e.ProcessExec.Process.ProcessCredentials);
+        await cancel.CancelAsync().ConfigureAwait(true);
+    }
+}
