@@ -30,18 +30,23 @@ internal static class ClientCommands
 
     public static Command GetEvents()
     {
-        var command = new Command("getevents", "Stream events from the agent as they happen (like `tetra getevents`). Reconnects when the agent restarts.");
+        var command = new Command("getevents", "Stream events from the agent as they happen (like `tetra getevents`). Reconnects when the agent restarts. With a file or pipe on stdin (`cat events.json | palisade getevents -o compact`) it reads exported events from there instead, with the same filters.");
         var server = ServerOption();
         var output = new Option<string>("--output", "-o") { Description = "compact (one readable line per event) or json (one Tetragon-shaped object per line).", DefaultValueFactory = _ => "json" };
         output.AcceptOnlyFromAmong("compact", "json");
-        var namespaces = new Option<string[]>("--namespace", "--namespaces") { Description = "Only events of pods in these namespaces (\"\" for host processes).", AllowMultipleArgumentsPerToken = true };
+        var namespaces = new Option<string[]>("--namespaces", "--namespace", "-n") { Description = "Only events of pods in these namespaces (\"\" for host processes).", AllowMultipleArgumentsPerToken = true };
         var pods = new Option<string[]>("--pod", "--pods") { Description = "Only events of pods whose name matches these regexes.", AllowMultipleArgumentsPerToken = true };
-        var binaries = new Option<string[]>("--binary", "--processes") { Description = "Only events of binaries matching these regexes.", AllowMultipleArgumentsPerToken = true };
+        var binaries = new Option<string[]>("--processes", "--process", "--binary") { Description = "Only events of binaries matching these regexes.", AllowMultipleArgumentsPerToken = true };
         var policies = new Option<string[]>("--policy-names") { Description = "Only policy events of these policies.", AllowMultipleArgumentsPerToken = true };
-        var types = new Option<string[]>("--event-types") { Description = "Only these types: PROCESS_EXEC, PROCESS_EXIT, PROCESS_KPROBE, PROCESS_TRACEPOINT, PROCESS_UPROBE, PROCESS_LSM.", AllowMultipleArgumentsPerToken = true };
+        var types = new Option<string[]>("--event-types", "-e") { Description = "Only these types: PROCESS_EXEC, PROCESS_EXIT, PROCESS_KPROBE, PROCESS_TRACEPOINT, PROCESS_UPROBE, PROCESS_LSM.", AllowMultipleArgumentsPerToken = true };
         var color = new Option<string>("--color") { Description = "auto (when stdout is a terminal and NO_COLOR is unset), always or never.", DefaultValueFactory = _ => "auto" };
         color.AcceptOnlyFromAmong("auto", "always", "never");
-        foreach (var o in new Option[] { server, output, namespaces, pods, binaries, policies, types, color })
+        var host = new Option<bool>("--host") { Description = "Only events of host processes (no pod)." };
+        var timestamps = new Option<bool>("--timestamps") { Description = "Start each compact line with the event's time." };
+        var include = new Option<string[]>("--include-fields", "-f") { Description = "Only these fields of each event body (dotted paths, e.g. process.binary,parent.pid).", AllowMultipleArgumentsPerToken = true };
+        var exclude = new Option<string[]>("--exclude-fields", "-F") { Description = "Leave these fields of each event body out.", AllowMultipleArgumentsPerToken = true };
+        var input = new Option<string>("--input") { Description = "Read exported events (JSON lines) from this file, - for stdin, instead of the agent. Without it a pipe or file on stdin is read, unless --server-address is given." };
+        foreach (var o in new Option[] { server, output, namespaces, pods, binaries, policies, types, color, host, timestamps, include, exclude, input })
         {
             command.Options.Add(o);
         }
@@ -50,6 +55,10 @@ internal static class ClientCommands
             var address = ApiClient.Resolve(parse.GetValue(server));
             var filter = new Filter();
             filter.Namespace.AddRange(parse.GetValue(namespaces) ?? []);
+            if (parse.GetValue(host))
+            {
+                filter.Namespace.Add("");
+            }
             filter.PodRegex.AddRange(parse.GetValue(pods) ?? []);
             filter.BinaryRegex.AddRange(parse.GetValue(binaries) ?? []);
             filter.PolicyNames.AddRange(parse.GetValue(policies) ?? []);
@@ -67,7 +76,18 @@ internal static class ClientCommands
             {
                 request.AllowList.Add(filter);
             }
+            var includeFields = parse.GetValue(include) ?? [];
+            var excludeFields = parse.GetValue(exclude) ?? [];
+            if (includeFields.Length > 0)
+            {
+                request.FieldFilters.Add(new FieldFilter { Fields = string.Join(',', includeFields), Action = FieldFilterAction.Include });
+            }
+            if (excludeFields.Length > 0)
+            {
+                request.FieldFilters.Add(new FieldFilter { Fields = string.Join(',', excludeFields), Action = FieldFilterAction.Exclude });
+            }
             var compact = parse.GetValue(output) == "compact";
+            var withTime = parse.GetValue(timestamps);
             var useColor = parse.GetValue(color) switch
             {
                 "always" => true,
@@ -75,6 +95,68 @@ internal static class ClientCommands
                 _ => !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("NO_COLOR") is null,
             };
             var stdout = Console.Out;
+            string Render(JsonElement root) =>
+                (withTime && root.TryGetProperty("time", out var t) ? t.GetString() + " " : "") + CompactFormat.Format(root, useColor);
+            var inputPath = parse.GetValue(input) ?? (parse.GetValue(server) is null && StdinHasData() ? "-" : null);
+            if (inputPath is not null)
+            {
+                // tetra's habit: events on stdin (an exported file) are read from there, not from the agent.
+                TextReader reader;
+                try
+                {
+                    reader = inputPath == "-" ? Console.In : new StreamReader(inputPath);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    await Console.Error.WriteLineAsync($"palisade getevents: --input {inputPath}: {e.Message}").ConfigureAwait(false);
+                    return 2;
+                }
+                using var owned = inputPath == "-" ? null : reader;
+                EventFileFilter local;
+                try
+                {
+                    local = new EventFileFilter(filter.EventSet.Select(t => EventTypeName(t)), filter.Namespace, filter.PodRegex, filter.BinaryRegex, filter.PolicyNames, includeFields, excludeFields);
+                }
+                catch (ArgumentException e)
+                {
+                    await Console.Error.WriteLineAsync($"palisade getevents: bad regex: {e.Message}").ConfigureAwait(false);
+                    return 2;
+                }
+                var lineNumber = 0;
+                while (await reader.ReadLineAsync(token).ConfigureAwait(false) is { } line)
+                {
+                    lineNumber++;
+                    if (string.IsNullOrWhiteSpace(line))
+                    {
+                        continue;
+                    }
+                    System.Text.Json.Nodes.JsonObject? kept;
+                    try
+                    {
+                        kept = local.Apply(line);
+                    }
+                    catch (JsonException e)
+                    {
+                        await Console.Error.WriteLineAsync($"palisade getevents: stdin line {lineNumber} is not an exported event ({e.Message}); skipped.").ConfigureAwait(false);
+                        continue;
+                    }
+                    if (kept is null)
+                    {
+                        continue;
+                    }
+                    if (compact)
+                    {
+                        using var doc = JsonDocument.Parse(kept.ToJsonString());
+                        await stdout.WriteLineAsync(Render(doc.RootElement)).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        await stdout.WriteLineAsync(kept.ToJsonString()).ConfigureAwait(false);
+                    }
+                }
+                await stdout.FlushAsync(token).ConfigureAwait(false);
+                return 0;
+            }
             var announced = false;
             var delay = TimeSpan.FromMilliseconds(250);
             while (!token.IsCancellationRequested)
@@ -88,7 +170,7 @@ internal static class ClientCommands
                         if (compact)
                         {
                             using var doc = JsonDocument.Parse(json);
-                            await stdout.WriteLineAsync(CompactFormat.Format(doc.RootElement, useColor)).ConfigureAwait(false);
+                            await stdout.WriteLineAsync(Render(doc.RootElement)).ConfigureAwait(false);
                         }
                         else
                         {
@@ -197,8 +279,8 @@ internal static class ClientCommands
         policy.Subcommands.Add(setMode);
 
         var list = new Command("list", "Loaded policies with state, mode, per-hook status and counters.");
-        var listOutput = new Option<string>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => "table" };
-        listOutput.AcceptOnlyFromAmong("table", "json");
+        var listOutput = new Option<string>("--output", "-o") { Description = "table (or text, as tetra names it) or json.", DefaultValueFactory = _ => "table" };
+        listOutput.AcceptOnlyFromAmong("table", "text", "json");
         var listServer = ServerOption();
         list.Options.Add(listOutput);
         list.Options.Add(listServer);
@@ -322,6 +404,28 @@ internal static class ClientCommands
         });
         return command;
     }
+
+    /// <summary>Whether stdin is a pipe or a regular file (what tetra reads events from), not a terminal or /dev/null.</summary>
+    internal static bool StdinHasData()
+    {
+        if (!Console.IsInputRedirected)
+        {
+            return false;
+        }
+        try
+        {
+            var target = new FileInfo("/proc/self/fd/0").LinkTarget;
+            return target is not null && (target.StartsWith("pipe:", StringComparison.Ordinal) || (!target.StartsWith("/dev/", StringComparison.Ordinal) && File.Exists(target)));
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The JSON body key of an event type: ProcessExec -> process_exec.</summary>
+    internal static string EventTypeName(EventType t) =>
+        string.Concat(t.ToString().Select((c, i) => i > 0 && char.IsUpper(c) ? "_" + char.ToLowerInvariant(c) : char.ToLowerInvariant(c).ToString()));
 
     private static string StateName(TracingPolicyState s) => s switch
     {

@@ -132,7 +132,9 @@ internal static class PalisadeCommand
 
     private static Command PolicyCommand()
     {
-        var command = new Command("policy", "Work with TracingPolicy files.");
+        var command = new Command("policy", "Work with TracingPolicy files (also `tracingpolicy` and `tp`, as in tetra).");
+        command.Aliases.Add("tracingpolicy");
+        command.Aliases.Add("tp");
         var validate = new Command("validate", "Check TracingPolicy YAML files offline (no agent, no root): print every error with its field path and line. Exit code 1 when any file has errors.");
         var files = new Argument<FileInfo[]>("FILE") { Description = "Policy files (YAML; several documents per file are fine).", Arity = ArgumentArity.OneOrMore };
         validate.Arguments.Add(files);

@@ -80,6 +80,11 @@ public sealed class TetragonConfigDirTests : IDisposable
         var listed = client.ListTracingPolicies(new T.ListTracingPoliciesRequest(), cancellationToken: Ct).Policies;
         Assert.Contains(listed, p => p.Name == "from-tracing-policy" && p.State == T.TracingPolicyState.TpStateEnabled);
 
+        // tetra's verbs: `tp list -o text`.
+        var tp = agent.Cli("tp", "list", "-o", "text");
+        Assert.Equal(0, tp.ExitCode);
+        Assert.Contains("from-tracing-policy", tp.Stdout, StringComparison.Ordinal);
+
         var marker = Path.Combine(_dir, "tetra-conf-marker");
         File.Copy("/usr/bin/true", marker);
         File.SetUnixFileMode(marker, UnixFileMode.UserRead | UnixFileMode.UserExecute);
@@ -103,5 +108,32 @@ public sealed class TetragonConfigDirTests : IDisposable
         // enable-process-cred: the credentials are on the process.
         Assert.NotNull(e.ProcessExec.Process.ProcessCredentials);
         await cancel.CancelAsync().ConfigureAwait(true);
+    }
+
+    [Fact]
+    public void GeteventsReadsAnExportedFileOnStdinWithTetrasFlags()
+    {
+        var file = Path.Combine(_dir, "events.json");
+        File.WriteAllLines(file,
+        [
+            """{"process_exec":{"process":{"exec_id":"a","pid":10,"binary":"/usr/bin/curl","arguments":"-s http://shop"}},"node_name":"node-a","time":"2026-12-02T05:00:00Z"}""",
+            "not an event",
+            """{"process_exec":{"process":{"exec_id":"b","pid":11,"binary":"/bin/sh","pod":{"namespace":"shop","name":"web-1"}}},"node_name":"node-a","time":"2026-12-02T05:00:01Z"}""",
+            """{"process_kprobe":{"process":{"exec_id":"c","pid":12,"binary":"/bin/cat"},"function_name":"fd_install","action":"KPROBE_ACTION_SIGKILL","policy_name":"protect-shadow"},"node_name":"node-a","time":"2026-12-02T05:00:02Z"}""",
+        ]);
+
+        var piped = Command.Run("bash", "-c", $"cat {file} | {AgentProcess.Launcher()} getevents -o compact --timestamps -e PROCESS_EXEC --host --color never");
+        Assert.Equal(0, piped.ExitCode);
+        var line = Assert.Single(piped.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("2026-12-02T05:00:00Z ", line, StringComparison.Ordinal);
+        Assert.Contains("/usr/bin/curl", line, StringComparison.Ordinal);
+        Assert.Contains("stdin line 2 is not an exported event", piped.Stderr, StringComparison.Ordinal);
+
+        var json = Command.Run(AgentProcess.Launcher(), "getevents", "--input", file, "-n", "shop", "-f", "process.binary");
+        Assert.Equal(0, json.ExitCode);
+        using var doc = System.Text.Json.JsonDocument.Parse(json.Stdout.Trim());
+        var process = doc.RootElement.GetProperty("process_exec").GetProperty("process");
+        Assert.Equal("/bin/sh", process.GetProperty("binary").GetString());
+        Assert.False(process.TryGetProperty("pid", out _));
     }
 }
