@@ -113,13 +113,14 @@ public static class AgentHost
         var app = builder.Build();
         if (options.MetricsServerEndpoint is { } metricsServer)
         {
-            // The metrics port (often every address of a hostNetwork pod, for Prometheus) answers
-            // /metrics and nothing else: status, policies and the probe stay on the health server.
+            // The metrics port (often every address of a hostNetwork pod, for Prometheus and the
+            // kubelet's probes) answers /metrics, /healthz and /readyz and nothing else: status,
+            // policies and the kernel probe stay on the (loopback) health server.
             app.Use((ctx, next) =>
             {
                 if (ctx.Connection.LocalPort == metricsServer.Port && options.HealthServerEndpoint?.Port != metricsServer.Port)
                 {
-                    if (ctx.Request.Path != "/metrics")
+                    if (ctx.Request.Path != "/metrics" && ctx.Request.Path != "/healthz" && ctx.Request.Path != "/readyz")
                     {
                         ctx.Response.StatusCode = StatusCodes.Status404NotFound;
                         return Task.CompletedTask;
@@ -135,6 +136,7 @@ public static class AgentHost
         if (options.MetricsServerEndpoint is not null && options.HealthServerEndpoint is null)
         {
             app.MapMetrics("/metrics", app.Services.GetRequiredService<AgentMetrics>().Registry);
+            MapProbes(app);
         }
         if (options.HealthServerEndpoint is not null)
         {
@@ -149,6 +151,18 @@ public static class AgentHost
         return app;
     }
 
+    /// <summary>/healthz (liveness) and /readyz (readiness).</summary>
+    private static void MapProbes(WebApplication app)
+    {
+        var readiness = app.Services.GetRequiredService<AgentReadiness>();
+        app.MapGet("/healthz", (HttpContext ctx) => ctx.Response.WriteAsync("ok\n"));
+        app.MapGet("/readyz", (HttpContext ctx) =>
+        {
+            ctx.Response.StatusCode = readiness.Ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
+            return ctx.Response.WriteAsync(readiness.Ready ? "ready\n" : "starting\n");
+        });
+    }
+
     private static void MapHealth(WebApplication app)
     {
         var readiness = app.Services.GetRequiredService<AgentReadiness>();
@@ -157,12 +171,7 @@ public static class AgentHost
         var policies = app.Services.GetRequiredService<PolicyService>();
         var kubernetes = app.Services.GetRequiredService<KubernetesService>();
         app.MapMetrics("/metrics", app.Services.GetRequiredService<AgentMetrics>().Registry);
-        app.MapGet("/healthz", (HttpContext ctx) => ctx.Response.WriteAsync("ok\n"));
-        app.MapGet("/readyz", (HttpContext ctx) =>
-        {
-            ctx.Response.StatusCode = readiness.Ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
-            return ctx.Response.WriteAsync(readiness.Ready ? "ready\n" : "starting\n");
-        });
+        MapProbes(app);
         app.MapGet("/v1/status", async (HttpContext ctx) =>
         {
             ctx.Response.ContentType = "application/json";

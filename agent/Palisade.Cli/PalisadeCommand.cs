@@ -109,7 +109,7 @@ internal static class PalisadeCommand
     private static Command CrdsCommand()
     {
         var command = new Command("crds", "Write the CustomResourceDefinitions of the policy kinds (TracingPolicy, TracingPolicyNamespaced), generated from the schema the agent parses with. Without --out they go to stdout as one multi-document YAML.");
-        var output = new Option<DirectoryInfo?>("--out") { Description = "Directory to write one file per CRD into (e.g. helm/palisade/crds)." };
+        var output = new Option<DirectoryInfo?>("--out") { Description = "Directory to write one file per CRD into (e.g. helm/palisade/files/crds)." };
         command.Options.Add(output);
         command.SetAction(parse =>
         {

@@ -66,11 +66,13 @@ public sealed class TetragonConfigDirTests : IDisposable
         Assert.Contains("gops-address (from config-dir", agent.Log, StringComparison.Ordinal);
         Assert.Contains("is a Tetragon setting with no effect on Palisade", agent.Log, StringComparison.Ordinal);
 
-        // metrics-server answers /metrics and nothing else.
+        // metrics-server answers /metrics and the kubelet's probes, nothing else.
         using (var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{metricsPort}") })
         {
             var metrics = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative), Ct).ConfigureAwait(true);
             Assert.Contains("palisade_", metrics, StringComparison.Ordinal);
+            Assert.Equal("ok\n", await http.GetStringAsync(new Uri("/healthz", UriKind.Relative), Ct).ConfigureAwait(true));
+            Assert.Equal("ready\n", await http.GetStringAsync(new Uri("/readyz", UriKind.Relative), Ct).ConfigureAwait(true));
             Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(new Uri("/v1/status", UriKind.Relative), Ct).ConfigureAwait(true)).StatusCode);
             Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(new Uri("/v1/policies", UriKind.Relative), Ct).ConfigureAwait(true)).StatusCode);
         }

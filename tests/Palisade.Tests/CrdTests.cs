@@ -15,13 +15,13 @@ public sealed partial class CrdTests
     [Fact]
     public void TheChartShipsExactlyTheGeneratedCrds()
     {
-        var dir = Path.Combine(RepoPaths.Root, "helm", "palisade", "crds");
+        var dir = Path.Combine(RepoPaths.Root, "helm", "palisade", "files", "crds");
         var generated = CrdGenerator.Generate();
         foreach (var (file, yaml) in generated)
         {
             var path = Path.Combine(dir, file);
-            Assert.True(File.Exists(path), $"{path} is missing. Fix: ./artifacts/palisade crds --out helm/palisade/crds");
-            Assert.True(yaml == File.ReadAllText(path), $"{path} differs from the schema in policies/Palisade.Policies/Schema. Fix: ./artifacts/palisade crds --out helm/palisade/crds");
+            Assert.True(File.Exists(path), $"{path} is missing. Fix: ./artifacts/palisade crds --out helm/palisade/files/crds");
+            Assert.True(yaml == File.ReadAllText(path), $"{path} differs from the schema in policies/Palisade.Policies/Schema. Fix: ./artifacts/palisade crds --out helm/palisade/files/crds");
         }
         Assert.Equal(generated.Select(g => g.File).Order(), Directory.GetFiles(dir).Select(Path.GetFileName).Order());
     }

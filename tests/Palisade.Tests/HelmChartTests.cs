@@ -146,6 +146,80 @@ public sealed partial class HelmChartTests
         Assert.True(File.Exists(Path.Combine(RepoPaths.Root, "Dockerfile")), "the agent's container image build file");
     }
 
+    [Fact]
+    public void TetragonLikeValuesValidate()
+    {
+        var values = Values().AsObject();
+        var overrides = ToJson(ParseYaml("""
+            clusterName: prod-eu
+            export:
+              directory: /var/log/palisade
+              allowList: '{"event_set":["PROCESS_EXEC","PROCESS_KPROBE"]}'
+              denyList: |-
+                {"health_check":true}
+                {"namespace":["","kube-system"]}
+              stdout: {enabled: true}
+            grpc:
+              address: localhost:54321
+              tls: {enabled: true, secretName: palisade-grpc, requireClientCert: true}
+            affinity:
+              nodeAffinity:
+                requiredDuringSchedulingIgnoredDuringExecution:
+                  nodeSelectorTerms: [{matchExpressions: [{key: kubernetes.io/os, operator: In, values: [linux]}]}]
+            podSecurityContext: {seccompProfile: {type: Unconfined}}
+            extraVolumes: [{name: extra, hostPath: {path: /var/lib/extra}}]
+            extraVolumeMounts: [{name: extra, mountPath: /extra}]
+            grafana: {dashboards: {enabled: true}}
+            """))!.AsObject();
+        foreach (var (key, value) in overrides)
+        {
+            values[key] = value!.DeepClone();
+        }
+        using var schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(Chart, "values.schema.json")));
+        var errors = new List<string>();
+        Validate(values, schema.RootElement, "values", errors);
+        Assert.True(errors.Count == 0, string.Join(Environment.NewLine, errors));
+    }
+
+    [Fact]
+    public void TheDefaultExportFiltersAreValidFilters()
+    {
+        var export = Values()["export"]!;
+        var allow = Palisade.Exporters.Filters.EventFilter.ParseList((string)export["allowList"]!, "export.allowList");
+        var deny = Palisade.Exporters.Filters.EventFilter.ParseList((string)export["denyList"]!, "export.denyList");
+        Assert.Single(allow);
+        Assert.Equal(2, deny.Count);
+    }
+
+    [Fact]
+    public void CrdsAreTemplatesSoTheyUpgradeWithTheChart()
+    {
+        // Helm would install a crds/ directory once and never upgrade it, and a CRD in both
+        // places fails the install: the generated files live under files/crds, rendered by crds.yaml.
+        Assert.False(Directory.Exists(Path.Combine(Chart, "crds")), "helm/palisade/crds must not exist: CRDs are rendered from files/crds by templates/crds.yaml");
+        Assert.NotEmpty(Directory.GetFiles(Path.Combine(Chart, "files", "crds"), "*.yaml"));
+        var template = File.ReadAllText(Path.Combine(Chart, "templates", "crds.yaml"));
+        Assert.Contains(".Files.Glob \"files/crds/*.yaml\"", template, StringComparison.Ordinal);
+        Assert.Contains("helm.sh/resource-policy", template, StringComparison.Ordinal);
+    }
+
+    [GeneratedRegex(@"\b(palisade_[a-z0-9_]+)")]
+    private static partial Regex MetricName();
+
+    [Fact]
+    public void EveryMetricOnTheDashboardIsADocumentedMetric()
+    {
+        using var dashboard = JsonDocument.Parse(File.ReadAllText(Path.Combine(Chart, "files", "dashboards", "palisade.json")));
+        var docs = File.ReadAllText(RepoPaths.File("docs", "metrics.md"));
+        var exprs = dashboard.RootElement.GetProperty("panels").EnumerateArray()
+            .SelectMany(p => p.GetProperty("targets").EnumerateArray()).Select(t => t.GetProperty("expr").GetString()!).ToList();
+        Assert.NotEmpty(exprs);
+        foreach (Match m in exprs.SelectMany(e => MetricName().Matches(e)))
+        {
+            Assert.Contains($"`{m.Groups[1].Value}`", docs, StringComparison.Ordinal);
+        }
+    }
+
     // The subset of JSON Schema (draft 7) values.schema.json uses.
     private static void Validate(JsonNode? value, JsonElement schema, string path, List<string> errors)
     {

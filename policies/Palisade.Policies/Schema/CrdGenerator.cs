@@ -7,7 +7,7 @@ namespace Palisade.Policies.Schema;
 /// The CustomResourceDefinitions of the policy kinds we accept (Tetragon's TracingPolicy and
 /// TracingPolicyNamespaced, group cilium.io, version v1alpha1), generated from
 /// <see cref="TracingPolicySchema"/>. `palisade crds --out DIR` writes them; the Helm chart
-/// ships them from helm/palisade/crds, and a test fails when those files drift from this.
+/// ships them from helm/palisade/files/crds, and a test fails when those files drift from this.
 /// </summary>
 public static class CrdGenerator
 {
