@@ -75,7 +75,8 @@ public sealed record PolicyArgValue(string Type, string? Label)
     public bool Truncated { get; init; }
 }
 
-public sealed record SockValue(string Family, string Type, string Protocol, string SAddr, string DAddr, uint SPort, uint DPort, string State);
+/// <summary>A socket argument; <see cref="Cookie"/> is the kernel socket's address, Tetragon's sock_arg.cookie (0: none).</summary>
+public sealed record SockValue(string Family, string Type, string Protocol, string SAddr, string DAddr, uint SPort, uint DPort, string State, ulong Cookie = 0);
 
 public sealed record CredValue(Credentials Ids, uint Securebits, CapabilitySets Caps, uint UserNs);
 

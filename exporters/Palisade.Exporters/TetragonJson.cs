@@ -30,6 +30,9 @@ public static class TetragonJson
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
+    /// <summary>The bit of a capability by Tetragon's CapabilitiesType name (CAP_CHOWN is 0, DAC_OVERRIDE 1, ...); -1 when unknown.</summary>
+    public static int CapabilityBit(string name) => Array.IndexOf(CapabilityNames, name);
+
     private static readonly string[] CapabilityNames =
     [
         "CAP_CHOWN", "DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
@@ -219,6 +222,11 @@ public static class TetragonJson
                 WriteNonEmpty(w, "daddr", s.DAddr);
                 WriteNonZero(w, "sport", s.SPort);
                 WriteNonZero(w, "dport", s.DPort);
+                if (s.Cookie != 0)
+                {
+                    // uint64: a string in protojson, as Tetragon writes it.
+                    w.WriteString("cookie", s.Cookie.ToString(CultureInfo.InvariantCulture));
+                }
                 WriteNonEmpty(w, "state", s.State);
                 w.WriteEndObject();
                 break;
@@ -235,7 +243,7 @@ public static class TetragonJson
                 WriteCapabilities(w, "caps", c.Caps);
                 w.WriteEndObject();
                 break;
-            case "cap_effective_arg" or "cap_inheritable_arg" or "cap_permitted_arg":
+            case "cap_effective_arg" or "cap_inheritable_arg" or "cap_permitted_arg" or "kernel_cap_t_arg":
                 w.WriteString(a.Type, string.Join(" ", Enumerable.Range(0, 64).Where(b => ((ulong)a.Int & (1UL << b)) != 0).Select(CapabilityName)));
                 break;
             case not ("int_arg" or "uint_arg") when a.Object is { } fields:
@@ -395,6 +403,11 @@ public static class TetragonJson
                 w.WriteEndObject();
             }
             w.WriteEndObject();
+        }
+        if (p.ContainerId is not null)
+        {
+            // Tetragon's in_init_tree (a BoolValue: written for container processes, false too).
+            w.WriteBoolean("in_init_tree", InitTree.Contains(p));
         }
         // Palisade extension: the program that runs a #! script named in "binary".
         WriteNonEmpty(w, "interpreter", p.Interpreter);

@@ -136,7 +136,7 @@ public sealed class TetragonJsonTests
         Assert.Equal("2022-05-11T12:54:45.615Z", root.GetProperty("time").GetString());
         var p = root.GetProperty("process_exec").GetProperty("process");
         Assert.Equal(
-            ["exec_id", "pid", "uid", "cwd", "binary", "arguments", "flags", "start_time", "auid", "pod", "docker", "parent_exec_id", "refcnt", "tid"],
+            ["exec_id", "pid", "uid", "cwd", "binary", "arguments", "flags", "start_time", "auid", "pod", "docker", "parent_exec_id", "refcnt", "tid", "in_init_tree"],
             p.EnumerateObject().Select(x => x.Name));
         Assert.Equal("execve rootcwd clone", p.GetProperty("flags").GetString());
         Assert.Equal(4294967295, p.GetProperty("auid").GetInt64());

@@ -131,7 +131,7 @@ public static partial class EventMessages
                 m.SockArg = new KprobeSock
                 {
                     Family = s.Family, Type = s.Type, Protocol = s.Protocol, Saddr = s.SAddr, Daddr = s.DAddr,
-                    Sport = s.SPort, Dport = s.DPort, State = s.State,
+                    Sport = s.SPort, Dport = s.DPort, Cookie = s.Cookie, State = s.State,
                 };
                 break;
             case "sockaddr_arg" when a.Sock is { } sa:
@@ -143,6 +143,9 @@ public static partial class EventMessages
                 break;
             case "cap_effective_arg":
                 m.CapEffectiveArg = CapabilityList((ulong)a.Int);
+                break;
+            case "kernel_cap_t_arg":
+                m.KernelCapTArg = CapabilityList((ulong)a.Int);
                 break;
             case "cap_inheritable_arg":
                 m.CapInheritableArg = CapabilityList((ulong)a.Int);
@@ -251,6 +254,10 @@ public static partial class EventMessages
             {
                 m.BinaryProperties.File = new FileProperties { Inode = new InodeProperties { Number = p.ExeInode, Links = 0 }, Path = p.Binary };
             }
+        }
+        if (p.ContainerId is not null)
+        {
+            m.InInitTree = InitTree.Contains(p);
         }
         return m;
     }

@@ -160,7 +160,7 @@ internal sealed unsafe class PolicyEventDecoder(string procRoot)
             case SlotKind.SyscallNr:
                 return new PolicyArgValue(type == "syscall64" ? "syscall_id" : "long_arg", label) { Int = (long)v.Ival };
             case SlotKind.TaskCap:
-                return new PolicyArgValue(type is "cap_effective" or "cap_inheritable" or "cap_permitted" ? type + "_arg" : "size_arg", label) { Int = (long)v.Ival };
+                return new PolicyArgValue(type is "cap_effective" or "cap_inheritable" or "cap_permitted" or "kernel_cap_t" ? type + "_arg" : "size_arg", label) { Int = (long)v.Ival };
         }
         if (type == "capability")
         {
@@ -171,7 +171,7 @@ internal sealed unsafe class PolicyEventDecoder(string procRoot)
             "int" or "int32" or "sint32" or "int16" or "sint16" or "int8" or "sint8" or "auto" => new PolicyArgValue("int_arg", label) { Int = (int)v.Ival },
             "uint32" or "uint16" or "uint8" or "uint" => new PolicyArgValue("uint_arg", label) { Int = (uint)v.Ival },
             "size_t" or "uint64" or "ulong" => new PolicyArgValue("size_arg", label) { Int = (long)v.Ival },
-            "cap_effective" or "cap_inheritable" or "cap_permitted" or "kernel_cap_t" => new PolicyArgValue((type == "kernel_cap_t" ? "cap_effective" : type) + "_arg", label) { Int = (long)v.Ival },
+            "cap_effective" or "cap_inheritable" or "cap_permitted" or "kernel_cap_t" => new PolicyArgValue(type + "_arg", label) { Int = (long)v.Ival },
             _ => new PolicyArgValue("long_arg", label) { Int = (long)v.Ival },
         };
     }
@@ -190,6 +190,6 @@ internal sealed unsafe class PolicyEventDecoder(string procRoot)
         }
         return new SockValue(SocketNames.Name(SocketNames.Families, s.Family), SocketNames.SocketTypes.GetValueOrDefault(s.Type, s.Type.ToString(System.Globalization.CultureInfo.InvariantCulture)),
             SocketNames.Name(SocketNames.Protocols, s.Protocol), Addr(s, true), Addr(s, false), s.Sport, s.Dport,
-            s.State == 0 ? "" : SocketNames.Name(SocketNames.States, s.State));
+            s.State == 0 ? "" : SocketNames.Name(SocketNames.States, s.State), s.Cookie);
     }
 }

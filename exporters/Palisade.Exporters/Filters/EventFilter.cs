@@ -83,6 +83,7 @@ public sealed class EventFilter
     [
         "event_set", "namespace", "binary_regex", "parent_binary_regex", "ancestor_binary_regex", "pod_regex",
         "container_name_regex", "labels", "arguments_regex", "policy_names", "pid", "pid_set", "health_check",
+        "container_id", "namespace_regex", "parent_arguments_regex", "in_init_tree", "capabilities",
     ];
 
     private HashSet<EventKind>? _kinds;
@@ -91,6 +92,9 @@ public sealed class EventFilter
     private List<LabelTerm>? _labels;
     private HashSet<string>? _policies;
     private HashSet<uint>? _pids, _pidSet;
+    private Regex? _containerId, _namespaceRegex, _parentArguments;
+    private bool? _inInitTree;
+    private List<(Func<CapabilitySets, ulong> Set, string Op, ulong Mask)>? _caps;
 
     public static EventKind? KindOf(string eventSetName) => EventSetNames.TryGetValue(eventSetName, out var k) ? k : null;
 
@@ -178,12 +182,68 @@ public sealed class EventFilter
                     _kinds = [];
                 }
                 break;
+            case "container_id": _containerId = Regexes(p, field); break;
+            case "namespace_regex": _namespaceRegex = Regexes(p, field); break;
+            case "parent_arguments_regex": _parentArguments = Regexes(p, field); break;
+            case "in_init_tree":
+                if (p.Value.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+                {
+                    throw new FilterException($"{field}: must be true or false, not {p.Value.GetRawText()}.");
+                }
+                _inInitTree = p.Value.GetBoolean();
+                break;
+            case "capabilities":
+                _caps = Capabilities(p.Value, field);
+                break;
             default:
                 throw new FilterException($"{field}: unknown filter field.{Palisade.Policies.Suggestions.For(p.Name, Fields)}");
         }
     }
 
     private static string[] Strings(JsonProperty p, string field) => FilterLines.Strings(p.Value, field);
+
+    /// <summary>Tetragon's CapFilter: per set (permitted, effective, inheritable) any/all/exactly/none of capability names.</summary>
+    private static List<(Func<CapabilitySets, ulong>, string, ulong)> Capabilities(JsonElement value, string field)
+    {
+        if (value.ValueKind != JsonValueKind.Object)
+        {
+            throw new FilterException($"{field}: must be an object such as {{\"effective\":{{\"any\":[\"CAP_SYS_ADMIN\"]}}}}, not {value.GetRawText()}.");
+        }
+        var result = new List<(Func<CapabilitySets, ulong>, string, ulong)>();
+        foreach (var set in value.EnumerateObject())
+        {
+            Func<CapabilitySets, ulong> pick = set.Name switch
+            {
+                "permitted" => c => c.Permitted,
+                "effective" => c => c.Effective,
+                "inheritable" => c => c.Inheritable,
+                _ => throw new FilterException($"{field}.{set.Name}: not a capability set. Allowed: permitted, effective, inheritable."),
+            };
+            if (set.Value.ValueKind != JsonValueKind.Object)
+            {
+                throw new FilterException($"{field}.{set.Name}: must be an object of any, all, exactly or none, not {set.Value.GetRawText()}.");
+            }
+            foreach (var op in set.Value.EnumerateObject())
+            {
+                if (op.Name is not ("any" or "all" or "exactly" or "none"))
+                {
+                    throw new FilterException($"{field}.{set.Name}.{op.Name}: not an operator. Allowed: any, all, exactly, none.");
+                }
+                ulong mask = 0;
+                foreach (var name in FilterLines.Strings(op.Value, $"{field}.{set.Name}.{op.Name}"))
+                {
+                    var bit = TetragonJson.CapabilityBit(name);
+                    if (bit < 0)
+                    {
+                        throw new FilterException($"{field}.{set.Name}.{op.Name}: \"{name}\" is not a capability. Fix: Tetragon's names, e.g. CAP_SYS_ADMIN, CAP_NET_RAW, DAC_OVERRIDE.");
+                    }
+                    mask |= 1UL << bit;
+                }
+                result.Add((pick, op.Name, mask));
+            }
+        }
+        return result;
+    }
 
     private static Regex Regexes(JsonProperty p, string field)
     {
@@ -224,7 +284,8 @@ public sealed class EventFilter
 
     // Every field but event_set and policy_names is about the event's process.
     private bool NamesProcess => _namespaces is not null || _binary is not null || _parentBinary is not null || _ancestorBinary is not null
-        || _pod is not null || _container is not null || _arguments is not null || _labels is not null || _pids is not null || _pidSet is not null;
+        || _pod is not null || _container is not null || _arguments is not null || _labels is not null || _pids is not null || _pidSet is not null
+        || _containerId is not null || _namespaceRegex is not null || _parentArguments is not null || _inInitTree is not null || _caps is not null;
 
     /// <summary>
     /// True when every field present matches the event. A field about the process does not
@@ -282,6 +343,32 @@ public sealed class EventFilter
             return false;
         }
         if (_pidSet is not null && !InPidSet(p))
+        {
+            return false;
+        }
+        if (_containerId is not null && !Safe(_containerId, p.ContainerId))
+        {
+            return false;
+        }
+        if (_namespaceRegex is not null && !Safe(_namespaceRegex, p.Pod?.Namespace))
+        {
+            return false;
+        }
+        if (_parentArguments is not null && !Safe(_parentArguments, (e.Parent ?? p.Parent)?.Arguments))
+        {
+            return false;
+        }
+        if (_inInitTree is { } wanted && InitTree.Contains(p) != wanted)
+        {
+            return false;
+        }
+        if (_caps is not null && !_caps.All(c => c.Op switch
+            {
+                "any" => (c.Set(p.Capabilities) & c.Mask) != 0,
+                "all" => (c.Set(p.Capabilities) & c.Mask) == c.Mask,
+                "exactly" => c.Set(p.Capabilities) == c.Mask,
+                _ => (c.Set(p.Capabilities) & c.Mask) == 0,
+            }))
         {
             return false;
         }
