@@ -391,3 +391,78 @@ public sealed class NetworkPolicyServiceTests : IDisposable
         Assert.Throws<AgentConfigurationException>(() => AgentConfiguration.Resolve([Flags(("policy-enforcement", "sometimes"))]));
     }
 }
+
+public sealed class PolicyExplainCommandTests
+{
+    private static (System.CommandLine.ParseResult Parse, Palisade.Api.V1.ExplainNetworkPolicyRequest? Request, string? Error) Explain(params string[] args)
+    {
+        var root = Palisade.Cli.PalisadeCommand.Create();
+        var parse = root.Parse(["policy", "explain", .. args]);
+        var explain = parse.CommandResult.Command;
+        if (parse.Errors.Count > 0)
+        {
+            return (parse, null, string.Join("; ", parse.Errors.Select(e => e.Message)));
+        }
+        var get = (string name) => explain.Options.OfType<System.CommandLine.Option<string?>>().Single(x => x.Name == name);
+        var request = new Palisade.Api.V1.ExplainNetworkPolicyRequest
+        {
+            From = parse.GetValue(get("--from")) ?? "", FromLabels = parse.GetValue(get("--from-labels")) ?? "", FromIp = parse.GetValue(get("--from-ip")) ?? "",
+            To = parse.GetValue(get("--to")) ?? "", ToLabels = parse.GetValue(get("--to-labels")) ?? "", ToIp = parse.GetValue(get("--to-ip")) ?? "",
+            Port = parse.GetValue(get("--port")) ?? "", Protocol = parse.GetValue(get("--protocol")) ?? "",
+        };
+        try
+        {
+            NetworkPolicyJson.ParseRequest(request.From, request.FromLabels, request.FromIp, request.To, request.ToLabels, request.ToIp, request.Port, request.Protocol);
+            return (parse, request, null);
+        }
+        catch (ArgumentException e)
+        {
+            return (parse, request, e.Message);
+        }
+    }
+
+    [Fact]
+    public void ExplainTakesPodsLabelsAddressesAPortWithItsProtocolAndJsonOutput()
+    {
+        var (_, request, error) = Explain("--from", "shop/client", "--to", "shop/web", "--port", "80/TCP", "-o", "json");
+        Assert.Null(error);
+        Assert.Equal("shop/client", request!.From);
+        Assert.Equal("80/TCP", request.Port);
+
+        var (from, to, protocol, port) = NetworkPolicyJson.ParseRequest(null, "app=client,tier=front", null, null, null, "10.0.0.1", "53", "udp");
+        var labels = Assert.IsType<ExplainPeer.Labels>(from);
+        Assert.Equal("front", labels.Values["tier"]);
+        Assert.Equal(IPAddress.Parse("10.0.0.1"), Assert.IsType<ExplainPeer.Address>(to).Ip);
+        Assert.Equal((byte)17, protocol);
+        Assert.Equal((ushort)53, port);
+    }
+
+    [Theory]
+    [InlineData("--from shop/client --port 80/TCP", "--to")] // no destination
+    [InlineData("--from shop/client --to shop/web --to-ip 10.0.0.1 --port 80", "several")]
+    [InlineData("--from shop --to shop/web --port 80", "NAMESPACE/POD")]
+    [InlineData("--from shop/a --to-ip 10.0.0.300 --port 80", "not an IPv4 or IPv6 address")]
+    [InlineData("--from shop/a --to shop/b --port 80/TPC", "TPC")]
+    [InlineData("--from shop/a --to shop/b --port 70000", "70000")]
+    [InlineData("--from shop/a --to shop/b --port 80/UDP --protocol TCP", "disagree")]
+    [InlineData("--from-labels app --to shop/b --port 80", "key=value")]
+    [InlineData("--from shop/a --to shop/b", "--port")]
+    public void ABadExplainCommandLineNamesTheOptionAndTheFix(string args, string expected)
+    {
+        var (_, _, error) = Explain(args.Split(' '));
+        Assert.NotNull(error);
+        Assert.Contains(expected, error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ThePolicyListTableShowsEachNetworkPolicyAndEachSourceError()
+    {
+        var engine = new NetworkPolicyEngine(NetworkPolicySettings.Default, "node-1");
+        engine.SetSource("/p/a.yaml", "file", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: deny-all\n  namespace: shop\nspec:\n  podSelector: {}\n  policyTypes: [Ingress]\n");
+        engine.SetSource("/p/b.yaml", "file", "kind: NetworkPolicy\n");
+        var lines = Palisade.Cli.NetworkPolicyCommands.Table(NetworkPolicyJson.Status(engine, "/p")).ToList();
+        Assert.Contains(lines, l => l.Contains("shop/deny-all", StringComparison.Ordinal) && l.Contains("validated", StringComparison.Ordinal) && l.Contains("/p/a.yaml", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("error: /p/b.yaml", StringComparison.Ordinal));
+        Assert.Empty(Palisade.Cli.NetworkPolicyCommands.Table(NetworkPolicyJson.Status(new NetworkPolicyEngine(NetworkPolicySettings.Default, "n"), null)));
+    }
+}
