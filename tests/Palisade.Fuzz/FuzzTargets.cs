@@ -26,6 +26,7 @@ public static class FuzzTargets
         ["node"] = new("node", NodeObjects.Run, NodeObjects.Seeds),
         ["flows"] = new("flows", FlowRingRecords.Run, FlowRingRecords.Seeds),
         ["observe"] = new("observe", ObservedFlowLines.Run, ObservedFlowLines.Seeds),
+        ["explain"] = new("explain", ExplainRequests.Run, ExplainRequests.Seeds),
     };
 
     /// <summary>TracingPolicy YAML: policies or errors, each error with a message; an (internal) error is a bug.</summary>
