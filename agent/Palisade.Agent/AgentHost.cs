@@ -105,6 +105,9 @@ public static class AgentHost
         builder.Services.AddSingleton<Palisade.Datapath.IEndpointDirectory>(sp => new LiveEndpoints(sp.GetRequiredService<DatapathService>()));
         builder.Services.AddSingleton<DatapathService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DatapathService>());
+        // After pod networking: it follows its endpoints and writes their policies to its datapath.
+        builder.Services.AddSingleton<NetworkPolicy.NetworkPolicyService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<NetworkPolicy.NetworkPolicyService>());
         builder.Services.AddSingleton(new Palisade.Kubernetes.PodCache { IncludeAnnotations = options.EnablePodAnnotations });
         builder.Services.AddSingleton<KubernetesService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<KubernetesService>());
@@ -176,13 +179,19 @@ public static class AgentHost
         {
             ctx.Response.ContentType = "application/json";
             var exports = app.Services.GetRequiredService<ExportService>();
-            await ctx.Response.WriteAsync(AgentStatus.Json(readiness, processes.Sensor, kubernetes.Status, app.Services.GetRequiredService<EventHub>(), exports, app.Services.GetRequiredService<PolicyService>().InvalidPolicyFiles, app.Services.GetService<ElasticsearchLogs>(), app.Services.GetRequiredService<DatapathService>(), AgentStatus.ReadFlows(app.Services))).ConfigureAwait(false);
+            await ctx.Response.WriteAsync(AgentStatus.Json(readiness, processes.Sensor, kubernetes.Status, app.Services.GetRequiredService<EventHub>(), exports, app.Services.GetRequiredService<PolicyService>().InvalidPolicyFiles, app.Services.GetService<ElasticsearchLogs>(), app.Services.GetRequiredService<DatapathService>(), AgentStatus.ReadFlows(app.Services), app.Services.GetService<NetworkPolicy.NetworkPolicyService>())).ConfigureAwait(false);
         });
         app.MapGet("/v1/policies", async (HttpContext ctx) =>
         {
             ctx.Response.ContentType = "application/json";
             var list = policies.Engine?.List() ?? [];
             await ctx.Response.WriteAsync(System.Text.Json.JsonSerializer.Serialize(list, PolicyJson.Options)).ConfigureAwait(false);
+        });
+        app.MapGet("/v1/network-policies", async (HttpContext ctx) =>
+        {
+            var service = app.Services.GetRequiredService<NetworkPolicy.NetworkPolicyService>();
+            ctx.Response.ContentType = "application/json";
+            await ctx.Response.WriteAsync(NetworkPolicy.NetworkPolicyJson.Status(service.Engine, service.PolicyDir)).ConfigureAwait(false);
         });
         app.MapGet("/v1/probe", async (HttpContext ctx) =>
         {

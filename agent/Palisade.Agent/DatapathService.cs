@@ -33,6 +33,9 @@ public sealed record DatapathParts
     /// <summary>Creates the host device with the gateways (netlink); tests that run no kernel part swap it.</summary>
     public Action<string, IReadOnlyList<IPAddress>> EnsureHostDevice { get; init; } = (name, gateways) => HostDevice.Ensure(name, gateways);
 
+    /// <summary>The datapath's network-policy side, once pod networking runs; null: policies are validated and reported, not enforced.</summary>
+    public Func<IPolicyDatapath?> PolicyDatapath { get; init; } = () => null;
+
     /// <summary>Tells the datapath which addresses are this node's (the gateways): traffic to them is the host identity.</summary>
     public Action<IReadOnlyList<System.Net.IPAddress>> HostAddresses { get; init; } = _ => { };
 }

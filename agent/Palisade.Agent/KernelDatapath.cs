@@ -44,6 +44,8 @@ internal sealed class KernelDatapath(Configuration.AgentOptions options, Process
         EndpointDatapath = Open,
         NodeDatapath = Open,
         HostAddresses = addresses => Open().SetHostAddresses(addresses),
+        // The BPF datapath implements IPolicyDatapath once its policy maps exist; until then policies are validated only.
+        PolicyDatapath = () => (object)Open() as IPolicyDatapath,
     };
 
     /// <summary>Closes the agent's handles; the pinned maps and the tc filters stay, so pods keep working.</summary>

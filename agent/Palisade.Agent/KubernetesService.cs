@@ -22,7 +22,7 @@ namespace Palisade.Agent;
 /// and the status endpoint says what is wrong.
 /// </summary>
 internal sealed partial class KubernetesService(AgentOptions options, PolicyService policies, EventHub hub, PodCache pods, DatapathService datapath, ILoggerFactory logs,
-    ILogger<KubernetesService> logger) : IHostedService, IDisposable
+    ILogger<KubernetesService> logger, NetworkPolicy.NetworkPolicyService? networkPolicies = null) : IHostedService, IDisposable
 {
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _loops = [];
@@ -74,6 +74,20 @@ internal sealed partial class KubernetesService(AgentOptions options, PolicyServ
         }
         Run(podInformer.RunAsync);
         Run(namespaces.RunAsync);
+        if (networkPolicies is not null)
+        {
+            // The cluster's network policies, beside --network-policy-dir's files.
+            var feed = new NetworkPolicy.KubernetesNetworkPolicies(networkPolicies);
+            var k8sPolicies = new Informer<V1NetworkPolicy, V1NetworkPolicyList>(client, Resources.NetworkPolicies, feed, informerLog) { Resync = options.KubernetesResync };
+            var cnps = new Informer<CustomObject, CustomObjectList>(client, Resources.CiliumNetworkPolicies, feed.Cilium("CiliumNetworkPolicy"), informerLog) { Resync = options.KubernetesResync };
+            var ccnps = new Informer<CustomObject, CustomObjectList>(client, Resources.CiliumClusterwideNetworkPolicies, feed.Cilium("CiliumClusterwideNetworkPolicy"), informerLog) { Resync = options.KubernetesResync };
+            informers.Add((k8sPolicies.Name, k8sPolicies.Stats));
+            informers.Add((cnps.Name, cnps.Stats));
+            informers.Add((ccnps.Name, ccnps.Stats));
+            Run(k8sPolicies.RunAsync);
+            Run(cnps.RunAsync);
+            Run(ccnps.RunAsync);
+        }
 
         StatusReporter? reporter = null;
         if (policies.Engine is { } engine)

@@ -282,10 +282,18 @@ internal static class ClientCommands
         var listOutput = new Option<string>("--output", "-o") { Description = "table (or text, as tetra names it) or json.", DefaultValueFactory = _ => "table" };
         listOutput.AcceptOnlyFromAmong("table", "text", "json");
         var listServer = ServerOption();
+        var listNetwork = new Option<bool>("--network") { Description = "Only the network policies (NetworkPolicy, CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy): state, map entries, endpoints, errors." };
+        list.Options.Add(listNetwork);
         list.Options.Add(listOutput);
         list.Options.Add(listServer);
         list.SetAction((parse, token) => Call(ApiClient.Resolve(parse.GetValue(listServer)), async client =>
         {
+            if (parse.GetValue(listNetwork))
+            {
+                var network = await client.ListNetworkPoliciesAsync(new ListNetworkPoliciesRequest(), cancellationToken: token).ConfigureAwait(false);
+                Console.WriteLine(parse.GetValue(listOutput) == "json" ? network.StatusJson : string.Join("\n", NetworkPolicyCommands.Table(network.StatusJson)).TrimStart('\n'));
+                return 0;
+            }
             var response = await client.ListTracingPoliciesAsync(new ListTracingPoliciesRequest(), cancellationToken: token).ConfigureAwait(false);
             if (parse.GetValue(listOutput) == "json")
             {
@@ -306,9 +314,15 @@ internal static class ClientCommands
                     Console.WriteLine($"    error: {p.Error}");
                 }
             }
+            var networkPolicies = await client.ListNetworkPoliciesAsync(new ListNetworkPoliciesRequest(), cancellationToken: token).ConfigureAwait(false);
+            foreach (var line in NetworkPolicyCommands.Table(networkPolicies.StatusJson))
+            {
+                Console.WriteLine(line);
+            }
             return 0;
         }));
         policy.Subcommands.Add(list);
+        NetworkPolicyCommands.AddTo(policy);
     }
 
     private static Command NameVerb(string verb, string description, Func<FineGuidanceSensors.FineGuidanceSensorsClient, string, CancellationToken, Task> call, string done)

@@ -30,6 +30,18 @@ public sealed class FlowEvent : PalisadeEvent
     public FlowInterface? Interface { get; init; }
     /// <summary>A one-line human description, as Hubble's Summary ("TCP Flags: SYN").</summary>
     public string? Summary { get; init; }
+    /// <summary>The policy rule that decided the verdict (pal_flow_event.rule, the map entry's rule number); 0: none (no policy, or a default).</summary>
+    public uint PolicyRule { get; init; }
+}
+
+/// <summary>The policy rule a flow's <see cref="FlowEvent.PolicyRule"/> stands for: the flow JSON's policy_match.</summary>
+public sealed record FlowPolicyMatch(string Kind, string? Namespace, string Name, string File, string Rule);
+
+/// <summary>Turns a flow's rule number into the policy and rule it stands for (the agent's network-policy engine).</summary>
+public interface IFlowPolicyResolver
+{
+    /// <summary>Null for 0 and numbers no rule has.</summary>
+    FlowPolicyMatch? Resolve(uint rule);
 }
 
 /// <summary>

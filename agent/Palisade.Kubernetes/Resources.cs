@@ -20,6 +20,11 @@ public sealed class CustomObject : IKubernetesObject<V1ObjectMeta>
     [JsonPropertyName("spec")]
     public JsonElement? Spec { get; set; }
 
+    /// <summary>A CiliumNetworkPolicy's list of rules (instead of, or beside, spec).</summary>
+    [JsonPropertyName("specs")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public JsonElement? Specs { get; set; }
+
     [JsonPropertyName("status")]
     public JsonElement? Status { get; set; }
 }

@@ -76,6 +76,17 @@ public static class HubbleJson
             w.WriteEndObject();
         }
         TetragonJson.WriteNonEmpty(w, "Summary", f.Summary);
+        if (f.PolicyRule != 0 && options.PolicyRules?.Resolve(f.PolicyRule) is { } match)
+        {
+            // Palisade: the policy and rule that allowed, audited or denied this flow (Cilium names it on policy verdicts only).
+            w.WriteStartObject("policy_match");
+            w.WriteString("name", match.Name);
+            TetragonJson.WriteNonEmpty(w, "namespace", match.Namespace);
+            w.WriteString("kind", match.Kind);
+            TetragonJson.WriteNonEmpty(w, "file", match.File);
+            w.WriteString("rule", match.Rule);
+            w.WriteEndObject();
+        }
         if (f.Process is { } p)
         {
             // Palisade: who owns the socket. The exec_id leads to the full process_exec.

@@ -14,6 +14,9 @@ public sealed record TetragonJsonOptions(bool ProcessCredentials = false, bool P
 
     /// <summary>cluster_name of every event (--cluster-name); null: none.</summary>
     public string? ClusterName { get; init; }
+
+    /// <summary>Names the policy rule of a flow's PolicyRule (policy_match); null: flows carry no policy_match.</summary>
+    public IFlowPolicyResolver? PolicyRules { get; init; }
 }
 
 /// <summary>

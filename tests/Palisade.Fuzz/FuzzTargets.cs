@@ -27,6 +27,7 @@ public static class FuzzTargets
         ["flows"] = new("flows", FlowRingRecords.Run, FlowRingRecords.Seeds),
         ["observe"] = new("observe", ObservedFlowLines.Run, ObservedFlowLines.Seeds),
         ["getevents"] = new("getevents", ExportedEventLines.Run, ExportedEventLines.Seeds),
+        ["explain"] = new("explain", ExplainRequests.Run, ExplainRequests.Seeds),
     };
 
     /// <summary>TracingPolicy YAML: policies or errors, each error with a message; an (internal) error is a bug.</summary>

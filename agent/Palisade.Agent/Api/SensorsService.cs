@@ -164,7 +164,7 @@ internal sealed partial class SensorsService(AgentOptions options, AgentReadines
         }
         // The same document as GET /v1/status, so `palisade status` shows pod networking and flows too.
         response.StatusJson = AgentStatus.Json(readiness, processes.Sensor, kubernetes.Status, hub, exports, policies.InvalidPolicyFiles,
-            services.GetService<ElasticsearchLogs>(), services.GetService<DatapathService>(), AgentStatus.ReadFlows(services));
+            services.GetService<ElasticsearchLogs>(), services.GetService<DatapathService>(), AgentStatus.ReadFlows(services), services.GetService<NetworkPolicy.NetworkPolicyService>());
         return Task.FromResult(response);
     }
 

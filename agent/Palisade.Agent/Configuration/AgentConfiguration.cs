@@ -217,6 +217,14 @@ public static class AgentConfiguration
         var datapath = DatapathSettings.Resolve(values, kubernetes, errors);
         var flowReports = DurationOrOff(AgentSettings.FlowReportInterval);
         var enableFlows = Checked(AgentSettings.EnableFlows) == "true";
+        var enforcement = Checked(AgentSettings.PolicyEnforcement) switch
+        {
+            "always" => Palisade.Policies.Network.Compilation.EnforcementMode.Always,
+            "never" => Palisade.Policies.Network.Compilation.EnforcementMode.Never,
+            _ => Palisade.Policies.Network.Compilation.EnforcementMode.Default,
+        };
+        var auditNamespaces = global::Palisade.Agent.NetworkPolicy.AuditNamespaces.Parse(values[AgentSettings.PolicyAuditNamespaces.Key].Value, AgentSettings.PolicyAuditNamespaces.Key, errors);
+        var networkPolicy = new global::Palisade.Agent.NetworkPolicy.NetworkPolicySettings(enforcement, Checked(AgentSettings.PolicyAuditMode) == "true", auditNamespaces);
         if (errors.Count > 0)
         {
             throw new AgentConfigurationException(errors);
@@ -265,6 +273,8 @@ public static class AgentConfiguration
             BpfDir = bpfDir,
             TracingPolicyDir = values[AgentSettings.TracingPolicyDir.Key].Value is { Length: > 0 } dir ? dir : null,
             TracingPolicySelector = selector,
+            NetworkPolicyDir = NullIfEmpty(values[AgentSettings.NetworkPolicyDir.Key].Value),
+            NetworkPolicy = networkPolicy,
             Kubernetes = kubernetes,
             Kubeconfig = kubeconfig,
             KubernetesPodWait = podWait,

@@ -82,6 +82,15 @@ public sealed record AgentOptions
     /// <summary>Labels a policy from the directory must carry (all of them); empty: no filter.</summary>
     public IReadOnlyDictionary<string, string> TracingPolicySelector { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>network-policy-dir: NetworkPolicy/CNP/CCNP files; null: none.</summary>
+    public string? NetworkPolicyDir { get; init; }
+
+    /// <summary>policy-enforcement, policy-audit-mode and policy-audit-namespaces as given at start (switchable live through the API).</summary>
+    public global::Palisade.Agent.NetworkPolicy.NetworkPolicySettings NetworkPolicy { get; init; } = global::Palisade.Agent.NetworkPolicy.NetworkPolicySettings.Default;
+
+    /// <summary>Names the rule of a flow's PolicyRule in flow JSON; the network-policy engine plugs in when it starts.</summary>
+    public global::Palisade.Agent.NetworkPolicy.FlowPolicyRules PolicyRules { get; } = new();
+
     /// <summary>Watch the Kubernetes API (policies, pods, node) and report policy status.</summary>
     public bool Kubernetes { get; init; }
 

@@ -92,6 +92,19 @@ public static class AgentSettings
     public static readonly AgentSetting TracingPolicyDir = new(
         "tracing-policy-dir", "", "Directory of TracingPolicy YAML files loaded at start; adding, editing or removing a file there applies live. Empty: none.");
 
+    public static readonly AgentSetting NetworkPolicyDir = new(
+        "network-policy-dir", "", "Directory of NetworkPolicy, CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy files (*.yaml, *.yml, *.json; several documents per file); adding, editing or removing a file applies live. A file with errors keeps its last good version in force. Empty: none (policies from the Kubernetes API still apply).");
+
+    public static readonly AgentSetting PolicyEnforcement = new(
+        "policy-enforcement", "default", "When endpoints drop what no policy allows (Cilium's enable-policy): default (a direction once a policy selects the endpoint for it), always (every endpoint, both directions, policy or not), never (nothing is enforced).",
+        ["default", "always", "never"], ["enable-policy"]);
+
+    public static readonly AgentSetting PolicyAuditMode = new(
+        "policy-audit-mode", "false", "Network policy audit mode for every endpoint: verdicts are reported (AUDIT) but nothing is dropped. Switch it live with `palisade policy audit --all on|off`.", ["true", "false"]);
+
+    public static readonly AgentSetting PolicyAuditNamespaces = new(
+        "policy-audit-namespaces", "", "Comma-separated namespaces whose endpoints run network policy in audit mode (AUDIT, nothing dropped). Switch live with `palisade policy audit --namespaces ns1,ns2`; single policies with the label palisade.io/policy-audit-mode: \"true\". Empty: none.");
+
     public static readonly AgentSetting TracingPolicySelector = new(
         "tracing-policy-selector", "", "Label selector (key=value[,key=value]) a policy in --tracing-policy-dir must match to be loaded; the others are skipped and logged. Empty: load all.");
 
@@ -232,6 +245,7 @@ public static class AgentSettings
         LogLevel, LogFormat, HealthServerAddress, NodeName, Kubernetes, Kubeconfig, KubernetesPodWait, KubernetesResync, ExportFilename, ExportFileMaxSizeMb, ExportFileMaxBackups, ExportFileCompress, ExportFilePerm,
         ExportFileRotationInterval, ExportStdout, EventQueueSize, EnableAncestors, EnableProcessCred, EnableProcessNs,
         ProcessCacheSize, ProcessCacheGrace, ProcessCacheGcInterval, ProcessArgsMax, RingBufferSize, ProcFs, KeepSensorsOnExit, BpfDir, TracingPolicyDir, TracingPolicy, TracingPolicySelector,
+        NetworkPolicyDir, PolicyEnforcement, PolicyAuditMode, PolicyAuditNamespaces,
         ClusterName, MetricsServer, EnablePodAnnotations, LogFile, Debug,
         ExportAllowlist, ExportDenylist, FieldFilters, RedactionFilters, ExportRateLimit,
         ElasticsearchUrl, ElasticsearchIndex, ElasticsearchIndexMode, ElasticsearchLogs, ElasticsearchLogsIndex, ElasticsearchSpoolDir, ElasticsearchSpoolMaxSize, ElasticsearchBatchSize,

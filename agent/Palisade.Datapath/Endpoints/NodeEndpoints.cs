@@ -77,6 +77,12 @@ public sealed partial class NodeEndpoints : IEndpointDirectory
     /// <summary>An endpoint's labels changed and it moved to another identity: (before, after). Raised on the caller's thread.</summary>
     public event Action<Endpoint, Endpoint>? Relabeled;
 
+    /// <summary>An endpoint was added (ADD done). Raised on the caller's thread.</summary>
+    public event Action<Endpoint>? Added;
+
+    /// <summary>An endpoint was deleted (DEL or GC). Raised on the caller's thread.</summary>
+    public event Action<Endpoint>? Removed;
+
     /// <summary>An endpoint's labels could not be updated (it keeps its identity): the reason.</summary>
     public event Action<string>? RelabelFailed;
 
@@ -159,7 +165,9 @@ public sealed partial class NodeEndpoints : IEndpointDirectory
                 _relabelPending.Add(spec.Attachment);
             }
             Unclaim(spec.Attachment);
-            return Find(spec.Attachment) ?? endpoint;
+            var added = Find(spec.Attachment) ?? endpoint;
+            Added?.Invoke(added);
+            return added;
         }
         catch (Exception e)
         {
@@ -260,6 +268,7 @@ public sealed partial class NodeEndpoints : IEndpointDirectory
             {
                 Unindex(endpoint);
             }
+            Removed?.Invoke(endpoint);
             return true;
         }
         catch (Exception e)
