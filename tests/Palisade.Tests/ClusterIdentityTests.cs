@@ -329,7 +329,7 @@ public sealed class ClusterIdentityTests : IDisposable
     [Fact]
     public async Task AnAddWhileTheIdentityApiIsDownAnswersTryAgainLaterAndLeavesNothingBehind()
     {
-        var a = Agent("node-a", options: Fast with { AllocationTimeout = TimeSpan.FromSeconds(1), RequestTimeout = TimeSpan.FromMilliseconds(300) });
+        var a = Agent("node-a", options: Fast with { AllocationTimeout = TimeSpan.FromSeconds(3), RequestTimeout = TimeSpan.FromSeconds(1) });
         await Synced(a);
         using var dir = new TempDirectory();
         var node = new EndpointNode(dir, identities: new ClusterIdentityBackend(a));
@@ -355,14 +355,20 @@ public sealed class ClusterIdentityTests : IDisposable
         _api.Fault = (_, path) => path.Contains(IdentityObject.Plural, StringComparison.Ordinal) ? 503 : null;
         var a = Agent("node-a", options: Fast with { AllocationTimeout = TimeSpan.FromMilliseconds(500) });
 
+        var other = Labels("shop", ("app", "db"));
+
         var kept = await a.AdoptAsync(4242, labels, TestContext.Current.CancellationToken);
+        var keptToo = await a.AdoptAsync(4243, other, TestContext.Current.CancellationToken); // does not wait again
 
         Assert.Equal(4242u, kept);
+        Assert.Equal(4243u, keptToo);
         Assert.False(a.Synced.IsCompleted);
+        Assert.Empty(_api.All(Identities));
         _api.Fault = null;
         await Synced(a);
         Assert.Equal(0, await a.HeartbeatAsync(TestContext.Current.CancellationToken));
         Assert.Equal(labels, SecurityLabelsOf(_api.Get(Identities, "4242")!));
+        Assert.Equal(other, SecurityLabelsOf(_api.Get(Identities, "4243")!));
     }
 
     [Fact]

@@ -90,6 +90,11 @@ public sealed partial class ClusterIdentityAllocator : IInformerHandler<Identity
     private readonly TaskCompletionSource _synced = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _created, _adopted, _conflicts, _deleted, _errors;
 
+    // Set when an adoption could not reach the API: the next ones (a restart restores every
+    // endpoint in turn) keep their numbers at once instead of each waiting out the timeout.
+    // Cleared by the next request that succeeds.
+    private volatile bool _adoptionsDeferred;
+
     public ClusterIdentityAllocator(IKubernetes client, string node, ClusterIdentityOptions options, TimeProvider time, ILogger logger)
     {
         if (options.Problem() is { } problem)
@@ -279,7 +284,11 @@ public sealed partial class ClusterIdentityAllocator : IInformerHandler<Identity
         }
     }
 
-    public void OnSynced() => _synced.TrySetResult();
+    public void OnSynced()
+    {
+        _adoptionsDeferred = false;
+        _synced.TrySetResult();
+    }
 
     /// <summary>Takes an object into the cache; returns it read, or null when it is not a usable identity.</summary>
     private IdentityObject? Learn(IdentityResource resource)
@@ -394,6 +403,10 @@ public sealed partial class ClusterIdentityAllocator : IInformerHandler<Identity
                 return id;
             }
         }
+        if (_adoptionsDeferred)
+        {
+            return HoldUnconfirmed(id, key, labels);
+        }
         using var deadline = Deadline(cancel);
         try
         {
@@ -407,6 +420,8 @@ public sealed partial class ClusterIdentityAllocator : IInformerHandler<Identity
         {
             if (!await TrySyncedAsync(deadline.Token).ConfigureAwait(false))
             {
+                _adoptionsDeferred = true;
+                LogAdoptDeferred(_logger, id, $"the identities are not listed yet{Because(Informer.Stats.LastError)}");
                 return HoldUnconfirmed(id, key, labels);
             }
             if (TryHoldAgain(key) is { } known && known == id)
@@ -445,6 +460,7 @@ public sealed partial class ClusterIdentityAllocator : IInformerHandler<Identity
         }
         catch (IdentityAllocationException e)
         {
+            _adoptionsDeferred = true;
             LogAdoptDeferred(_logger, id, e.Message);
             return HoldUnconfirmed(id, key, labels);
         }
@@ -559,6 +575,12 @@ public sealed partial class ClusterIdentityAllocator : IInformerHandler<Identity
         var sequence = preferred is { } p ? new[] { p }.Concat(Candidates(key, _options.First, _options.Last).Where(c => c != p)) : Candidates(key, _options.First, _options.Last);
         foreach (var candidate in sequence)
         {
+            // The watch may have brought the labels' identity meanwhile (another node won the race
+            // before this one tried): adopt it rather than make a second number for the same labels.
+            if (FindByKey(key) is { } arrived && await TouchAsync(arrived, deadline, cancel).ConfigureAwait(false))
+            {
+                return arrived.Id;
+            }
             bool taken;
             lock (_sync)
             {
@@ -841,11 +863,13 @@ public sealed partial class ClusterIdentityAllocator : IInformerHandler<Identity
                 request.CancelAfter(_options.RequestTimeout);
                 var result = await call(request.Token).ConfigureAwait(false);
                 LastError = null;
+                _adoptionsDeferred = false;
                 return result;
             }
             catch (HttpOperationException e) when (e.Response is not null && expected.Contains(e.Response.StatusCode))
             {
                 LastError = null;
+                _adoptionsDeferred = false;
                 return null;
             }
             catch (HttpOperationException e) when (e.Response is not null)
