@@ -163,10 +163,14 @@ public sealed class ClusterIdentityTests : IDisposable
         Assert.Equal(labels, b.Known()[id]);
         Assert.Equal(labels, b.LabelsOf(id));
         Assert.Equal(0, b.HeldCount);
-        lock (seen)
+        // The event follows the cache update on the informer's thread: wait for it rather than race it.
+        await Eventually(() =>
         {
-            Assert.Contains(seen, s => s.Item1 == id && s.Item2!.SequenceEqual(labels));
-        }
+            lock (seen)
+            {
+                return seen.Any(s => s.Item1 == id && s.Item2!.SequenceEqual(labels));
+            }
+        }, "node-b's Changed event names the new identity and its labels");
     }
 
     [Fact]
