@@ -36,6 +36,9 @@ public sealed record DatapathParts
     /// <summary>The datapath's network-policy side, once pod networking runs; null: policies are validated and reported, not enforced.</summary>
     public Func<IPolicyDatapath?> PolicyDatapath { get; init; } = () => null;
 
+    /// <summary>The Kubernetes client of identity-allocation-mode crd; null: built from kubeconfig or the pod's service account. Tests swap it.</summary>
+    public Func<k8s.IKubernetes>? KubernetesClient { get; init; }
+
     /// <summary>Tells the datapath which addresses are this node's (the gateways): traffic to them is the host identity.</summary>
     public Action<IReadOnlyList<System.Net.IPAddress>> HostAddresses { get; init; } = _ => { };
 }
@@ -60,6 +63,7 @@ internal sealed partial class DatapathService(AgentOptions options, DatapathPart
     private IEndpointApiHost? _host;
     private volatile string _state = "off";
     private Task _deferredStart = Task.CompletedTask;
+    private Task _identities = Task.CompletedTask;
     private IReadOnlyList<IPNetwork> _cidrs = [];
     private IReadOnlyList<NodeNetwork> _apiNodes = [];
     private IPodLabelSource? _podLabels;
@@ -71,6 +75,9 @@ internal sealed partial class DatapathService(AgentOptions options, DatapathPart
     public RemoteNodeRoutes? RemoteNodes { get; private set; }
 
     public RestoreReport? Restored { get; private set; }
+
+    /// <summary>The cluster-wide identity allocator; null in identity-allocation-mode local.</summary>
+    public Palisade.Kubernetes.Identities.ClusterIdentityAllocator? ClusterIdentities { get; private set; }
 
     /// <summary>"off", "waiting: WHY" (for the Node's pod CIDRs), "starting", "running", "failed: WHY" or "stopped".</summary>
     public string State => _state;
@@ -114,7 +121,7 @@ internal sealed partial class DatapathService(AgentOptions options, DatapathPart
             var endpoints = new NodeEndpoints(new NodeEndpointsOptions
             {
                 Ipam = ipam,
-                Identities = IdentityAllocator.Open(Path.Combine(config.EndpointStateDir, "identities.json")),
+                Identities = OpenIdentities(config),
                 Registry = new EndpointRegistry(Path.Combine(config.EndpointStateDir, "registry")),
                 Interfaces = parts.Interfaces(),
                 Datapath = parts.EndpointDatapath(),
@@ -184,6 +191,29 @@ internal sealed partial class DatapathService(AgentOptions options, DatapathPart
             _state = $"failed: {e.Message}";
             LogFailed(logger, e.Message);
         }
+    }
+
+    /// <summary>
+    /// The identity backend: this node's file, or the Kubernetes API (whose watch, heartbeat and
+    /// garbage collection then run until the agent stops). Endpoints restored next wait at most
+    /// the allocator's timeout for the first list of identities; without it they keep their numbers.
+    /// </summary>
+    private IIdentityBackend OpenIdentities(DatapathOptions config)
+    {
+        if (config.IdentityAllocation == IdentityAllocationMode.Local)
+        {
+            return IdentityAllocator.Open(Path.Combine(config.EndpointStateDir, "identities.json"));
+        }
+        var client = parts.KubernetesClient?.Invoke() ?? Resources.Connect(options.Kubeconfig);
+        var allocator = new Palisade.Kubernetes.Identities.ClusterIdentityAllocator(client, options.NodeName, new Palisade.Kubernetes.Identities.ClusterIdentityOptions
+        {
+            GcInterval = config.IdentityGcInterval,
+            HeartbeatTimeout = config.IdentityHeartbeatTimeout,
+        }, TimeProvider.System, logger);
+        ClusterIdentities = allocator;
+        _identities = Task.Run(() => allocator.RunAsync(_stop.Token));
+        LogClusterIdentities(logger, options.NodeName);
+        return new ClusterIdentityBackend(allocator);
     }
 
     /// <summary>
@@ -343,8 +373,9 @@ internal sealed partial class DatapathService(AgentOptions options, DatapathPart
         try
         {
             await _deferredStart.ConfigureAwait(false);
+            await _identities.WaitAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (Exception e) when (e is OperationCanceledException or TimeoutException)
         {
         }
         // The conflist goes first: a runtime must not call ADD on a socket about to close.
@@ -400,6 +431,30 @@ internal sealed partial class DatapathService(AgentOptions options, DatapathPart
         {
             w.WriteNumber("endpoints", endpoints.All.Count);
             w.WriteNumber("identities", endpoints.Identities.Count);
+            w.WriteString("identity_allocation", options.Datapath?.IdentityAllocation == IdentityAllocationMode.Crd ? "crd" : "local");
+            if (ClusterIdentities is { } cluster)
+            {
+                // What an operator checks when ADD answers "try again later": is the identity API reachable?
+                w.WriteStartObject("cluster_identities");
+                w.WriteBoolean("synced", cluster.Synced.IsCompletedSuccessfully);
+                w.WriteNumber("known", cluster.Known().Count);
+                w.WriteNumber("created", cluster.Created);
+                w.WriteNumber("adopted", cluster.Adopted);
+                w.WriteNumber("conflicts", cluster.Conflicts);
+                w.WriteNumber("deleted", cluster.Deleted);
+                w.WriteNumber("errors", cluster.Errors);
+                if ((cluster.LastError ?? cluster.Informer.Stats.LastError) is { } error)
+                {
+                    w.WriteString("last_error", error);
+                }
+                w.WriteStartArray("problems");
+                foreach (var problem in cluster.Problems)
+                {
+                    w.WriteStringValue(problem);
+                }
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
             w.WriteStartArray("pools");
             foreach (var pool in endpoints.Ipam.Pools)
             {
@@ -445,6 +500,9 @@ internal sealed partial class DatapathService(AgentOptions options, DatapathPart
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Pod networking running: pod CIDRs {Cidrs} (from {Source}), gateways on {Device}, endpoint socket {Socket}, CNI config {Conflist}, {RemoteNodes} remote nodes routed")]
     private static partial void LogStarted(ILogger logger, string cidrs, string source, string device, string socket, string conflist, int remoteNodes);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Identities are allocated cluster-wide through the Kubernetes API (PalisadeIdentity objects), node {Node}")]
+    private static partial void LogClusterIdentities(ILogger logger, string node);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Pod networking waits for Node {Node}'s spec.podCIDRs (no pod-cidr is set); no CNI config is written until they are known")]
     private static partial void LogWaiting(ILogger logger, string node);

@@ -24,6 +24,7 @@ public static class FuzzTargets
         ["cni"] = new("cni", CniInvocations.Run, CniInvocations.Seeds),
         ["network-policy"] = new("network-policy", NetworkPolicies.Run, NetworkPolicies.Seeds),
         ["node"] = new("node", NodeObjects.Run, NodeObjects.Seeds),
+        ["identity"] = new("identity", IdentityObjects.Run, IdentityObjects.Seeds),
         ["flows"] = new("flows", FlowRingRecords.Run, FlowRingRecords.Seeds),
         ["observe"] = new("observe", ObservedFlowLines.Run, ObservedFlowLines.Seeds),
         ["getevents"] = new("getevents", ExportedEventLines.Run, ExportedEventLines.Seeds),

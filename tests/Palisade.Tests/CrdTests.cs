@@ -23,7 +23,33 @@ public sealed partial class CrdTests
             Assert.True(File.Exists(path), $"{path} is missing. Fix: ./artifacts/palisade crds --out helm/palisade/files/crds");
             Assert.True(yaml == File.ReadAllText(path), $"{path} differs from the schema in policies/Palisade.Policies/Schema. Fix: ./artifacts/palisade crds --out helm/palisade/files/crds");
         }
-        Assert.Equal(generated.Select(g => g.File).Order(), Directory.GetFiles(dir).Select(Path.GetFileName).Order());
+        Assert.Equal(generated.Select(g => g.File).Append(IdentityCrdFile).Order(), Directory.GetFiles(dir).Select(Path.GetFileName).Order());
+    }
+
+    /// <summary>The one CRD not generated from a policy schema: the agents' own cluster-wide identities.</summary>
+    private const string IdentityCrdFile = "palisade.io_palisadeidentities.yaml";
+
+    [Fact]
+    public void TheIdentityCrdIsStructuralAndNamesWhatTheAllocatorUses()
+    {
+        var stream = new YamlStream();
+        stream.Load(new StringReader(File.ReadAllText(Path.Combine(RepoPaths.Root, "helm", "palisade", "files", "crds", IdentityCrdFile))));
+        var root = (YamlMappingNode)stream.Documents.Single().RootNode;
+        var spec = (YamlMappingNode)root["spec"];
+        var names = (YamlMappingNode)spec["names"];
+        var version = (YamlMappingNode)((YamlSequenceNode)spec["versions"]).Single();
+
+        Assert.Equal($"{Palisade.Kubernetes.Identities.IdentityObject.Plural}.{Palisade.Kubernetes.Identities.IdentityObject.Group}", ((YamlMappingNode)root["metadata"])["name"].ToString());
+        Assert.Equal(Palisade.Kubernetes.Identities.IdentityObject.Group, spec["group"].ToString());
+        Assert.Equal("Cluster", spec["scope"].ToString());
+        Assert.Equal(Palisade.Kubernetes.Identities.IdentityObject.Kind, names["kind"].ToString());
+        Assert.Equal(Palisade.Kubernetes.Identities.IdentityObject.Plural, names["plural"].ToString());
+        Assert.Equal(Palisade.Kubernetes.Identities.IdentityObject.Version, version["name"].ToString());
+        var schema = ((YamlMappingNode)version["schema"])["openAPIV3Schema"];
+        AssertStructural(schema, "openAPIV3Schema");
+        Assert.Equal("string", ((YamlMappingNode)((YamlMappingNode)((YamlMappingNode)((YamlMappingNode)schema)["properties"])["security-labels"])["additionalProperties"])["type"].ToString());
+        var rbac = File.ReadAllText(Path.Combine(RepoPaths.Root, "helm", "palisade", "templates", "rbac.yaml"));
+        Assert.Contains("resources: [\"palisadeidentities\"]\n    verbs: [\"get\", \"list\", \"watch\", \"create\", \"patch\", \"delete\"]", rbac, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -119,6 +119,43 @@ public sealed class FakeKubeApiServer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Stores an object without telling the watches, as a watch running behind would: clients
+    /// learn of it only by a create that answers 409 or by a GET.
+    /// </summary>
+    public JsonObject CreateUnseen(string collection, JsonObject obj)
+    {
+        lock (_gate)
+        {
+            var meta = Meta(obj);
+            meta["uid"] ??= $"00000000-0000-4000-8000-{Interlocked.Increment(ref _uid):D12}";
+            meta["creationTimestamp"] ??= "2026-11-23T00:00:00Z";
+            Meta(obj)["resourceVersion"] = (++_rv).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            Collection(collection)[KeyOf(obj)] = obj;
+            _history.Add((_rv, collection, "ADDED", (JsonObject)obj.DeepClone()));
+            return (JsonObject)obj.DeepClone();
+        }
+    }
+
+    /// <summary>
+    /// When set, every request is first offered to it with (method, path): a status code it
+    /// returns is the answer (an API server that fails: 403, 500, 503), null lets the request
+    /// through. <see cref="Stall"/> answers nothing until the client gives up.
+    /// </summary>
+    public Func<string, string, int?>? Fault { get; set; }
+
+    /// <summary>A <see cref="Fault"/> answer: hold the request open without answering (a server that hangs).</summary>
+    public const int Stall = -1;
+
+    /// <summary>Objects in a collection (copies).</summary>
+    public IReadOnlyList<JsonObject> All(string collection)
+    {
+        lock (_gate)
+        {
+            return [.. Collection(collection).Values.Select(o => (JsonObject)o.DeepClone())];
+        }
+    }
+
     /// <summary>Replaces an object (same name and namespace); spec changes bump generation.</summary>
     public JsonObject Update(string collection, JsonObject obj)
     {
@@ -256,6 +293,15 @@ public sealed class FakeKubeApiServer : IDisposable
                 Reply(ctx, 404, Status(404, "NotFound", $"no route {path}"));
                 return;
             }
+            if (Fault?.Invoke(ctx.Request.HttpMethod, path) is { } fault)
+            {
+                if (fault == Stall)
+                {
+                    await Task.Delay(Timeout.Infinite, _stop.Token).ConfigureAwait(false);
+                }
+                Reply(ctx, fault, Status(fault, fault == 403 ? "Forbidden" : "InternalError", $"injected {fault}"));
+                return;
+            }
             switch (ctx.Request.HttpMethod)
             {
                 case "GET" when name is null && (query["watch"] is "1" or "true"):
@@ -270,6 +316,12 @@ public sealed class FakeKubeApiServer : IDisposable
                 case "PATCH" when sub == "status":
                     PatchStatus(ctx, collection, ns, name!);
                     return;
+                case "PATCH" when name is not null && sub is null:
+                    PatchObject(ctx, collection, ns, name);
+                    return;
+                case "DELETE" when name is not null:
+                    DeleteObject(ctx, collection, ns, name);
+                    return;
                 case "POST" when collection == "v1/events":
                     using (var reader = new StreamReader(ctx.Request.InputStream))
                     {
@@ -282,10 +334,17 @@ public sealed class FakeKubeApiServer : IDisposable
                         Reply(ctx, 201, ev.ToJsonString());
                     }
                     return;
+                case "POST" when name is null:
+                    CreateObject(ctx, collection, ns);
+                    return;
                 default:
                     Reply(ctx, 405, Status(405, "MethodNotAllowed", ctx.Request.HttpMethod));
                     return;
             }
+        }
+        catch (OperationCanceledException)
+        {
+            // the server stops while a request stalls
         }
         catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException)
         {
@@ -493,6 +552,99 @@ public sealed class FakeKubeApiServer : IDisposable
             obj["status"] = Merge(obj["status"]?.DeepClone(), patch["status"]);
             Store(collection, obj, "MODIFIED");
             Reply(ctx, 200, obj.ToJsonString());
+        }
+    }
+
+    /// <summary>POST to a collection: 201 with the stored object, or 409 AlreadyExists as kube-apiserver answers a taken name.</summary>
+    private void CreateObject(HttpListenerContext ctx, string collection, string? ns)
+    {
+        JsonObject obj;
+        using (var reader = new StreamReader(ctx.Request.InputStream))
+        {
+            obj = JsonNode.Parse(reader.ReadToEnd())!.AsObject();
+        }
+        if (ns is not null)
+        {
+            Meta(obj)["namespace"] = ns;
+        }
+        var name = Meta(obj)["name"]?.GetValue<string>();
+        if (string.IsNullOrEmpty(name))
+        {
+            Reply(ctx, 422, Status(422, "Invalid", "metadata.name: Required value"));
+            return;
+        }
+        lock (_gate)
+        {
+            if (Collection(collection).ContainsKey(KeyOf(obj)))
+            {
+                Reply(ctx, 409, Status(409, "AlreadyExists", $"{collection} \"{name}\" already exists"));
+                return;
+            }
+            Meta(obj)["creationTimestamp"] = null;
+            var stored = Create(collection, obj);
+            Reply(ctx, 201, stored.ToJsonString());
+        }
+    }
+
+    /// <summary>DELETE of one object, honouring DeleteOptions.preconditions (uid, resourceVersion) with 409 Conflict.</summary>
+    private void DeleteObject(HttpListenerContext ctx, string collection, string? ns, string name)
+    {
+        string body;
+        using (var reader = new StreamReader(ctx.Request.InputStream))
+        {
+            body = reader.ReadToEnd();
+        }
+        var preconditions = body.Length > 0 ? JsonNode.Parse(body)?["preconditions"] : null;
+        lock (_gate)
+        {
+            var key = ns is null ? name : $"{ns}/{name}";
+            if (!Collection(collection).TryGetValue(key, out var obj))
+            {
+                Reply(ctx, 404, Status(404, "NotFound", $"{collection} \"{name}\" not found"));
+                return;
+            }
+            var wantRv = preconditions?["resourceVersion"]?.GetValue<string>();
+            var wantUid = preconditions?["uid"]?.GetValue<string>();
+            if ((wantRv is not null && wantRv != Meta(obj)["resourceVersion"]?.GetValue<string>()) || (wantUid is not null && wantUid != Meta(obj)["uid"]?.GetValue<string>()))
+            {
+                Reply(ctx, 409, Status(409, "Conflict", $"Precondition failed: {collection} \"{name}\" has changed"));
+                return;
+            }
+            Delete(collection, name, ns);
+            Reply(ctx, 200, new JsonObject { ["kind"] = "Status", ["apiVersion"] = "v1", ["status"] = "Success" }.ToJsonString());
+        }
+    }
+
+    /// <summary>PATCH of an object (merge patch): metadata and the rest merged, generation bumped only by a spec change.</summary>
+    private void PatchObject(HttpListenerContext ctx, string collection, string? ns, string name)
+    {
+        string body;
+        using (var reader = new StreamReader(ctx.Request.InputStream))
+        {
+            body = reader.ReadToEnd();
+        }
+        lock (_gate)
+        {
+            Patches.Add((ctx.Request.Url!.AbsolutePath, body));
+            var key = ns is null ? name : $"{ns}/{name}";
+            if (!Collection(collection).TryGetValue(key, out var obj))
+            {
+                Reply(ctx, 404, Status(404, "NotFound", $"{collection} \"{name}\" not found"));
+                return;
+            }
+            if (ctx.Request.ContentType?.StartsWith("application/merge-patch+json", StringComparison.Ordinal) != true)
+            {
+                Reply(ctx, 415, Status(415, "UnsupportedMediaType", ctx.Request.ContentType ?? ""));
+                return;
+            }
+            var patch = JsonNode.Parse(body)!.AsObject();
+            patch.Remove("status");
+            var merged = Merge(obj.DeepClone(), patch)!.AsObject();
+            var meta = Meta(merged);
+            meta["name"] = name;
+            meta["uid"] = Meta(obj)["uid"]?.DeepClone();
+            var stored = Store(collection, merged, "MODIFIED");
+            Reply(ctx, 200, stored.ToJsonString());
         }
     }
 

@@ -25,6 +25,25 @@ public sealed record DatapathOptions
     public string HostDevice { get; init; } = Palisade.Datapath.Endpoints.HostDevice.DefaultName;
     public int Mtu { get; init; } = 1500;
     public IReadOnlyList<RemoteNode> RemoteNodes { get; init; } = [];
+
+    /// <summary>Where identity numbers come from: this node (persisted) or the Kubernetes API (the same on every node).</summary>
+    public IdentityAllocationMode IdentityAllocation { get; init; } = IdentityAllocationMode.Local;
+
+    /// <summary>With <see cref="IdentityAllocationMode.Crd"/>: how often this node deletes identities no node uses.</summary>
+    public TimeSpan IdentityGcInterval { get; init; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>With <see cref="IdentityAllocationMode.Crd"/>: how long an identity may go unused before it is deleted.</summary>
+    public TimeSpan IdentityHeartbeatTimeout { get; init; } = TimeSpan.FromMinutes(30);
+}
+
+/// <summary>Where security identity numbers come from.</summary>
+public enum IdentityAllocationMode
+{
+    /// <summary>This node alone, persisted in endpoint-state-dir/identities.json.</summary>
+    Local,
+
+    /// <summary>The Kubernetes API: one PalisadeIdentity object per identity, shared by every node.</summary>
+    Crd,
 }
 
 /// <summary>The settings of pod networking (palisade-cni, IPAM, endpoints, native routing). Off unless a pod CIDR is set.</summary>
@@ -67,8 +86,19 @@ public static class DatapathSettings
     public static readonly AgentSetting RemoteNodes = new(
         "remote-nodes", "", "Other nodes for native routing: NAME@NODE-ADDRESS=CIDR[,CIDR] entries separated by ';' or new lines, e.g. node-b@192.168.1.12=10.244.2.0/24. Each CIDR gets a route via its node address.");
 
+    public static readonly AgentSetting IdentityAllocation = new(
+        "identity-allocation-mode", "auto", "Where security identity numbers come from. crd: the Kubernetes API, one cluster-scoped PalisadeIdentity (palisade.io/v1alpha1) per identity, so every node gives the same labels the same number. local: this node alone, persisted in endpoint-state-dir/identities.json. auto: crd when the Kubernetes API is used (kubernetes), else local.",
+        ["auto", "crd", "local"]);
+
+    public static readonly AgentSetting IdentityGcInterval = new(
+        "identity-gc-interval", "15m", "With identity-allocation-mode crd: how often each agent deletes the identities no node has used for identity-heartbeat-timeout (as Cilium's operator flag of the same name).");
+
+    public static readonly AgentSetting IdentityHeartbeatTimeout = new(
+        "identity-heartbeat-timeout", "30m", "With identity-allocation-mode crd: an identity whose palisade.io/last-used annotation is older than this, and that no endpoint of the deleting node holds, is deleted. Every node refreshes the annotation of the identities it uses every quarter of this. Keep it well above the clock skew between nodes.");
+
     public static readonly IReadOnlyList<AgentSetting> All =
-        [PodNetworking, PodCidr, PodCidrV6, IpamStateDir, EndpointStateDir, EndpointSocket, CniDelQueueDir, CniConfDir, CniVersion, DatapathHostDevice, PodMtu, RemoteNodes];
+        [PodNetworking, PodCidr, PodCidrV6, IpamStateDir, EndpointStateDir, EndpointSocket, CniDelQueueDir, CniConfDir, CniVersion, DatapathHostDevice, PodMtu, RemoteNodes,
+            IdentityAllocation, IdentityGcInterval, IdentityHeartbeatTimeout];
 
     /// <summary>The datapath options, or null when pod networking is off; problems go to <paramref name="errors"/>.</summary>
     /// <param name="kubernetes">Whether the Kubernetes API is watched (pod CIDRs can then come from the Node).</param>
@@ -183,8 +213,37 @@ public static class DatapathSettings
                 return null;
             }
         }
+        var (identityMode, identitySource) = values.TryGetValue(IdentityAllocation.Key, out var im) ? im : (IdentityAllocation.Default, "default");
+        identityMode = identityMode.ToLowerInvariant();
+        if (!IdentityAllocation.Allowed!.Contains(identityMode))
+        {
+            errors.Add($"{IdentityAllocation.Key}: \"{identityMode}\" (from {identitySource}) is not one of {string.Join(", ", IdentityAllocation.Allowed!)}.");
+        }
+        else if (identityMode == "crd" && !kubernetes)
+        {
+            errors.Add($"{IdentityAllocation.Key}: crd (from {identitySource}) needs the Kubernetes API. Fix: turn it on (kubernetes: true, --kubeconfig, or run in a pod), or use {IdentityAllocation.Key}: local.");
+        }
+        var gcInterval = Duration(IdentityGcInterval);
+        var heartbeat = Duration(IdentityHeartbeatTimeout);
+        if (gcInterval > TimeSpan.Zero && heartbeat > TimeSpan.Zero && heartbeat < TimeSpan.FromMinutes(1))
+        {
+            errors.Add($"{IdentityHeartbeatTimeout.Key}: {heartbeat.TotalSeconds:0.#}s is shorter than a minute: identities in use could be deleted between two refreshes. Fix: e.g. {IdentityHeartbeatTimeout.Default}.");
+        }
+        TimeSpan Duration(AgentSetting setting)
+        {
+            var entry = values.TryGetValue(setting.Key, out var e) ? e : (setting.Default, "default");
+            var parsed = AgentConfiguration.ParseDuration(setting, entry, errors);
+            if (parsed <= TimeSpan.Zero && !errors.Any(x => x.StartsWith(setting.Key, StringComparison.Ordinal)))
+            {
+                errors.Add($"{setting.Key}: \"{entry.Item1}\" (from {entry.Item2}) must be a positive duration, such as {setting.Default}.");
+            }
+            return parsed;
+        }
         return new DatapathOptions
         {
+            IdentityAllocation = identityMode == "crd" || (identityMode == "auto" && kubernetes) ? IdentityAllocationMode.Crd : IdentityAllocationMode.Local,
+            IdentityGcInterval = gcInterval,
+            IdentityHeartbeatTimeout = heartbeat,
             PodCidrs = cidrs,
             IpamStateDir = ipamDir,
             EndpointStateDir = endpointDir,

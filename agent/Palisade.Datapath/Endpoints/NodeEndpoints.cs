@@ -10,7 +10,7 @@ namespace Palisade.Datapath.Endpoints;
 public sealed record NodeEndpointsOptions
 {
     public required NodeIpam Ipam { get; init; }
-    public required IdentityAllocator Identities { get; init; }
+    public required IIdentityBackend Identities { get; init; }
     public required EndpointRegistry Registry { get; init; }
     public required IEndpointInterfaces Interfaces { get; init; }
     public required IEndpointDatapath Datapath { get; init; }
@@ -63,7 +63,7 @@ public sealed partial class NodeEndpoints : IEndpointDirectory
 
     public NodeIpam Ipam => _options.Ipam;
 
-    public IdentityAllocator Identities => _options.Identities;
+    public IIdentityBackend Identities => _options.Identities;
 
     /// <summary>Why the node cannot take ADDs now (STATUS answers 50 with it); null when ready.</summary>
     public string? NotReadyReason { get; set; }
@@ -503,6 +503,7 @@ public sealed partial class NodeEndpoints : IEndpointDirectory
     private static EndpointException Translate(Exception e, string operation, AttachmentId attachment) => e switch
     {
         EndpointException known => known,
+        IdentityUnavailableException identity => new EndpointException(ErrorCodes.TryAgainLater, $"{operation} {attachment}: no security identity: {identity.Message}"),
         IpamException ipam when ipam.InnerException is IOException or UnauthorizedAccessException => new EndpointException(ErrorCodes.StateFailed, ipam.Message),
         IpamException ipam => new EndpointException(ErrorCodes.AddressesExhausted, ipam.Message),
         NetlinkException netlink => new EndpointException(ErrorCodes.InterfaceSetupFailed, $"{operation} {attachment}: {netlink.Message}"),

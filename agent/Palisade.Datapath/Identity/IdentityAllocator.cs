@@ -8,9 +8,10 @@ namespace Palisade.Datapath.Identity;
 /// Cilium's reserved identities and room for more); the same labels always share one number
 /// while an endpoint holds it. Numbers are persisted (one JSON file, written durably when
 /// the set changes), so after a restart the endpoints' identities, and the BPF maps that
-/// carry them, stay valid. Cluster-wide allocation is for later.
+/// carry them, stay valid. The backend of a node that runs without the Kubernetes API
+/// (identity-allocation-mode local); in a cluster the numbers come from the API instead.
 /// </summary>
-public sealed class IdentityAllocator
+public sealed class IdentityAllocator : IIdentityBackend
 {
     /// <summary>The first number handed out.</summary>
     public const uint First = 256;
@@ -25,6 +26,9 @@ public sealed class IdentityAllocator
     private uint _next = First;
 
     private IdentityAllocator(string path) => _path = path;
+
+    /// <inheritdoc/>
+    public event Action<uint, IReadOnlyList<string>?>? Changed;
 
     /// <summary>Opens the allocator whose state is the file <paramref name="path"/>; its identities count as unused until endpoints acquire them.</summary>
     public static IdentityAllocator Open(string path)
@@ -67,6 +71,8 @@ public sealed class IdentityAllocator
     public uint Acquire(IReadOnlyList<string> labels)
     {
         var key = Key(labels);
+        uint number;
+        Entry entry;
         lock (_sync)
         {
             if (_byLabels.TryGetValue(key, out var known))
@@ -74,14 +80,15 @@ public sealed class IdentityAllocator
                 known.References++;
                 return known.Number;
             }
-            var number = FreeNumber();
-            var entry = new Entry(number, key, [.. labels]) { References = 1 };
+            number = FreeNumber();
+            entry = new Entry(number, key, [.. labels]) { References = 1 };
             _byLabels[key] = entry;
             _byNumber[number] = entry;
             _next = number == Last ? First : number + 1;
             Save();
-            return number;
         }
+        Changed?.Invoke(number, entry.Labels);
+        return number;
     }
 
     /// <summary>An endpoint found at start holds <paramref name="number"/> for <paramref name="labels"/>: hold it again (same number).</summary>
@@ -108,6 +115,8 @@ public sealed class IdentityAllocator
     public uint Move(uint from, IReadOnlyList<string> labels)
     {
         var key = Key(labels);
+        Entry? added = null, freed = null;
+        Entry target;
         lock (_sync)
         {
             _byNumber.TryGetValue(from, out var current);
@@ -115,29 +124,35 @@ public sealed class IdentityAllocator
             {
                 return from;
             }
-            var changed = false;
-            if (!_byLabels.TryGetValue(key, out var target))
+            if (!_byLabels.TryGetValue(key, out target!))
             {
                 var number = FreeNumber();
-                target = new Entry(number, key, [.. labels]);
+                target = added = new Entry(number, key, [.. labels]);
                 _byLabels[key] = target;
                 _byNumber[number] = target;
                 _next = number == Last ? First : number + 1;
-                changed = true;
             }
             target.References++;
             if (current is not null && --current.References <= 0)
             {
                 _byNumber.Remove(current.Number);
                 _byLabels.Remove(current.Key);
-                changed = true;
+                freed = current;
             }
-            if (changed)
+            if (added is not null || freed is not null)
             {
                 Save();
             }
-            return target.Number;
         }
+        if (added is not null)
+        {
+            Changed?.Invoke(added.Number, added.Labels);
+        }
+        if (freed is not null)
+        {
+            Changed?.Invoke(freed.Number, null);
+        }
+        return target.Number;
     }
 
     /// <summary>Drops one hold of <paramref name="number"/>; the last one frees the number.</summary>
@@ -145,31 +160,43 @@ public sealed class IdentityAllocator
     {
         lock (_sync)
         {
-            if (!_byNumber.TryGetValue(number, out var entry))
+            if (!_byNumber.TryGetValue(number, out var entry) || --entry.References > 0)
             {
                 return;
             }
-            if (--entry.References <= 0)
-            {
-                _byNumber.Remove(number);
-                _byLabels.Remove(entry.Key);
-                Save();
-            }
+            _byNumber.Remove(number);
+            _byLabels.Remove(entry.Key);
+            Save();
         }
+        Changed?.Invoke(number, null);
     }
 
     /// <summary>After every endpoint was adopted at start: numbers no endpoint holds are freed.</summary>
     public void CompleteRestore()
     {
+        List<Entry> unused;
         lock (_sync)
         {
-            var unused = _byNumber.Values.Where(e => e.References <= 0).ToList();
+            unused = [.. _byNumber.Values.Where(e => e.References <= 0)];
             foreach (var entry in unused)
             {
                 _byNumber.Remove(entry.Number);
                 _byLabels.Remove(entry.Key);
             }
             Save();
+        }
+        foreach (var entry in unused)
+        {
+            Changed?.Invoke(entry.Number, null);
+        }
+    }
+
+    /// <summary>Every identity allocated on this node (standalone there are no others).</summary>
+    public IReadOnlyDictionary<uint, IReadOnlyList<string>> Known()
+    {
+        lock (_sync)
+        {
+            return _byNumber.ToDictionary(kv => kv.Key, kv => kv.Value.Labels);
         }
     }
 

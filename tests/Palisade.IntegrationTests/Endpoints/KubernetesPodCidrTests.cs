@@ -96,6 +96,13 @@ public sealed class KubernetesPodCidrTests : IDisposable
             pod.Attachment(args: $"K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-{_id}"));
         Assert.True(add.Succeeded, add.ToString());
         Assert.Equal(string.Create(CultureInfo.InvariantCulture, $"10.214.{n}.2"), add.FirstAddress());
+        // With the Kubernetes API the pod's identity is a cluster-wide PalisadeIdentity object.
+        var identity = Assert.Single(_api.All("palisade.io/v1alpha1/palisadeidentities"));
+        Assert.Equal("shop", identity["security-labels"]!["k8s:io.kubernetes.pod.namespace"]!.GetValue<string>());
+        using (var status = agent.Status())
+        {
+            Assert.Equal("crd", status.RootElement.GetProperty("datapath").GetProperty("identity_allocation").GetString());
+        }
         Assert.True(Command.WaitUntil(() => Command.Run("ip", "route", "show", remoteCidr).Stdout.Contains($"via {remoteAddress}", StringComparison.Ordinal), TimeSpan.FromSeconds(30)),
             $"no route to node-b's pod CIDR: {Command.Run("ip", "route", "show", remoteCidr).Stdout}\n{agent.Log}");
 

@@ -31,6 +31,29 @@ public sealed class DatapathSettingsTests
     }
 
     [Fact]
+    public void IdentitiesAreClusterWideWithTheKubernetesApiAndLocalWithout()
+    {
+        var cluster = Resolve(("pod-cidr", "10.244.1.0/24"), ("kubernetes", "true")).Datapath!;
+        var standalone = Resolve(("pod-cidr", "10.244.1.0/24"), ("kubernetes", "false")).Datapath!;
+        var forcedLocal = Resolve(("pod-cidr", "10.244.1.0/24"), ("kubernetes", "true"), ("identity-allocation-mode", "local")).Datapath!;
+
+        Assert.Equal(IdentityAllocationMode.Crd, cluster.IdentityAllocation);
+        Assert.Equal(TimeSpan.FromMinutes(15), cluster.IdentityGcInterval);
+        Assert.Equal(TimeSpan.FromMinutes(30), cluster.IdentityHeartbeatTimeout);
+        Assert.Equal(IdentityAllocationMode.Local, standalone.IdentityAllocation);
+        Assert.Equal(IdentityAllocationMode.Local, forcedLocal.IdentityAllocation);
+    }
+
+    [Fact]
+    public void BadIdentitySettingsSayWhatIsWrong()
+    {
+        Assert.Contains("identity-allocation-mode: crd (from command line) needs the Kubernetes API", Errors(("pod-cidr", "10.244.1.0/24"), ("kubernetes", "false"), ("identity-allocation-mode", "crd")), StringComparison.Ordinal);
+        Assert.Contains("identity-allocation-mode: \"etcd\" (from command line) is not one of auto, crd, local", Errors(("pod-cidr", "10.244.1.0/24"), ("identity-allocation-mode", "etcd")), StringComparison.Ordinal);
+        Assert.Contains("identity-heartbeat-timeout: 10s is shorter than a minute", Errors(("pod-cidr", "10.244.1.0/24"), ("identity-heartbeat-timeout", "10s")), StringComparison.Ordinal);
+        Assert.Contains("identity-gc-interval: \"soon\" (from command line) is not a duration", Errors(("pod-cidr", "10.244.1.0/24"), ("identity-gc-interval", "soon")), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void PodCidrTakesAListOfBothFamilies()
     {
         Assert.Equal(2, Resolve(("pod-cidr", "10.244.1.0/24, fd00:244:1::/64")).Datapath!.PodCidrs.Count);

@@ -71,7 +71,7 @@ internal sealed class FakeDatapath : IEndpointDatapath
 /// <summary>A node's endpoints over fakes, with its state in a temporary directory that outlives one "agent run".</summary>
 internal sealed class EndpointNode
 {
-    public EndpointNode(TempDirectory dir, FakeInterfaces? interfaces = null, FakeDatapath? datapath = null, params string[] cidrs)
+    public EndpointNode(TempDirectory dir, FakeInterfaces? interfaces = null, FakeDatapath? datapath = null, IIdentityBackend? identities = null, params string[] cidrs)
     {
         Interfaces = interfaces ?? new FakeInterfaces();
         Datapath = datapath ?? new FakeDatapath();
@@ -79,7 +79,7 @@ internal sealed class EndpointNode
         Endpoints = new NodeEndpoints(new NodeEndpointsOptions
         {
             Ipam = Ipam,
-            Identities = IdentityAllocator.Open(dir.Sub("endpoints/identities.json")),
+            Identities = identities ?? IdentityAllocator.Open(dir.Sub("endpoints/identities.json")),
             Registry = new EndpointRegistry(dir.Sub("endpoints/registry")),
             Interfaces = Interfaces,
             Datapath = Datapath,

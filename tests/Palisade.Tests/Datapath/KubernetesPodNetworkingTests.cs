@@ -478,6 +478,8 @@ public sealed class KubernetesPodNetworkingTests : IDisposable
             ["node-name"] = ThisNode,
             ["ipam-state-dir"] = _dir.Sub("ipam"),
             ["endpoint-state-dir"] = _dir.Sub("endpoints"),
+            // These tests are about labels and Nodes; cluster-wide identities are ClusterIdentityTests'.
+            ["identity-allocation-mode"] = "local",
             ["endpoint-socket"] = _dir.Sub("endpoint.sock"),
             ["cni-del-queue-dir"] = _dir.Sub("del-queue"),
             ["cni-conf-dir"] = _dir.Sub("net.d"),
