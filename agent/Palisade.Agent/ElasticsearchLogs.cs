@@ -31,7 +31,7 @@ internal sealed class ElasticsearchLogs : ILogEventSink, IAsyncDisposable
     private long _sequence;
     private long _dropped;
 
-    public ElasticsearchLogs(ElasticsearchOptions options, string index, string node, HttpMessageHandler? handler = null)
+    public ElasticsearchLogs(ElasticsearchOptions options, string index, string node)
     {
         _node = node;
         _index = index;
@@ -40,7 +40,7 @@ internal sealed class ElasticsearchLogs : ILogEventSink, IAsyncDisposable
         _idPrefix = $"{node}-{Environment.ProcessId}-{DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()}-";
         // The client's own trouble goes to stderr, never back into this logger: a failing
         // cluster must not feed itself more log records to ship.
-        _client = new BulkClient(options, Path.Combine(options.SpoolDir, "logs"), index, IndexTemplate(index), "agent logs", handler,
+        _client = new BulkClient(options, Path.Combine(options.SpoolDir, "logs"), index, IndexTemplate(index), "agent logs",
             message => Console.Error.WriteLine(message));
         _client.Start();
         _run = Task.Run(RunAsync);

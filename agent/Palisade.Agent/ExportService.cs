@@ -33,7 +33,7 @@ internal sealed partial class ExportService(AgentOptions options, EventHub hub, 
             var sink = new ElasticsearchSink(hub.Subscribe("elasticsearch", options.EventQueueSize), options.NodeName, es, json, pipeline,
                 log: message => LogElasticsearch(logger, message));
             _sinks.Add(sink);
-            LogElasticsearchStart(logger, es.Url.GetLeftPart(UriPartial.Path), es.Index, es.SpoolDir, sink.Client.SpooledBytes);
+            LogElasticsearchStart(logger, string.Join(",", es.Nodes.Select(n => n.GetLeftPart(UriPartial.Path))), es.Index, es.SpoolDir, sink.Client.SpooledBytes);
         }
         foreach (var sink in _sinks)
         {

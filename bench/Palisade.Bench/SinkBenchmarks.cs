@@ -127,7 +127,7 @@ public class SinkBenchmarks
         {
             Directory.Delete(spool, recursive: true);
         }
-        _sink = new ElasticsearchSink(FilledQueue(), Node, new ElasticsearchOptions { Url = new Uri($"http://127.0.0.1:{_peerPort}/"), SpoolDir = spool });
+        _sink = new ElasticsearchSink(FilledQueue(), Node, new ElasticsearchOptions { Nodes = [new Uri($"http://127.0.0.1:{_peerPort}/")], SpoolDir = spool });
     }
 
     [Benchmark]

@@ -118,6 +118,8 @@ public static class FuzzTargets
         yield return ("export.yaml", Encoding.UTF8.GetBytes("export-allowlist: '{\"event_set\":[\"PROCESS_EXEC\"]}'\nfield-filters: '{\"fields\":\"process.binary\",\"action\":\"INCLUDE\"}'\nexport-file-perm: \"600\"\n"));
         yield return ("server.yaml", Encoding.UTF8.GetBytes("server-address: 127.0.0.1:54321\nhealth-server-address: :6789\ntracing-policy-selector: palisade.io/default=true\nmetrics-label-filter: namespace,pod\n"));
         yield return ("elasticsearch.yaml", Encoding.UTF8.GetBytes("elasticsearch-url: https://es.logging:9200\nelasticsearch-index: palisade-events\nelasticsearch-spool-max-size: 512M\nelasticsearch-flush-interval: 5s\n"));
+        yield return ("elasticsearch-nodes.yaml", Encoding.UTF8.GetBytes("elasticsearch-url: https://es-0:9200,https://es-1:9200, http://10.0.0.7:9200\nelasticsearch-compress: \"false\"\n"));
+        yield return ("elasticsearch-cloud.yaml", Encoding.UTF8.GetBytes("elasticsearch-cloud-id: prod:ZXUuY2xvdWQuZXMuaW86OTI0MyRhYmMxMjMka2I=\nelasticsearch-logs: \"true\"\n"));
     }
 
     private static IEnumerable<(string, byte[])> FilterSeeds()

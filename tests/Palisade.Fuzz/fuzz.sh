@@ -21,7 +21,8 @@ log() { printf '==> %s\n' "$*" >&2; }
 # is instrumented too, since the crash that started this harness was in its scanner.
 case $TARGET in
     policy|network-policy) INSTRUMENT=(Palisade.Policies.dll YamlDotNet.dll) ;;
-    settings) INSTRUMENT=(Palisade.Agent.dll Palisade.Policies.dll YamlDotNet.dll) ;;
+    # Palisade.Exporters: the Cloud ID decoder (elasticsearch-cloud-id).
+    settings) INSTRUMENT=(Palisade.Agent.dll Palisade.Policies.dll Palisade.Exporters.dll YamlDotNet.dll) ;;
     filters) INSTRUMENT=(Palisade.Exporters.dll) ;;
     events) INSTRUMENT=(Palisade.Runtime.dll) ;;
     cni) INSTRUMENT=(palisade-cni.dll) ;;

@@ -32,7 +32,7 @@ public sealed class ElasticsearchSinkTests : IDisposable
 
     private ElasticsearchOptions Options(string? spool = null) => new()
     {
-        Url = _es.Url, SpoolDir = spool ?? Path.Combine(_dir, "spool"), FlushInterval = TimeSpan.FromMilliseconds(50), BatchSize = 50,
+        Nodes = [_es.Url], SpoolDir = spool ?? Path.Combine(_dir, "spool"), FlushInterval = TimeSpan.FromMilliseconds(50), BatchSize = 50,
         MaxBackoff = TimeSpan.FromMilliseconds(200),
     };
 

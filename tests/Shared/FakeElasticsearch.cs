@@ -11,26 +11,52 @@ namespace Palisade.Testing;
 /// POST _bulk (gzip or plain) with real per-item results: 201 created, 409 when the _id
 /// exists (op "create"), 429 for every Nth new item (retried by the client), 400
 /// mapper_parsing_exception for documents containing "MAPPING-ERROR". It can be stopped and
-/// started again on the same port to simulate an outage.
+/// started again on the same port to simulate an outage. Several can be nodes of one cluster
+/// (<see cref="FakeElasticsearch(FakeElasticsearch)"/>): they share the documents, so a
+/// create of an _id any of them has is a 409, as in Elasticsearch. Answers GET/HEAD / (the
+/// transport's ping) like Elasticsearch does.
 /// </summary>
 public sealed class FakeElasticsearch : IDisposable
 {
-    private readonly Lock _gate = new();
-    private readonly Dictionary<string, string> _docs = new(StringComparer.Ordinal);
-    private readonly List<string> _createdOrder = [];
-    private readonly List<string> _firstSeenOrder = [];
-    private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
+    private readonly Lock _gate;
+    private readonly Dictionary<string, string> _docs;
+    private readonly List<string> _createdOrder;
+    private readonly List<string> _firstSeenOrder;
+    private readonly HashSet<string> _seen;
     private HttpListener? _listener;
     private Task? _loop;
     private long _newItems;
 
     public FakeElasticsearch()
     {
+        _gate = new();
+        _docs = new(StringComparer.Ordinal);
+        _createdOrder = [];
+        _firstSeenOrder = [];
+        _seen = new(StringComparer.Ordinal);
+        Port = FreePort();
+        Start();
+    }
+
+    /// <summary>Another node of <paramref name="cluster"/>'s cluster: same documents, own port, own request counts.</summary>
+    public FakeElasticsearch(FakeElasticsearch cluster)
+    {
+        _gate = cluster._gate;
+        _docs = cluster._docs;
+        _createdOrder = cluster._createdOrder;
+        _firstSeenOrder = cluster._firstSeenOrder;
+        _seen = cluster._seen;
+        Port = FreePort();
+        Start();
+    }
+
+    private static int FreePort()
+    {
         using var probe = new TcpListener(IPAddress.Loopback, 0);
         probe.Start();
-        Port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
         probe.Stop();
-        Start();
+        return port;
     }
 
     public int Port { get; }
@@ -40,7 +66,10 @@ public sealed class FakeElasticsearch : IDisposable
     /// <summary>Every Nth item never seen before gets a 429 (0: never).</summary>
     public int Reject429Every { get; set; }
 
-    public int BulkRequests { get; private set; }
+    private int _bulkRequests;
+
+    /// <summary>_bulk requests this node answered (safe to read while the server runs).</summary>
+    public int BulkRequests => Volatile.Read(ref _bulkRequests);
 
     public int Rejected429 { get; private set; }
 
@@ -186,6 +215,11 @@ public sealed class FakeElasticsearch : IDisposable
             Reply(ctx, 200, Bulk(text));
             return;
         }
+        if (ctx.Request.HttpMethod is "GET" or "HEAD" && path == "/")
+        {
+            Reply(ctx, 200, "{\"name\":\"fake\",\"cluster_name\":\"fake\",\"version\":{\"number\":\"8.17.0\"},\"tagline\":\"You Know, for Search\"}");
+            return;
+        }
         Reply(ctx, 404, "{\"error\":\"not found\"}");
     }
 
@@ -196,7 +230,7 @@ public sealed class FakeElasticsearch : IDisposable
         var errors = false;
         lock (_gate)
         {
-            BulkRequests++;
+            Interlocked.Increment(ref _bulkRequests);
             for (var i = 0; i + 1 < lines.Length; i += 2)
             {
                 using var action = JsonDocument.Parse(lines[i]);
@@ -257,6 +291,10 @@ public sealed class FakeElasticsearch : IDisposable
         ctx.Response.StatusCode = status;
         ctx.Response.ContentType = "application/json";
         var bytes = Encoding.UTF8.GetBytes(json);
+        if (ctx.Request.HttpMethod == "HEAD")
+        {
+            return;
+        }
         ctx.Response.ContentLength64 = bytes.Length;
         ctx.Response.OutputStream.Write(bytes);
     }

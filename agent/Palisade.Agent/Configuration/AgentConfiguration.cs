@@ -167,7 +167,7 @@ public static class AgentConfiguration
             logsIndex = values[AgentSettings.ElasticsearchLogsIndex.Key].Value;
             if (elasticsearch is null)
             {
-                errors.Add($"{AgentSettings.ElasticsearchLogs.Key}: true needs {AgentSettings.ElasticsearchUrl.Key}. Fix: set {AgentSettings.ElasticsearchUrl.Key}, or drop {AgentSettings.ElasticsearchLogs.Key}.");
+                errors.Add($"{AgentSettings.ElasticsearchLogs.Key}: true needs {AgentSettings.ElasticsearchUrl.Key} or {AgentSettings.ElasticsearchCloudId.Key}. Fix: set one of them, or drop {AgentSettings.ElasticsearchLogs.Key}.");
             }
             else if (!ValidIndexName(logsIndex))
             {
@@ -549,18 +549,54 @@ public static class AgentConfiguration
     private static Palisade.Exporters.Elasticsearch.ElasticsearchOptions? ParseElasticsearch(Dictionary<string, (string Value, string Source)> values, List<string> errors)
     {
         var urlText = values[AgentSettings.ElasticsearchUrl.Key].Value;
-        if (urlText.Length == 0)
+        var cloudId = values[AgentSettings.ElasticsearchCloudId.Key].Value.Trim();
+        if (urlText.Length == 0 && cloudId.Length == 0)
         {
             return null;
         }
-        if (!Uri.TryCreate(urlText, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
+        var nodes = new List<Uri>();
+        if (urlText.Length > 0 && cloudId.Length > 0)
         {
-            errors.Add($"{AgentSettings.ElasticsearchUrl.Key}: \"{urlText}\" is not an http:// or https:// URL. Fix: e.g. https://elasticsearch.logging:9200.");
+            errors.Add($"{AgentSettings.ElasticsearchUrl.Key}/{AgentSettings.ElasticsearchCloudId.Key}: both are set; a Cloud ID names its own URL. Fix: set one of them.");
             return null;
         }
-        if (!string.IsNullOrEmpty(url.UserInfo))
+        if (cloudId.Length > 0)
         {
-            errors.Add($"{AgentSettings.ElasticsearchUrl.Key}: credentials in the URL would be logged. Fix: use elasticsearch-username and elasticsearch-password-file.");
+            try
+            {
+                nodes.Add(Palisade.Exporters.Elasticsearch.CloudId.Decode(cloudId));
+            }
+            catch (FormatException e)
+            {
+                errors.Add($"{AgentSettings.ElasticsearchCloudId.Key}: {e.Message}");
+                return null;
+            }
+        }
+        foreach (var part in urlText.Split(',', StringSplitOptions.TrimEntries))
+        {
+            if (cloudId.Length > 0)
+            {
+                break;
+            }
+            if (part.Length == 0)
+            {
+                errors.Add($"{AgentSettings.ElasticsearchUrl.Key}: \"{urlText}\" has an empty entry. Fix: node URLs separated by single commas, e.g. https://es-0:9200,https://es-1:9200.");
+                return null;
+            }
+            if (!Uri.TryCreate(part, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
+            {
+                errors.Add($"{AgentSettings.ElasticsearchUrl.Key}: \"{part}\" is not an http:// or https:// URL. Fix: e.g. https://elasticsearch.logging:9200 (several: comma-separated).");
+                return null;
+            }
+            if (!string.IsNullOrEmpty(url.UserInfo))
+            {
+                errors.Add($"{AgentSettings.ElasticsearchUrl.Key}: credentials in the URL would be logged. Fix: use elasticsearch-username and elasticsearch-password-file.");
+            }
+            if (nodes.Contains(url))
+            {
+                errors.Add($"{AgentSettings.ElasticsearchUrl.Key}: \"{part}\" is listed twice. Fix: name each node once.");
+            }
+            nodes.Add(url);
         }
         var index = values[AgentSettings.ElasticsearchIndex.Key].Value;
         if (!ValidIndexName(index))
@@ -570,7 +606,7 @@ public static class AgentConfiguration
         int Integer(AgentSetting setting, int min, int max) => ParseInteger(setting, values[setting.Key], min, max, errors);
         return new Palisade.Exporters.Elasticsearch.ElasticsearchOptions
         {
-            Url = url,
+            Nodes = nodes,
             Index = index,
             DailyIndices = values[AgentSettings.ElasticsearchIndexMode.Key].Value == "daily",
             SpoolDir = values[AgentSettings.ElasticsearchSpoolDir.Key].Value,

@@ -159,7 +159,10 @@ public static class AgentSettings
         "export-rate-limit", "-1", "Most events per minute each sink exports; the rest are dropped, counted and reported in rate_limit_info events. -1: no limit.");
 
     public static readonly AgentSetting ElasticsearchUrl = new(
-        "elasticsearch-url", "", "Elasticsearch base URL (http:// or https://) to index events into with the _bulk API. Empty: no Elasticsearch export.");
+        "elasticsearch-url", "", "Elasticsearch node URL(s) (http:// or https://) to index events into with the _bulk API; several, comma-separated, fail over to one another (a failed node is left out for a minute, then longer). Empty: no Elasticsearch export (unless elasticsearch-cloud-id).");
+
+    public static readonly AgentSetting ElasticsearchCloudId = new(
+        "elasticsearch-cloud-id", "", "Elastic Cloud deployment's Cloud ID (NAME:BASE64, from the console); decodes to the deployment's https:// Elasticsearch URL. Instead of elasticsearch-url, not with it.");
 
     public static readonly AgentSetting ElasticsearchIndex = new(
         "elasticsearch-index", "palisade-events", "Data stream name, or index prefix in daily mode (NAME-yyyy.MM.dd). An index template for it is installed on start.");
@@ -248,7 +251,7 @@ public static class AgentSettings
         NetworkPolicyDir, PolicyEnforcement, PolicyAuditMode, PolicyAuditNamespaces,
         ClusterName, MetricsServer, EnablePodAnnotations, LogFile, Debug,
         ExportAllowlist, ExportDenylist, FieldFilters, RedactionFilters, ExportRateLimit,
-        ElasticsearchUrl, ElasticsearchIndex, ElasticsearchIndexMode, ElasticsearchLogs, ElasticsearchLogsIndex, ElasticsearchSpoolDir, ElasticsearchSpoolMaxSize, ElasticsearchBatchSize,
+        ElasticsearchUrl, ElasticsearchCloudId, ElasticsearchIndex, ElasticsearchIndexMode, ElasticsearchLogs, ElasticsearchLogsIndex, ElasticsearchSpoolDir, ElasticsearchSpoolMaxSize, ElasticsearchBatchSize,
         ElasticsearchBatchBytes, ElasticsearchFlushInterval, ElasticsearchCompress, ElasticsearchUsername, ElasticsearchPasswordFile,
         ElasticsearchApiKeyFile, ElasticsearchBearerTokenFile, ElasticsearchCaFile,
         ServerAddress, ServerTlsCertFile, ServerTlsKeyFile, ServerTlsClientCaFiles, ServerTlsRequireClientCert, MetricsLabelFilter, MetricsMaxSeries,

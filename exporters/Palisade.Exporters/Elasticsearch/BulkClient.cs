@@ -1,9 +1,9 @@
 using System.Buffers;
 using System.Net;
-using System.Net.Http.Headers;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
+using Elastic.Transport;
 
 namespace Palisade.Exporters.Elasticsearch;
 
@@ -23,7 +23,8 @@ public sealed class BulkClient : IAsyncDisposable
     private readonly string _templateName;
     private readonly string _templateBody;
     private readonly string _what;
-    private readonly HttpClient _http;
+    private readonly ITransport _transport;
+    private readonly NodePool _pool;
     private readonly BulkSpool _spool;
     private readonly string _deadLetterPath;
     private readonly MemoryStream _body = new();
@@ -41,7 +42,7 @@ public sealed class BulkClient : IAsyncDisposable
     /// <param name="templateBody">The template (JSON).</param>
     /// <param name="what">What is shipped ("events", "agent logs"), for messages.</param>
     public BulkClient(ElasticsearchOptions options, string spoolDir, string templateName, string templateBody, string what,
-        HttpMessageHandler? handler = null, Action<string>? log = null)
+        Action<string>? log = null)
     {
         _options = options;
         _spoolDir = spoolDir;
@@ -51,11 +52,8 @@ public sealed class BulkClient : IAsyncDisposable
         _log = log;
         _spool = new BulkSpool(spoolDir, options.SpoolMaxBytes);
         _deadLetterPath = Path.Combine(Path.GetFullPath(spoolDir), "dead-letter.jsonl");
-        _http = new HttpClient(handler ?? CreateHandler(options), disposeHandler: true) { BaseAddress = options.Url, Timeout = TimeSpan.FromSeconds(30) };
-        if (Authorization(options) is { } auth)
-        {
-            _http.DefaultRequestHeaders.Authorization = auth;
-        }
+        _pool = options.Nodes.Count == 1 ? new SingleNodePool(options.Nodes[0]) : new StaticNodePool(options.Nodes, randomize: false);
+        _transport = new DistributedTransport(Configure(options, _pool));
         if (_spool.RecoveredBytes > 0)
         {
             _dataReady.Release();
@@ -85,6 +83,9 @@ public sealed class BulkClient : IAsyncDisposable
     public string DeadLetterPath => _deadLetterPath;
 
     public string? LastError => _lastError;
+
+    /// <summary>The nodes requests go to, with the transport's alive/dead marks.</summary>
+    public IReadOnlyCollection<Node> Nodes => _pool.Nodes;
 
     public void Start() => _sender ??= Task.Run(SendLoopAsync);
 
@@ -178,17 +179,18 @@ public sealed class BulkClient : IAsyncDisposable
 
     private async Task InstallTemplateAsync(CancellationToken token)
     {
-        using var body = new StringContent(_templateBody, Encoding.UTF8, "application/json");
-        using var response = await _http.PutAsync($"_index_template/{_templateName}", body, token).ConfigureAwait(false);
-        if (response.StatusCode is HttpStatusCode.TooManyRequests || (int)response.StatusCode >= 500)
+        var response = await _transport.RequestAsync<BytesResponse>(new EndpointPath(Elastic.Transport.HttpMethod.PUT, $"/_index_template/{_templateName}"),
+            PostData.String(_templateBody), null, null, token).ConfigureAwait(false);
+        var status = Status(response, $"installing index template {_templateName}");
+        if (status is 429 or >= 500)
         {
-            throw new RetryException($"installing index template {_templateName}: HTTP {(int)response.StatusCode}");
+            throw new RetryException($"installing index template {_templateName}: HTTP {status}");
         }
-        if (!response.IsSuccessStatusCode)
+        if (status is < 200 or >= 300)
         {
             // Not allowed to manage templates (a least-privilege key): index anyway, the
             // cluster's own template applies. Say so once.
-            _log?.Invoke($"Elasticsearch export of {_what}: could not install index template {_templateName} (HTTP {(int)response.StatusCode}); indexing without it");
+            _log?.Invoke($"Elasticsearch export of {_what}: could not install index template {_templateName} (HTTP {status}); indexing without it");
         }
         _templateInstalled = true;
     }
@@ -214,46 +216,43 @@ public sealed class BulkClient : IAsyncDisposable
     private async Task<List<ReadOnlyMemory<byte>>> SendOnceAsync(List<ReadOnlyMemory<byte>> items, CancellationToken token)
     {
         // One request body buffer, reused (a batch is megabytes: a fresh one per request is
-        // large-object-heap churn); items go into it directly, through gzip when asked.
+        // large-object-heap churn); items go into it directly. The transport gzips it when
+        // elasticsearch-compress is on, and fails over to the next node on connection errors
+        // and 502/503/504, marking the failed node dead for its dead timeout.
         _body.SetLength(0);
-        if (_options.Compress)
+        foreach (var item in items)
         {
-            using var gzip = new System.IO.Compression.GZipStream(_body, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true);
-            foreach (var item in items)
-            {
-                gzip.Write(item.Span);
-            }
+            _body.Write(item.Span);
         }
-        else
+        Interlocked.Increment(ref _requests);
+        var response = await _transport.RequestAsync<BytesResponse>(new EndpointPath(Elastic.Transport.HttpMethod.POST, "/_bulk"),
+            PostData.ReadOnlyMemory(_body.GetBuffer().AsMemory(0, (int)_body.Length)), null, BulkRequest, token).ConfigureAwait(false);
+        var status = Status(response, "_bulk");
+        var body = response.Body ?? [];
+        if (status is 429 or >= 500)
         {
-            foreach (var item in items)
-            {
-                _body.Write(item.Span);
-            }
+            throw new RetryException($"_bulk: HTTP {status}");
         }
-        var content = new ByteArrayContent(_body.GetBuffer(), 0, (int)_body.Length);
-        if (_options.Compress)
+        if (status is < 200 or >= 300)
         {
-            content.Headers.ContentEncoding.Add("gzip");
+            // 401/403/400 on the whole request: a configuration problem, not this data's.
+            // Keep the events and retry; the error is in the log and the status.
+            throw new RetryException($"_bulk: HTTP {status}: {Encoding.UTF8.GetString(body.AsSpan(0, Math.Min(body.Length, 300)))}");
         }
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/x-ndjson");
-        using (content)
+        return HandleItems(items, body);
+    }
+
+    private static readonly RequestConfiguration BulkRequest = new() { ContentType = "application/x-ndjson", Accept = "application/json" };
+
+    /// <summary>The HTTP status, or a retryable error when no node answered at all.</summary>
+    private static int Status(BytesResponse response, string what)
+    {
+        if (response.ApiCallDetails.HttpStatusCode is { } status)
         {
-            Interlocked.Increment(ref _requests);
-            using var response = await _http.PostAsync("_bulk", content, token).ConfigureAwait(false);
-            var body = await response.Content.ReadAsByteArrayAsync(token).ConfigureAwait(false);
-            if (response.StatusCode is HttpStatusCode.TooManyRequests || (int)response.StatusCode >= 500)
-            {
-                throw new RetryException($"_bulk: HTTP {(int)response.StatusCode}");
-            }
-            if (!response.IsSuccessStatusCode)
-            {
-                // 401/403/400 on the whole request: a configuration problem, not this data's.
-                // Keep the events and retry; the error is in the log and the status.
-                throw new RetryException($"_bulk: HTTP {(int)response.StatusCode}: {Encoding.UTF8.GetString(body.AsSpan(0, Math.Min(body.Length, 300)))}");
-            }
-            return HandleItems(items, body);
+            return status;
         }
+        var e = response.ApiCallDetails.OriginalException;
+        throw new RetryException($"{what}: no Elasticsearch node answered ({e?.GetBaseException().Message ?? "unreachable"})");
     }
 
     private List<ReadOnlyMemory<byte>> HandleItems(List<ReadOnlyMemory<byte>> items, byte[] body)
@@ -316,7 +315,7 @@ public sealed class BulkClient : IAsyncDisposable
         Interlocked.Increment(ref _deadLettered);
     }
 
-    private static AuthenticationHeaderValue? Authorization(ElasticsearchOptions o)
+    private static AuthorizationHeader? Authorization(ElasticsearchOptions o)
     {
         static string? Secret(string? file, string env)
         {
@@ -329,27 +328,50 @@ public sealed class BulkClient : IAsyncDisposable
         }
         if (Secret(o.ApiKeyFile, "ELASTICSEARCH_API_KEY") is { } apiKey)
         {
-            return new AuthenticationHeaderValue("ApiKey", apiKey);
+            return new ApiKey(apiKey);
         }
         if (Secret(o.BearerTokenFile, "ELASTICSEARCH_BEARER_TOKEN") is { } token)
         {
-            return new AuthenticationHeaderValue("Bearer", token);
+            return new BearerToken(token);
         }
         if (o.Username is not null)
         {
             var password = Secret(o.PasswordFile, "ELASTICSEARCH_PASSWORD") ?? string.Empty;
-            return new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{o.Username}:{password}")));
+            return new BasicAuthentication(o.Username, password);
         }
         return null;
     }
 
-    private static SocketsHttpHandler CreateHandler(ElasticsearchOptions o)
+    /// <summary>'Authorization: Bearer TOKEN' (the transport has API key and basic auth types of its own).</summary>
+    private sealed class BearerToken(string token) : AuthorizationHeader
     {
-        var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), ConnectTimeout = TimeSpan.FromSeconds(5) };
+        public override string AuthScheme => "Bearer";
+
+        public override bool TryGetAuthorizationParameters(out string value)
+        {
+            value = token;
+            return true;
+        }
+    }
+
+    private static TransportConfigurationDescriptor Configure(ElasticsearchOptions o, NodePool pool)
+    {
+        var config = new TransportConfigurationDescriptor(pool)
+            .EnableHttpCompression(o.Compress)
+            .RequestTimeout(TimeSpan.FromSeconds(30))
+            .DeadTimeout(o.DeadTimeout)
+            .MaxDeadTimeout(o.DeadTimeout * 30)
+            // Our own backoff retries a whole batch; the transport tries each node once per request.
+            .MaximumRetries(Math.Max(0, o.Nodes.Count - 1))
+            .DisablePing(o.Nodes.Count == 1);
+        if (Authorization(o) is { } auth)
+        {
+            config = config.Authentication(auth);
+        }
         if (o.CaFile is { } caFile)
         {
             var ca = X509CertificateLoader.LoadCertificateFromFile(caFile);
-            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+            config = config.ServerCertificateValidationCallback((_, certificate, _, errors) =>
             {
                 if (certificate is null)
                 {
@@ -361,9 +383,9 @@ public sealed class BulkClient : IAsyncDisposable
                 chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
                 var nameOk = (errors & System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch) == 0;
                 return nameOk && chain.Build(X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()));
-            };
+            });
         }
-        return handler;
+        return config;
     }
 
     /// <summary>Gives the sender a moment to send what is spooled, then stops; what is left stays spooled for the next start.</summary>
@@ -380,7 +402,7 @@ public sealed class BulkClient : IAsyncDisposable
             await _sender.ConfigureAwait(false);
         }
         _spool.Dispose();
-        _http.Dispose();
+        (_transport as IDisposable)?.Dispose();
         _stop.Dispose();
         _dataReady.Dispose();
         await _body.DisposeAsync().ConfigureAwait(false);

@@ -9,7 +9,12 @@ namespace Palisade.Exporters.Elasticsearch;
 /// <summary>Where and how events are indexed (the --elasticsearch-* settings).</summary>
 public sealed record ElasticsearchOptions
 {
-    public required Uri Url { get; init; }
+    /// <summary>The first node (where a single URL or a Cloud ID points).</summary>
+    public Uri Url => Nodes[0];
+    /// <summary>Every node URL (elasticsearch-url, comma-separated, or the one a Cloud ID decodes to); requests fail over between them.</summary>
+    public required IReadOnlyList<Uri> Nodes { get; init; }
+    /// <summary>How long a node that failed is left out before it is tried again (doubling per failure, up to 30 times this).</summary>
+    public TimeSpan DeadTimeout { get; init; } = TimeSpan.FromMinutes(1);
     public string Index { get; init; } = "palisade-events";
     /// <summary>One index per UTC day (NAME-yyyy.MM.dd) instead of a data stream.</summary>
     public bool DailyIndices { get; init; }
@@ -42,11 +47,11 @@ public sealed class ElasticsearchSink : EventSink
     private readonly Utf8JsonWriter _scratchJson;
 
     public ElasticsearchSink(EventSubscription subscription, string nodeName, ElasticsearchOptions options, TetragonJsonOptions? jsonOptions = null,
-        SinkPipeline? pipeline = null, HttpMessageHandler? handler = null, Action<string>? log = null)
+        SinkPipeline? pipeline = null, Action<string>? log = null)
         : base(subscription, nodeName, jsonOptions, pipeline)
     {
         _options = options;
-        _client = new BulkClient(options, options.SpoolDir, options.Index, EcsDocument.IndexTemplate(options.Index, !options.DailyIndices), "events", handler, log);
+        _client = new BulkClient(options, options.SpoolDir, options.Index, EcsDocument.IndexTemplate(options.Index, !options.DailyIndices), "events", log);
         _scratchJson = new Utf8JsonWriter(_scratch, TetragonJson.WriterOptions);
     }
 
