@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using Palisade.Exporters.Filters;
 
 namespace Palisade.Cli;
 
@@ -28,8 +29,9 @@ public sealed class EventFileFilter
         _types = types.Select(t => t.ToLowerInvariant()).ToHashSet(StringComparer.Ordinal);
         var ns = namespaces.ToHashSet(StringComparer.Ordinal);
         _namespaces = ns.Count > 0 ? ns : null;
-        _pods = pods.Select(p => new Regex(p, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1))).ToArray();
-        _binaries = binaries.Select(p => new Regex(p, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1))).ToArray();
+        // The export filters' regex builder: non-backtracking, so no line can make a match run away.
+        _pods = pods.Select(p => FilterRegex.Create(p, RegexOptions.CultureInvariant)).ToArray();
+        _binaries = binaries.Select(p => FilterRegex.Create(p, RegexOptions.CultureInvariant)).ToArray();
         _policies = policies.ToHashSet(StringComparer.Ordinal);
         _include = Paths(include);
         _exclude = Paths(exclude);
