@@ -67,12 +67,7 @@ public static class NetworkPolicyJson
         foreach (var p in engine.PolicyStatus())
         {
             w.WriteStartObject();
-            w.WriteString("kind", p.Policy.Kind.ToString());
-            if (p.Policy.Namespace is { } ns)
-            {
-                w.WriteString("namespace", ns);
-            }
-            w.WriteString("name", p.Policy.Name);
+            WritePolicyRef(w, p.Policy);
             w.WriteString("source", p.Source);
             w.WriteString("state", p.State);
             w.WriteBoolean("audit", p.Audit);
@@ -166,12 +161,7 @@ public static class NetworkPolicyJson
             foreach (var r in d.Rules)
             {
                 w.WriteStartObject();
-                w.WriteString("kind", r.Policy.Kind.ToString());
-                if (r.Policy.Namespace is { } ns)
-                {
-                    w.WriteString("namespace", ns);
-                }
-                w.WriteString("name", r.Policy.Name);
+                WritePolicyRef(w, r.Policy);
                 w.WriteString("file", r.Source);
                 w.WriteString("rule", r.Rule);
                 if (r.Peer is { } peer)
@@ -359,5 +349,16 @@ public static class NetworkPolicyJson
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    /// <summary>A policy's kind, namespace (when it has one) and name, as every network-policy document names it.</summary>
+    private static void WritePolicyRef(Utf8JsonWriter w, PolicyRef policy)
+    {
+        w.WriteString("kind", policy.Kind.ToString());
+        if (policy.Namespace is { } ns)
+        {
+            w.WriteString("namespace", ns);
+        }
+        w.WriteString("name", policy.Name);
     }
 }
