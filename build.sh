@@ -82,6 +82,25 @@ summarize() {
         failed=$((failed + $(sed -E 's/.* failed="([0-9]+)".*/\1/' <<<"$counters")))
         skipped=$((skipped + $(sed -E 's/.* notExecuted="([0-9]+)".*/\1/' <<<"$counters")))
     done
+    if ((failed)); then
+        # The console log scrolls; CI keeps only its tail, so the failures are named again here.
+        echo "Failed tests (first lines of the message):"
+        for trx in "$dir"/*.trx; do
+            python3 - "$trx" <<'PY' 2>/dev/null || true
+import sys, xml.etree.ElementTree as ET
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+for r in ET.parse(sys.argv[1]).getroot().iterfind(".//t:UnitTestResult", ns):
+    if r.get("outcome") == "Failed":
+        msg = r.find(".//t:Output/t:ErrorInfo/t:Message", ns)
+        stack = r.find(".//t:Output/t:ErrorInfo/t:StackTrace", ns)
+        print(f"  {r.get('testName')}")
+        for line in ((msg.text if msg is not None else "") or "").strip().splitlines()[:12]:
+            print(f"      {line}")
+        for line in ((stack.text if stack is not None else "") or "").strip().splitlines()[:4]:
+            print(f"      {line}")
+PY
+        done
+    fi
     if ((skipped)); then
         echo "Skipped tests (reason):"
         for trx in "$dir"/*.trx; do
