@@ -149,7 +149,8 @@ public sealed class ConnectivityTests
     {
         var scenario = Scenarios.Single(s => s.Name == name);
         using var world = new WorldHost();
-        using var cluster = new NetpolCluster(pods: []);
+        // The baseline runs without a policy directory, as the truth-table baseline does.
+        using var cluster = new NetpolCluster(withPolicyDir: scenario.Yaml.Length > 0, pods: []);
         cluster.AddPods([($"{Ns}/client", "kind=client,name=client"), ($"{Ns}/client2", "kind=client,name=client2,other=client"), ($"{Ns}/echo", "kind=echo,name=echo-same-node")]);
         NetpolCluster.WaitServing(cluster.StartServer(null, "host", cluster.Network.Gateway), "the host");
         NetpolCluster.WaitServing(cluster.StartServer(world.Netns, "world", "0.0.0.0"), "the world host");

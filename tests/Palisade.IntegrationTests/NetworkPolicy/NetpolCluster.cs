@@ -2,6 +2,9 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http;
+using System.Net.Sockets;
+using System.Text;
+using Palisade.Bpf;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Palisade.IntegrationTests.Infrastructure;
@@ -147,13 +150,51 @@ internal sealed class NetpolCluster : IDisposable
     /// </summary>
     public Dictionary<string, string> ProbeTargets(string from, IEnumerable<(string Key, string Address, NetpolProbe Probe, string Expect)> targets)
     {
-        var list = new JsonArray([.. targets.Select(t => (JsonNode)new JsonArray(t.Key, t.Address, t.Probe.Port, t.Probe.Protocol, t.Expect))]);
-        string[] prober = ["python3", "-c", NetpolScripts.Prober, list.ToJsonString(), ProbeTimeoutSeconds];
-        var run = from == NetpolPods.Host
-            ? Command.Run(prober[0], prober[1..])
-            : Command.Run("ip", ["netns", "exec", _pods[from].Netns.Name, .. prober]);
-        Assert.True(run.ExitCode == 0, $"the prober of {from} failed: {run.Stdout}{run.Stderr}");
-        return JsonNode.Parse(run.Stdout)!.AsObject().ToDictionary(kv => kv.Key, kv => kv.Value is JsonValue v && v.TryGetValue<bool>(out var ok) && ok ? "ok" : kv.Value!.ToString());
+        var list = targets.ToList();
+        // Sockets belong to the network namespace they are made in: make them on a thread
+        // inside the source's namespace, then use them from anywhere.
+        var sockets = NetworkNamespace.Run(from == NetpolPods.Host ? null : _pods[from].Netns.Path, () =>
+            list.Select(t => t.Probe.Protocol == "UDP"
+                ? new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp)
+                : new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)).ToArray());
+        try
+        {
+            var answers = Task.WhenAll(list.Select((t, i) => ProbeOne(sockets[i], new IPEndPoint(IPAddress.Parse(t.Address), t.Probe.Port), t.Probe.Protocol, t.Expect))).GetAwaiter().GetResult();
+            return list.Select((t, i) => (t.Key, answers[i])).ToDictionary(x => x.Key, x => x.Item2, StringComparer.Ordinal);
+        }
+        finally
+        {
+            foreach (var socket in sockets)
+            {
+                socket.Dispose();
+            }
+        }
+    }
+
+    /// <summary>"ok" when the server answered <paramref name="expect"/> (its name) within the timeout, else why not.</summary>
+    private static async Task<string> ProbeOne(Socket socket, IPEndPoint to, string protocol, string expect)
+    {
+        using var timeout = new CancellationTokenSource(ProbeTimeout);
+        var buffer = new byte[64];
+        try
+        {
+            await socket.ConnectAsync(to, timeout.Token);
+            if (protocol == "UDP")
+            {
+                await socket.SendAsync("probe"u8.ToArray(), SocketFlags.None, timeout.Token);
+            }
+            var n = await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token);
+            var got = Encoding.UTF8.GetString(buffer, 0, n).Trim();
+            return got == expect ? "ok" : $"answered \"{got}\"";
+        }
+        catch (OperationCanceledException)
+        {
+            return $"no answer within {ProbeTimeout.TotalSeconds} s";
+        }
+        catch (SocketException e)
+        {
+            return e.SocketErrorCode.ToString();
+        }
     }
 
     /// <summary>Writes <paramref name="yaml"/> as <paramref name="file"/> in the policy directory in one rename, then waits until the agent reports every one of <paramref name="names"/> applied.</summary>
@@ -244,8 +285,9 @@ internal sealed class NetpolCluster : IDisposable
 
     /// <summary>
     /// Every (source, pod, port, protocol) of <paramref name="probes"/> once, all at once: one
-    /// prober process per source (inside its network namespace; the host's in the root one),
-    /// each trying its targets in parallel with a short timeout.
+    /// set of sockets per source (inside its network namespace; the host's in the root one),
+    /// each trying its targets in parallel with a short timeout, from sockets made in its network
+    /// namespace (no process per probe: a full matrix costs one timeout at most).
     /// </summary>
     public Dictionary<NetpolProbe, Reachability> ProbeOnce(IReadOnlyList<NetpolProbe> probes, bool withHost)
     {
@@ -270,7 +312,7 @@ internal sealed class NetpolCluster : IDisposable
 
     // A reply between namespaces on one node comes in well under a millisecond; a dropped probe
     // costs the whole timeout, so this bounds a full run.
-    private const string ProbeTimeoutSeconds = "2";
+    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(2);
 
     // The e2e suite probes again where the first answer differs (policies take effect a moment
     // after they are reported); three rounds, then the difference is the result.
@@ -283,7 +325,9 @@ internal sealed class NetpolCluster : IDisposable
         List<string> failures = [];
         for (var round = 0; round < Rounds; round++)
         {
+            var watch = Stopwatch.StartNew();
             observed = ProbeOnce(c.Probes, c.WithHost);
+            TestContext.Current.TestOutputHelper?.WriteLine($"{c.Name}{when}: round {round + 1} probed {observed.Values.Sum(r => r.Sources.Count * Reachability.Destinations.Count - Reachability.Destinations.Count)} pairs in {watch.Elapsed.TotalSeconds:F1} s");
             failures = [.. c.Probes.Select(p => c.Expect(p).Compare(observed[p], $"{c.Name}{when} {p}")).OfType<string>()];
             if (failures.Count == 0)
             {
@@ -329,7 +373,7 @@ internal sealed class NetpolCluster : IDisposable
     }
 }
 
-/// <summary>The pods' server and the prober, small python3 programs (python3 is on every test machine: PodNetworkTests use it).</summary>
+/// <summary>The pods' server and a client that holds one connection, small python3 programs (python3 is on every test machine: PodNetworkTests use it).</summary>
 internal static class NetpolScripts
 {
     /// <summary>
@@ -372,42 +416,6 @@ internal static class NetpolScripts
             t.start()
         print('ready', flush=True)
         threading.Event().wait()
-        """;
-
-    /// <summary>
-    /// argv[1]: JSON [[key, address, port, "TCP"|"UDP", expected name], ...]; argv[2]: timeout in
-    /// seconds. Tries all at once; prints {key: true | "why not"}: true only when the peer
-    /// answered with the expected name.
-    /// </summary>
-    public const string Prober = """
-        import json, socket, sys, threading
-        targets = json.loads(sys.argv[1])
-        timeout = float(sys.argv[2])
-        out = {}
-        def probe(key, address, port, proto, expect):
-            s = None
-            try:
-                if proto == 'TCP':
-                    s = socket.create_connection((address, port), timeout=timeout)
-                    data = s.recv(64)
-                else:
-                    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                    s.settimeout(timeout)
-                    s.sendto(b'probe', (address, port))
-                    data = s.recv(64)
-                got = data.decode(errors='replace').strip()
-                out[key] = True if got == expect else 'answered ' + repr(got)
-            except Exception as e:
-                out[key] = type(e).__name__ + ': ' + str(e)
-            finally:
-                if s is not None:
-                    s.close()
-        threads = [threading.Thread(target=probe, args=t) for t in targets]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        print(json.dumps(out))
         """;
 
     /// <summary>
