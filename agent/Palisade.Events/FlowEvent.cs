@@ -30,6 +30,29 @@ public sealed class FlowEvent : PalisadeEvent
     public FlowInterface? Interface { get; init; }
     /// <summary>A one-line human description, as Hubble's Summary ("TCP Flags: SYN").</summary>
     public string? Summary { get; init; }
+    /// <summary>The policy map entry's rule number that decided (pal_netpol_value.rule, an index into the agent's rule table); 0: none.</summary>
+    public uint PolicyRule { get; init; }
+    /// <summary>Whose policy decided: the local endpoint's ingress or egress; Unknown when no policy decided.</summary>
+    public TrafficDirection PolicyDirection { get; init; }
+    /// <summary>How the network policy decided (a rule, the default of the mode, conntrack).</summary>
+    public FlowPolicyMatch PolicyMatch { get; init; }
+}
+
+/// <summary>How the network policy decided a flow (the datapath's enum pal_flow_policy_match).</summary>
+public enum FlowPolicyMatch
+{
+    /// <summary>No policy applies to the endpoint(s) the packet met.</summary>
+    None = 0,
+    /// <summary>A policy map entry; <see cref="FlowEvent.PolicyRule"/> names it.</summary>
+    Rule = 1,
+    /// <summary>No entry matched: the direction's mode decided (enforce: POLICY_DENIED; audit: AUDIT).</summary>
+    Default = 2,
+    /// <summary>A reply of a tracked connection (conntrack).</summary>
+    ConntrackReply = 3,
+    /// <summary>A tracked connection, allowed when it started.</summary>
+    ConntrackEstablished = 4,
+    /// <summary>An ICMP error about a tracked connection.</summary>
+    ConntrackRelated = 5,
 }
 
 /// <summary>
