@@ -43,7 +43,9 @@ internal sealed class KernelDatapath(Configuration.AgentOptions options, Process
     {
         EndpointDatapath = Open,
         NodeDatapath = Open,
-        HostAddresses = addresses => Open().SetHostAddresses(addresses),
+        // The gateways and every address of the node itself: traffic the node sends to a pod
+        // (kubelet probes, host processes) must have the host identity, not world, under a policy.
+        HostAddresses = addresses => Open().SetHostAddresses(addresses.Concat(EndpointDatapath.NodeAddresses()).Distinct()),
     };
 
     /// <summary>Closes the agent's handles; the pinned maps and the tc filters stay, so pods keep working.</summary>

@@ -239,6 +239,20 @@ public sealed partial class EndpointDatapath : IEndpointDatapath, INodeDatapath,
         return problems.Count == 0 ? null : $"endpoint {endpoint.Id} ({endpoint.ContainerId}/{endpoint.IfName}): {string.Join("; ", problems)}";
     }
 
+    /// <summary>
+    /// Every unicast address of this network namespace's interfaces (the node's own addresses:
+    /// its NICs, the pod gateways on the host device, loopback): what a packet the node itself
+    /// sends to a pod carries as its source, so what <see cref="SetHostAddresses"/> should mark
+    /// as the host identity (policies select it as entity <c>host</c>).
+    /// </summary>
+    public static IReadOnlyList<IPAddress> NodeAddresses() =>
+        [.. System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+            .SelectMany(i => i.GetIPProperties().UnicastAddresses)
+            .Select(a => a.Address)
+            .Where(a => a.AddressFamily is AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)
+            .Select(a => a.ScopeId != 0 ? new IPAddress(a.GetAddressBytes()) : a)
+            .Distinct()];
+
     /// <summary>Marks this node's own addresses (gateway, node IPs) as the host identity.</summary>
     public void SetHostAddresses(IEnumerable<IPAddress> addresses)
     {

@@ -115,7 +115,10 @@ public sealed class NetworkPolicyTrafficTests
         var (a, b) = (pods.Pods[0], pods.Pods[1]);
         datapath.Install(a);
         datapath.Install(b);
-        datapath.SetHostAddresses([pods.Gateway4, pods.Gateway6]);
+        // What the agent marks: every address of the node, the gateways on the host device among them.
+        var nodeAddresses = EndpointDatapath.NodeAddresses();
+        Assert.Contains(pods.Gateway4, nodeAddresses);
+        datapath.SetHostAddresses(nodeAddresses);
         datapath.SetPolicy(b, new EndpointPolicyMap(Enforce, Off, [E((uint)ReservedIdentity.Host, In, Frames.Icmp, 8, 24, 1)]));
 
         var fromHost = TestPods.Ping(null, b.IPv4!, count: 2, source: pods.Gateway4);
