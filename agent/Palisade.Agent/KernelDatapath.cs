@@ -43,9 +43,10 @@ internal sealed class KernelDatapath(Configuration.AgentOptions options, Process
     {
         EndpointDatapath = Open,
         NodeDatapath = Open,
-        HostAddresses = addresses => Open().SetHostAddresses(addresses),
-        // The BPF datapath implements IPolicyDatapath once its policy maps exist; until then policies are validated only.
-        PolicyDatapath = () => (object)Open() as IPolicyDatapath,
+        // The gateways and every address of the node itself: traffic the node sends to a pod
+        // (kubelet probes, host processes) must have the host identity, not world, under a policy.
+        HostAddresses = addresses => Open().SetHostAddresses(addresses.Concat(EndpointDatapath.NodeAddresses()).Distinct()),
+        PolicyDatapath = () => Open(),
     };
 
     /// <summary>Closes the agent's handles; the pinned maps and the tc filters stay, so pods keep working.</summary>

@@ -32,6 +32,10 @@ public sealed class FlowEvent : PalisadeEvent
     public string? Summary { get; init; }
     /// <summary>The policy rule that decided the verdict (pal_flow_event.rule, the map entry's rule number); 0: none (no policy, or a default).</summary>
     public uint PolicyRule { get; init; }
+    /// <summary>Whose policy decided: the local endpoint's ingress or egress; Unknown when no policy decided.</summary>
+    public TrafficDirection PolicyDirection { get; init; }
+    /// <summary>How the network policy decided (a rule, the default of the mode, conntrack).</summary>
+    public FlowPolicyDecision PolicyDecision { get; init; }
 }
 
 /// <summary>The policy rule a flow's <see cref="FlowEvent.PolicyRule"/> stands for: the flow JSON's policy_match.</summary>
@@ -42,6 +46,23 @@ public interface IFlowPolicyResolver
 {
     /// <summary>Null for 0 and numbers no rule has.</summary>
     FlowPolicyMatch? Resolve(uint rule);
+}
+
+/// <summary>How the network policy decided a flow (the datapath's enum pal_flow_policy_match).</summary>
+public enum FlowPolicyDecision
+{
+    /// <summary>No policy applies to the endpoint(s) the packet met.</summary>
+    None = 0,
+    /// <summary>A policy map entry; <see cref="FlowEvent.PolicyRule"/> names it.</summary>
+    Rule = 1,
+    /// <summary>No entry matched: the direction's mode decided (enforce: POLICY_DENIED; audit: AUDIT).</summary>
+    Default = 2,
+    /// <summary>A reply of a tracked connection (conntrack).</summary>
+    ConntrackReply = 3,
+    /// <summary>A tracked connection, allowed when it started.</summary>
+    ConntrackEstablished = 4,
+    /// <summary>An ICMP error about a tracked connection.</summary>
+    ConntrackRelated = 5,
 }
 
 /// <summary>

@@ -52,6 +52,16 @@ enum pal_flow_report {
 	PAL_REPORT_ACTIVE = 1 << 5, /* nothing new, but report_interval_ns passed: the connection is still active */
 };
 
+/* pal_flow_event.policy_match: how the network policy decided the packet */
+enum pal_flow_policy_match {
+	PAL_POLICY_NONE = 0,        /* no policy applies (both directions off) */
+	PAL_POLICY_RULE = 1,        /* a policy map entry (policy_rule names it) */
+	PAL_POLICY_DEFAULT = 2,     /* no entry: the direction's mode (ENFORCE drops, AUDIT passes) */
+	PAL_POLICY_CT_REPLY = 3,    /* a reply of a tracked connection */
+	PAL_POLICY_CT_ESTABLISHED = 4, /* a tracked connection, allowed when it started */
+	PAL_POLICY_CT_RELATED = 5,  /* an ICMP error about a tracked connection */
+};
+
 /* pal_flow_event.flags */
 enum pal_flow_flags {
 	PAL_FLOW_F_IPV6 = 1 << 0,
@@ -91,6 +101,10 @@ struct pal_flow_event {
 	__u64 owner_ktime;   /* its pal_proc.ktime: with owner_tgid, the exec_id */
 	__u64 packets;       /* since the previous record of this connection and direction */
 	__u64 bytes;
+	__u32 policy_rule;   /* pal_netpol_value.rule of the entry that decided (0: none) */
+	__u8 policy_dir;     /* enum pal_flow_direction: whose policy decided, the local endpoint's ingress or egress (0: none) */
+	__u8 policy_match;   /* enum pal_flow_policy_match: how it was decided */
+	__u8 pad[2];
 };
 
 /*

@@ -27,8 +27,10 @@ enum pal_identity {
 /* Cilium's drop reasons (bpf/lib/common.h DROP_*, Hubble's DropReason) that we emit. */
 enum pal_drop_reason {
 	PAL_DROP_INVALID_SIP = 132, /* source address is not the endpoint's */
+	PAL_DROP_POLICY_DENIED = 133, /* POLICY_DENIED: no policy entry allows it (default deny) */
 	PAL_DROP_INVALID = 134,     /* malformed packet (truncated header) */
 	PAL_DROP_WRITE_ERROR = 141, /* rewriting the packet failed */
+	PAL_DROP_POLICY_DENY = 181, /* POLICY_DENY: an explicit deny rule (ingressDeny/egressDeny) */
 };
 
 enum pal_net_sizes {
@@ -37,6 +39,7 @@ enum pal_net_sizes {
 	PAL_NET_FLOWS = 65536,          /* default flow-aggregation entries (settable before load) */
 	PAL_NET_SOCK_OWNERS = 65536,    /* pal_sock_owners of bpf/net/sock.bpf.c */
 	PAL_NET_ADDR_PREFIX = 32,       /* bits of ipcache key before addr (family + pad) */
+	PAL_NET_CT = 262144,            /* default conntrack entries (settable before load) */
 };
 
 /* Address family of the keys (AF_INET/AF_INET6 values, so user space passes them through). */
@@ -72,6 +75,9 @@ struct pal_endpoint_info {
 	__u32 flags;       /* enum pal_endpoint_flags */
 	__u32 ipv4;        /* network order */
 	__u32 ipv6[4];
+	__u8 ingress_mode; /* enum pal_netpol_mode (pal_netpol.h) of the endpoint's ingress */
+	__u8 egress_mode;  /* enum pal_netpol_mode of its egress */
+	__u8 pad[2];
 };
 
 /* ipcache key: an LPM trie key; prefixlen counts PAL_NET_ADDR_PREFIX bits of family + pad first. */
@@ -145,7 +151,57 @@ enum pal_net_stat {
 	PAL_NET_STAT_UNKNOWN_L4 = 12,    /* forwarded, but no TCP/UDP/ICMP header to read */
 	PAL_NET_STAT_FRAGMENT = 13,      /* non-first fragments (no L4 header) */
 	PAL_NET_STAT_NO_ENDPOINT = 14,   /* a program ran on a device that is no endpoint's: passed */
-	PAL_NET_STAT_COUNT = 15,
+	PAL_NET_STAT_POLICY_DENIED = 15, /* dropped: no policy entry allows it (default deny) */
+	PAL_NET_STAT_POLICY_DENY = 16,   /* dropped by an explicit deny entry */
+	PAL_NET_STAT_POLICY_AUDIT = 17,  /* would have been dropped, passed as AUDIT */
+	PAL_NET_STAT_POLICY_ALLOWED = 18, /* a new connection an allow entry let through */
+	PAL_NET_STAT_CT_CREATED = 19,    /* conntrack entries written (new or re-checked connections) */
+	PAL_NET_STAT_CT_FULL = 20,       /* a conntrack entry could not be written */
+	PAL_NET_STAT_CT_REPLY = 21,      /* packets passed as replies of a tracked connection */
+	PAL_NET_STAT_CT_ESTABLISHED = 22, /* packets passed on an established connection (no lookup) */
+	PAL_NET_STAT_CT_RELATED = 23,    /* ICMP errors about a tracked connection, passed */
+	PAL_NET_STAT_CT_GC_REMOVED = 24, /* expired entries removed by the agent's GC (user space counts) */
+	PAL_NET_STAT_COUNT = 25,
+};
+
+/*
+ * Conntrack (pal_ct, an LRU hash): one entry per connection, keyed by the 5-tuple of its
+ * first packet (the originator's direction). Only packets that meet an endpoint with a
+ * policy (a direction mode not OFF) are tracked. A packet whose reverse tuple is tracked is
+ * a reply and passes without policy; one whose tuple is tracked passes too (the connection
+ * was allowed when it started: a policy change does not cut it). Expired entries count as
+ * missing; the agent removes them (EndpointDatapath.CollectConntrack).
+ */
+struct pal_ct_key {
+	__u32 saddr[4];
+	__u32 daddr[4];
+	__u16 sport;    /* host order; ICMP echo: the identifier */
+	__u16 dport;
+	__u8 proto;
+	__u8 family;    /* enum pal_net_family */
+	__u8 pad[2];
+};
+
+/* pal_ct_entry.flags */
+enum pal_ct_flags {
+	PAL_CT_F_REPLY_SEEN = 1 << 0, /* a packet in the reply direction passed */
+	PAL_CT_F_CLOSING = 1 << 1,    /* TCP FIN or RST seen: a new SYN starts over */
+	PAL_CT_F_AUDIT = 1 << 2,      /* the connection was let through as AUDIT */
+};
+
+struct pal_ct_entry {
+	__u64 expires_ns;  /* bpf_ktime_get_boot_ns() after which the entry counts as gone */
+	__u32 created_s;   /* boot time in seconds at creation (for status) */
+	__u16 flags;       /* enum pal_ct_flags */
+	__u16 tcp_flags;   /* union of the TCP flags seen (both directions) */
+};
+
+/* Conntrack timeouts, Cilium's defaults (seconds). */
+enum pal_ct_timeouts {
+	PAL_CT_TCP_ESTABLISHED_S = 21600,
+	PAL_CT_TCP_SYN_S = 60,
+	PAL_CT_TCP_CLOSING_S = 10,
+	PAL_CT_OTHER_S = 60,
 };
 
 #endif /* PAL_NET_H */

@@ -69,6 +69,7 @@ PAL_LAYOUT_ENUM(pal_flow_obs);
 PAL_LAYOUT_ENUM(pal_flow_direction);
 PAL_LAYOUT_ENUM(pal_flow_report);
 PAL_LAYOUT_ENUM(pal_flow_flags);
+PAL_LAYOUT_ENUM(pal_flow_policy_match);
 
 /* pal_net.h: endpoints, ipcache, flow aggregation and counters of bpf/net/endpoint.bpf.c */
 #include "pal_net.h"
@@ -78,6 +79,8 @@ PAL_LAYOUT(pal_ipcache_key);
 PAL_LAYOUT(pal_ipcache_value);
 PAL_LAYOUT(pal_flow_key);
 PAL_LAYOUT(pal_flow_state);
+PAL_LAYOUT(pal_ct_key);
+PAL_LAYOUT(pal_ct_entry);
 PAL_LAYOUT_ENUM(pal_identity);
 PAL_LAYOUT_ENUM(pal_drop_reason);
 PAL_LAYOUT_ENUM(pal_net_sizes);
@@ -87,6 +90,8 @@ PAL_LAYOUT_ENUM(pal_ipcache_flags);
 PAL_LAYOUT_ENUM(pal_flow_state_flags);
 PAL_LAYOUT_ENUM(pal_net_stat);
 PAL_LAYOUT_ENUM(pal_sock_stat);
+PAL_LAYOUT_ENUM(pal_ct_flags);
+PAL_LAYOUT_ENUM(pal_ct_timeouts);
 
 /* pal_netpol.h: the per-endpoint network policy map */
 #include "pal_netpol.h"

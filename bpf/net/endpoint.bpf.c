@@ -12,6 +12,14 @@
  *  pal_to_endpoint    (host veth egress: the host stack delivering to the pod)
  *    - observed and forwarded.
  *
+ * Network policy (pal_netpol.h): leaving an endpoint, its egress policy decides and, when the
+ * destination is a local endpoint (redirected, its pal_to_endpoint will not run), also the
+ * destination's ingress policy; entering an endpoint from the stack, its ingress policy. The
+ * remote identity comes from pal_endpoints or the ipcache (world when unknown). Conntrack
+ * (pal_ct) makes it stateful: replies, established connections and related ICMP errors pass
+ * without a policy lookup; a new connection is looked up and, when it passes, tracked. An
+ * endpoint without policy (both modes OFF) costs one byte compare per packet, no lookups.
+ *
  * One program serves every endpoint: it finds its endpoint by the device it runs on
  * (pal_endpoints_by_ifindex), so an ADD writes map entries and attaches, never compiles.
  *
@@ -28,6 +36,7 @@
 #include "palisade.h"
 #include "pal_flow.h"
 #include "pal_net.h"
+#include "pal_netpol.h"
 #include "pal_helpers.h"
 
 #define ETH_HLEN 14
@@ -40,6 +49,7 @@
 #define PAL_IPPROTO_ROUTING 43
 #define PAL_IPPROTO_FRAGMENT 44
 #define PAL_IPPROTO_ICMPV6 58
+#define PAL_IPPROTO_SCTP 132
 #define PAL_IPPROTO_DSTOPTS 60
 #define PAL_TC_ACT_REDIRECT 7
 
@@ -52,6 +62,17 @@
 #define ICMP_ECHO 8
 #define ICMPV6_ECHO_REQUEST 128
 #define ICMPV6_ECHO_REPLY 129
+/* ICMP errors that quote the packet they are about (related to its connection). */
+#define ICMP_DEST_UNREACH 3
+#define ICMP_SOURCE_QUENCH 4
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+#define ICMPV6_DEST_UNREACH 1
+#define ICMPV6_PKT_TOOBIG 2
+#define ICMPV6_TIME_EXCEED 3
+#define ICMPV6_PARAMPROB 4
+
+#define NS_PER_S 1000000000ULL
 
 /* IPv6 extension headers walked before giving up on finding the L4 header. */
 #define IPV6_EXT_MAX 4
@@ -95,6 +116,32 @@ struct {
 	__type(value, struct pal_flow_state);
 } pal_flows SEC(".maps");
 
+/* One endpoint's policy (pal_netpol.h); user space creates one per endpoint, sized to it
+ * (an LPM trie's max_entries may differ from this template's). Sizes, not BTF types: the
+ * inner maps user space makes carry no BTF, and the template only needs to match them. */
+struct pal_netpol_inner {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, PAL_NETPOL_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(key_size, sizeof(struct pal_netpol_key));
+	__uint(value_size, sizeof(struct pal_netpol_value));
+};
+
+/* Endpoint id -> its policy map. Replaced per endpoint by one update (atomic for packets). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, PAL_NET_ENDPOINTS);
+	__type(key, __u32);
+	__array(values, struct pal_netpol_inner);
+} pal_netpol SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PAL_NET_CT);
+	__type(key, struct pal_ct_key);
+	__type(value, struct pal_ct_entry);
+} pal_ct SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, PAL_NET_STAT_COUNT);
@@ -134,6 +181,7 @@ struct pal_pkt {
 	__u8 fragment; /* a non-first fragment: no L4 header */
 	__u8 l4_known;
 	__u8 link_local; /* ARP/NDP/link-local/multicast: for the host stack, not routed */
+	__u16 l4_off;    /* offset of the L4 header in the frame */
 	__u32 len;
 };
 
@@ -145,6 +193,7 @@ static __always_inline void parse_l4(struct __sk_buff *skb, struct pal_pkt *p, _
 
 	if (p->fragment)
 		return;
+	p->l4_off = off;
 	if (p->proto == PAL_IPPROTO_TCP) {
 		if (bpf_skb_load_bytes(skb, off, l4, 14) < 0)
 			return;
@@ -152,7 +201,7 @@ static __always_inline void parse_l4(struct __sk_buff *skb, struct pal_pkt *p, _
 		p->dport = ((__u16)l4[2] << 8) | l4[3];
 		p->tcp_flags = ((__u16)(l4[12] & 1) << 8) | l4[13];
 		p->l4_known = 1;
-	} else if (p->proto == PAL_IPPROTO_UDP) {
+	} else if (p->proto == PAL_IPPROTO_UDP || p->proto == PAL_IPPROTO_SCTP) {
 		if (bpf_skb_load_bytes(skb, off, l4, 4) < 0)
 			return;
 		p->sport = ((__u16)l4[0] << 8) | l4[1];
@@ -310,6 +359,9 @@ struct decision {
 	__u32 ifindex;
 	struct peer src;
 	struct peer dst;
+	__u32 policy_rule;  /* pal_flow_event.policy_rule */
+	__u8 policy_dir;    /* pal_flow_event.policy_dir */
+	__u8 policy_match;  /* pal_flow_event.policy_match */
 };
 
 static __always_inline void reverse_key(struct pal_flow_key *rev, const struct pal_flow_key *key)
@@ -402,6 +454,11 @@ static __always_inline void emit(const struct pal_pkt *p, const struct decision 
 	}
 	e->packets = packets;
 	e->bytes = bytes;
+	e->policy_rule = d->policy_rule;
+	e->policy_dir = d->policy_dir;
+	e->policy_match = d->policy_match;
+	e->pad[0] = 0;
+	e->pad[1] = 0;
 	__u64 flag = wakeup_bytes == 0 || bpf_ringbuf_query(&pal_process_events, BPF_RB_AVAIL_DATA) >= wakeup_bytes
 		? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 	bpf_ringbuf_submit(e, flag);
@@ -506,9 +563,334 @@ static __always_inline int addr_is(const struct pal_pkt *p, const struct pal_end
 	       p->saddr[2] == ep->ipv6[2] && p->saddr[3] == ep->ipv6[3];
 }
 
+/* ---- Network policy and conntrack ---- */
+
+/* What the policy of one endpoint and direction said about a packet. */
+struct pol {
+	__u8 verdict; /* PAL_VERDICT_FORWARDED, _AUDIT or _DROPPED */
+	__u8 dir;     /* enum pal_flow_direction: whose policy decided (0: none) */
+	__u8 match;   /* enum pal_flow_policy_match */
+	__u32 reason; /* drop reason when DROPPED */
+	__u32 rule;   /* pal_netpol_value.rule of the deciding entry, 0: none */
+};
+
+static __always_inline int is_icmp(const struct pal_pkt *p)
+{
+	return p->proto == PAL_IPPROTO_ICMP || p->proto == PAL_IPPROTO_ICMPV6;
+}
+
+/* pal_netpol.h's lookup algorithm for one endpoint and direction whose mode is not OFF. */
+static __always_inline void policy_decide(struct pol *r, __u32 ep_id, __u8 dir, __u8 mode, __u32 remote,
+					  const struct pal_pkt *p)
+{
+	const __u8 deny = PAL_NETPOL_F_DENY, deny_audit = PAL_NETPOL_F_DENY | PAL_NETPOL_F_AUDIT;
+	struct pal_netpol_value *a = NULL, *b = NULL, *hit = NULL;
+
+	r->verdict = PAL_VERDICT_FORWARDED;
+	r->dir = dir == PAL_NETPOL_INGRESS ? PAL_DIR_INGRESS : PAL_DIR_EGRESS;
+	r->match = PAL_POLICY_RULE;
+	r->reason = 0;
+	r->rule = 0;
+	void *map = bpf_map_lookup_elem(&pal_netpol, &ep_id);
+	if (map) {
+		struct pal_netpol_key key = {
+			.prefixlen = PAL_NETPOL_PREFIX_FULL,
+			.identity = remote,
+			.direction = dir,
+			.protocol = p->proto,
+			/* ICMP: the type stands for the port. */
+			.dport = bpf_htons(is_icmp(p) ? (__u16)p->icmp_type : p->dport),
+		};
+		a = bpf_map_lookup_elem(map, &key);
+		key.identity = 0;
+		b = bpf_map_lookup_elem(map, &key);
+	}
+	__u8 fa = a ? a->flags : 0, fb = b ? b->flags : 0;
+	/* 1. a deny without AUDIT drops (a's rule if both) */
+	if (a && (fa & deny_audit) == deny)
+		hit = a;
+	else if (b && (fb & deny_audit) == deny)
+		hit = b;
+	if (hit) {
+		r->verdict = PAL_VERDICT_DROPPED;
+		r->reason = PAL_DROP_POLICY_DENY;
+		r->rule = hit->rule;
+		return;
+	}
+	/* 2. a deny with AUDIT passes as AUDIT */
+	if (a && (fa & deny_audit) == deny_audit)
+		hit = a;
+	else if (b && (fb & deny_audit) == deny_audit)
+		hit = b;
+	if (hit) {
+		r->verdict = PAL_VERDICT_AUDIT;
+		r->rule = hit->rule;
+		return;
+	}
+	/* 3. an allow passes; the longer l4_prefix wins, a on a tie */
+	if (a)
+		hit = a;
+	if (b && (!hit || b->l4_prefix > hit->l4_prefix))
+		hit = b;
+	if (hit) {
+		r->rule = hit->rule;
+		return;
+	}
+	/* 4. no entry: the direction's mode */
+	r->match = PAL_POLICY_DEFAULT;
+	if (mode == PAL_NETPOL_AUDIT) {
+		r->verdict = PAL_VERDICT_AUDIT;
+	} else {
+		r->verdict = PAL_VERDICT_DROPPED;
+		r->reason = PAL_DROP_POLICY_DENIED;
+	}
+}
+
+enum ct_state { CT_NEW, CT_ESTABLISHED, CT_REPLY, CT_RELATED };
+
+static __always_inline void ct_reverse(struct pal_ct_key *rev, const struct pal_ct_key *key)
+{
+	__builtin_memcpy(rev->saddr, key->daddr, 16);
+	__builtin_memcpy(rev->daddr, key->saddr, 16);
+	rev->sport = key->dport;
+	rev->dport = key->sport;
+	rev->proto = key->proto;
+	rev->family = key->family;
+	rev->pad[0] = 0;
+	rev->pad[1] = 0;
+}
+
+static __always_inline __u64 ct_timeout(__u8 proto, __u16 flags)
+{
+	if (proto != PAL_IPPROTO_TCP)
+		return PAL_CT_OTHER_S * NS_PER_S;
+	if (flags & PAL_CT_F_CLOSING)
+		return PAL_CT_TCP_CLOSING_S * NS_PER_S;
+	if (flags & PAL_CT_F_REPLY_SEEN)
+		return PAL_CT_TCP_ESTABLISHED_S * NS_PER_S;
+	return PAL_CT_TCP_SYN_S * NS_PER_S;
+}
+
+/* A live entry carries this packet: state and expiry move on. */
+static __always_inline void ct_touch(struct pal_ct_entry *e, const struct pal_pkt *p, int reply, __u64 now)
+{
+	__u16 flags = e->flags;
+	if (reply)
+		flags |= PAL_CT_F_REPLY_SEEN;
+	if (p->proto == PAL_IPPROTO_TCP) {
+		if (p->tcp_flags & (TCP_FIN | TCP_RST))
+			flags |= PAL_CT_F_CLOSING;
+		if ((e->tcp_flags | p->tcp_flags) != e->tcp_flags)
+			e->tcp_flags |= p->tcp_flags;
+	}
+	__u64 expires = now + ct_timeout(p->proto, flags);
+	/* Written on a state change or at most about once a second: a write per packet would
+	 * bounce the entry's cache line between CPUs. */
+	if (flags != e->flags || expires > e->expires_ns + NS_PER_S) {
+		e->flags = flags;
+		e->expires_ns = expires;
+	}
+}
+
+static __always_inline int icmp_is_error(const struct pal_pkt *p)
+{
+	if (!p->l4_known)
+		return 0;
+	if (p->proto == PAL_IPPROTO_ICMP)
+		return p->icmp_type == ICMP_DEST_UNREACH || p->icmp_type == ICMP_SOURCE_QUENCH ||
+		       p->icmp_type == ICMP_TIME_EXCEEDED || p->icmp_type == ICMP_PARAMETERPROB;
+	if (p->proto == PAL_IPPROTO_ICMPV6)
+		return p->icmp_type >= ICMPV6_DEST_UNREACH && p->icmp_type <= ICMPV6_PARAMPROB;
+	return 0;
+}
+
+static __always_inline int ct_live(const struct pal_ct_key *key, __u64 now)
+{
+	struct pal_ct_entry *e = bpf_map_lookup_elem(&pal_ct, key);
+	return e && e->expires_ns > now;
+}
+
+/* An ICMP error quoting a packet of a tracked connection (either direction) is related to it. */
+static __always_inline int ct_related(struct __sk_buff *skb, const struct pal_pkt *p, __u64 now)
+{
+	struct pal_ct_key key = { .family = p->family };
+	__u32 off = p->l4_off + 8;
+	__u8 l4[6];
+
+	if (p->family == PAL_AF_INET) {
+		struct iphdr ip;
+		if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0 || ip.version != 4 || ip.ihl < 5)
+			return 0;
+		key.saddr[0] = ip.saddr;
+		key.daddr[0] = ip.daddr;
+		key.proto = ip.protocol;
+		off += ip.ihl * 4;
+	} else {
+		struct ipv6hdr ip;
+		if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0 || ip.version != 6)
+			return 0;
+		__builtin_memcpy(key.saddr, &ip.saddr, 16);
+		__builtin_memcpy(key.daddr, &ip.daddr, 16);
+		key.proto = ip.nexthdr;
+		off += sizeof(ip);
+	}
+	if (bpf_skb_load_bytes(skb, off, l4, sizeof(l4)) < 0)
+		return 0;
+	if (key.proto == PAL_IPPROTO_TCP || key.proto == PAL_IPPROTO_UDP || key.proto == PAL_IPPROTO_SCTP) {
+		key.sport = ((__u16)l4[0] << 8) | l4[1];
+		key.dport = ((__u16)l4[2] << 8) | l4[3];
+	} else if (key.proto == PAL_IPPROTO_ICMP || key.proto == PAL_IPPROTO_ICMPV6) {
+		if (l4[0] != ICMP_ECHO && l4[0] != ICMP_ECHOREPLY && l4[0] != ICMPV6_ECHO_REQUEST &&
+		    l4[0] != ICMPV6_ECHO_REPLY)
+			return 0;
+		key.sport = ((__u16)l4[4] << 8) | l4[5];
+		key.dport = key.sport;
+	} else {
+		return 0;
+	}
+	if (ct_live(&key, now))
+		return 1;
+	struct pal_ct_key rev;
+	ct_reverse(&rev, &key);
+	return ct_live(&rev, now);
+}
+
+/* Where the packet stands in conntrack; *key is its forward tuple. */
+static __always_inline int ct_lookup(struct __sk_buff *skb, const struct pal_pkt *p, struct pal_ct_key *key, __u64 now)
+{
+	__builtin_memcpy(key->saddr, p->saddr, 16);
+	__builtin_memcpy(key->daddr, p->daddr, 16);
+	key->sport = p->sport;
+	key->dport = p->dport;
+	key->proto = p->proto;
+	key->family = p->family;
+	key->pad[0] = 0;
+	key->pad[1] = 0;
+
+	struct pal_ct_entry *e = bpf_map_lookup_elem(&pal_ct, key);
+	/* Expired counts as gone; a SYN on a closing connection opens a new one on the same ports. */
+	if (e && e->expires_ns > now &&
+	    !((e->flags & PAL_CT_F_CLOSING) && (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)) {
+		ct_touch(e, p, 0, now);
+		return CT_ESTABLISHED;
+	}
+	/* An echo request is never a reply (the identifier is both "ports"). */
+	if (!(is_icmp(p) && (p->icmp_type == ICMP_ECHO || p->icmp_type == ICMPV6_ECHO_REQUEST))) {
+		struct pal_ct_key rev;
+		ct_reverse(&rev, key);
+		e = bpf_map_lookup_elem(&pal_ct, &rev);
+		if (e && e->expires_ns > now) {
+			ct_touch(e, p, 1, now);
+			return CT_REPLY;
+		}
+	}
+	if (icmp_is_error(p) && ct_related(skb, p, now))
+		return CT_RELATED;
+	return CT_NEW;
+}
+
+static __always_inline void ct_create(const struct pal_ct_key *key, const struct pal_pkt *p, int audit, __u64 now)
+{
+	struct pal_ct_entry e = {
+		.created_s = now / NS_PER_S,
+		.flags = audit ? PAL_CT_F_AUDIT : 0,
+		.tcp_flags = p->proto == PAL_IPPROTO_TCP ? p->tcp_flags : 0,
+	};
+	if (p->proto == PAL_IPPROTO_TCP && (p->tcp_flags & (TCP_FIN | TCP_RST)))
+		e.flags |= PAL_CT_F_CLOSING;
+	e.expires_ns = now + ct_timeout(p->proto, e.flags);
+	if (bpf_map_update_elem(&pal_ct, key, &e, BPF_ANY) != 0)
+		stat_inc(PAL_NET_STAT_CT_FULL);
+	else
+		stat_inc(PAL_NET_STAT_CT_CREATED);
+}
+
+enum enforce_result { ENFORCE_PASS, ENFORCE_DROP_EGRESS, ENFORCE_DROP_INGRESS };
+
+/*
+ * The policy step of a packet going from src (a local endpoint, or NULL) to dst (a local
+ * endpoint it is delivered to without another program, or NULL): conntrack first, then the
+ * egress policy of src and the ingress policy of dst. Packets that meet no endpoint with a
+ * policy are neither looked up nor tracked (the fast path: two byte loads).
+ */
+static __always_inline int enforce(struct __sk_buff *skb, const struct pal_pkt *p,
+				   const struct pal_endpoint_info *src, __u32 src_identity,
+				   const struct pal_endpoint_info *dst, __u32 dst_identity,
+				   struct pol *eg, struct pol *in)
+{
+	__u8 egress_mode = src ? src->egress_mode : PAL_NETPOL_OFF;
+	__u8 ingress_mode = dst ? dst->ingress_mode : PAL_NETPOL_OFF;
+	/* A direction without policy is still tracked when the endpoint has policy the other way:
+	 * the replies of its connections must pass its enforced direction. */
+	__u8 any = (src ? src->egress_mode | src->ingress_mode : 0) | (dst ? dst->egress_mode | dst->ingress_mode : 0);
+	if (!any)
+		return ENFORCE_PASS;
+
+	__u64 now = bpf_ktime_get_boot_ns();
+	struct pal_ct_key key;
+	int state = ct_lookup(skb, p, &key, now);
+	if (state != CT_NEW) {
+		__u8 match = PAL_POLICY_CT_ESTABLISHED;
+		if (state == CT_REPLY) {
+			match = PAL_POLICY_CT_REPLY;
+			stat_inc(PAL_NET_STAT_CT_REPLY);
+		} else if (state == CT_RELATED) {
+			match = PAL_POLICY_CT_RELATED;
+			stat_inc(PAL_NET_STAT_CT_RELATED);
+		} else {
+			stat_inc(PAL_NET_STAT_CT_ESTABLISHED);
+		}
+		eg->match = match;
+		in->match = match;
+		return ENFORCE_PASS;
+	}
+	if (egress_mode != PAL_NETPOL_OFF) {
+		policy_decide(eg, src->ep_id, PAL_NETPOL_EGRESS, egress_mode, dst_identity, p);
+		if (eg->verdict == PAL_VERDICT_DROPPED)
+			return ENFORCE_DROP_EGRESS;
+	}
+	if (ingress_mode != PAL_NETPOL_OFF) {
+		policy_decide(in, dst->ep_id, PAL_NETPOL_INGRESS, ingress_mode, src_identity, p);
+		if (in->verdict == PAL_VERDICT_DROPPED)
+			return ENFORCE_DROP_INGRESS;
+	}
+	int audit = eg->verdict == PAL_VERDICT_AUDIT || in->verdict == PAL_VERDICT_AUDIT;
+	if (audit)
+		stat_inc(PAL_NET_STAT_POLICY_AUDIT);
+	else if (eg->match == PAL_POLICY_RULE || in->match == PAL_POLICY_RULE)
+		stat_inc(PAL_NET_STAT_POLICY_ALLOWED);
+	/* An ICMP error has no connection of its own. */
+	if (!icmp_is_error(p))
+		ct_create(&key, p, audit, now);
+	return ENFORCE_PASS;
+}
+
+/* The flow fields of a policy result; a pass keeps its verdict (FORWARDED or AUDIT). */
+static __always_inline void apply_policy(struct decision *d, const struct pol *r)
+{
+	d->verdict = r->verdict == PAL_VERDICT_AUDIT ? PAL_VERDICT_AUDIT : PAL_VERDICT_FORWARDED;
+	d->policy_rule = r->rule;
+	d->policy_dir = r->dir;
+	d->policy_match = r->match;
+}
+
+/* A policy drop: always a drop record (rate-limited per flow as every drop). */
+static __always_inline int policy_drop(const struct pal_pkt *p, struct decision *d, const struct pol *r)
+{
+	stat_inc(r->reason == PAL_DROP_POLICY_DENY ? PAL_NET_STAT_POLICY_DENY : PAL_NET_STAT_POLICY_DENIED);
+	d->verdict = PAL_VERDICT_DROPPED;
+	d->drop_reason = r->reason;
+	d->policy_rule = r->rule;
+	d->policy_dir = r->dir;
+	d->policy_match = r->match;
+	observe(p, d);
+	return TC_ACT_SHOT;
+}
+
 /* Routes to a local endpoint as a router would (TTL, MACs) and hands it to its pod. */
 static __always_inline int redirect_local(struct __sk_buff *skb, const struct pal_pkt *p,
-					  const struct pal_endpoint_info *dst, struct decision *d)
+					  const struct pal_endpoint_info *dst, struct decision *d,
+					  const struct pol *eg, const struct pol *in_pol)
 {
 	if (p->family == PAL_AF_INET) {
 		/* TTL and protocol share a 16-bit word of the checksum. */
@@ -530,7 +912,7 @@ static __always_inline int redirect_local(struct __sk_buff *skb, const struct pa
 		return drop(p, d, PAL_DROP_WRITE_ERROR, PAL_NET_STAT_DROP_WRITE_ERROR);
 
 	stat_inc(PAL_NET_STAT_REDIRECTED);
-	d->verdict = PAL_VERDICT_FORWARDED;
+	apply_policy(d, eg);
 	d->obs_point = PAL_OBS_FROM_ENDPOINT;
 	observe(p, d);
 	/* The receiver's side of the same packet: its to-endpoint program will not run. */
@@ -539,6 +921,7 @@ static __always_inline int redirect_local(struct __sk_buff *skb, const struct pa
 	in.side = PAL_OBS_TO_ENDPOINT;
 	in.obs_point = PAL_OBS_TO_ENDPOINT;
 	in.ifindex = dst->ifindex;
+	apply_policy(&in, in_pol);
 	observe(p, &in);
 	return bpf_redirect_peer(dst->ifindex, 0);
 }
@@ -575,12 +958,29 @@ int pal_from_endpoint(struct __sk_buff *skb)
 	if (!addr_is(&p, local))
 		return drop(&p, &d, PAL_DROP_INVALID_SIP, PAL_NET_STAT_DROP_INVALID_SIP);
 
-	/* A TTL about to expire goes to the stack, which answers with ICMP time exceeded. */
-	if (dst && p.ttl > 1)
-		return redirect_local(skb, &p, dst, &d);
+	/* A TTL about to expire goes to the stack, which answers with ICMP time exceeded (and
+	 * the stack's delivery to dst runs dst's pal_to_endpoint, its ingress policy). */
+	int local_dst = dst && p.ttl > 1;
+	struct pol eg = {}, in = {};
+	int verdict = enforce(skb, &p, local, local->identity, local_dst ? dst : NULL, d.dst.identity, &eg, &in);
+	if (verdict == ENFORCE_DROP_EGRESS) {
+		d.obs_point = PAL_OBS_FROM_ENDPOINT;
+		return policy_drop(&p, &d, &eg);
+	}
+	if (verdict == ENFORCE_DROP_INGRESS && dst) {
+		/* Reported where it was refused: entering dst, by dst's ingress policy. */
+		struct decision refused = d;
+		refused.local = dst;
+		refused.side = PAL_OBS_TO_ENDPOINT;
+		refused.obs_point = PAL_OBS_TO_ENDPOINT;
+		refused.ifindex = dst->ifindex;
+		return policy_drop(&p, &refused, &in);
+	}
+	if (local_dst)
+		return redirect_local(skb, &p, dst, &d, &eg, &in);
 
 	stat_inc(PAL_NET_STAT_TO_STACK);
-	d.verdict = PAL_VERDICT_FORWARDED;
+	apply_policy(&d, &eg);
 	d.obs_point = PAL_OBS_TO_STACK;
 	observe(&p, &d);
 	return TC_ACT_OK;
@@ -611,7 +1011,11 @@ int pal_to_endpoint(struct __sk_buff *skb)
 		.dst = { .ep_id = local->ep_id, .identity = local->identity },
 	};
 	resolve_peer(&d.src, p.saddr, p.family, endpoint_by_addr(p.saddr, p.family));
+	struct pol eg = {}, in = {};
+	if (enforce(skb, &p, NULL, d.src.identity, local, local->identity, &eg, &in) != ENFORCE_PASS)
+		return policy_drop(&p, &d, &in);
 	stat_inc(PAL_NET_STAT_FORWARDED);
+	apply_policy(&d, &in);
 	observe(&p, &d);
 	return TC_ACT_OK;
 }

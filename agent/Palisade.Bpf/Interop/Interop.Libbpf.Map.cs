@@ -15,6 +15,25 @@ internal static partial class Interop
             public ulong Flags;
         }
 
+        /// <summary>struct bpf_map_create_opts up to map_ifindex (libbpf accepts a smaller sz than its own).</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct BpfMapCreateOpts
+        {
+            public nuint Sz;
+            public uint BtfFd;
+            public uint BtfKeyTypeId;
+            public uint BtfValueTypeId;
+            public uint BtfVmlinuxValueTypeId;
+            public uint InnerMapFd;
+            public uint MapFlags;
+            public ulong MapExtra;
+            public uint NumaNode;
+            public uint MapIfindex;
+        }
+
+        [LibraryImport(Libraries.Libbpf, EntryPoint = "bpf_map_get_fd_by_id", SetLastError = true)]
+        internal static partial int MapGetFdById(uint id);
+
         [LibraryImport(Libraries.Libbpf, EntryPoint = "bpf_map__name")]
         internal static partial byte* MapName(nint map);
 

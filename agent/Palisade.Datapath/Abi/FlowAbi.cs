@@ -97,6 +97,22 @@ internal unsafe struct PalFlowEvent
     public ulong OwnerKtime;
     public ulong Packets;
     public ulong Bytes;
+    public uint PolicyRule;
+    public byte PolicyDir;
+    public byte PolicyMatch;
+    public fixed byte Pad[2];
+}
+
+/// <summary>How the network policy decided a flow (enum pal_flow_policy_match).</summary>
+[BpfEnum("pal_flow_policy_match", "PAL_POLICY_")]
+internal enum PalFlowPolicyMatch : byte
+{
+    None = 0,
+    Rule = 1,
+    Default = 2,
+    CtReply = 3,
+    CtEstablished = 4,
+    CtRelated = 5,
 }
 
 /// <summary>Key of the socket-owner table (struct pal_sock_key).</summary>

@@ -27,8 +27,12 @@ public enum ReservedIdentity : uint
 public enum NetDropReason : uint
 {
     InvalidSip = 132,
+    /// <summary>POLICY_DENIED: no policy entry allows it (default deny).</summary>
+    PolicyDenied = 133,
     Invalid = 134,
     WriteError = 141,
+    /// <summary>POLICY_DENY: an explicit deny rule.</summary>
+    PolicyDeny = 181,
 }
 
 /// <summary>Default map sizes and key constants (enum pal_net_sizes).</summary>
@@ -40,6 +44,8 @@ internal enum PalNetSizes
     Flows = 65536,
     SockOwners = 65536,
     AddrPrefix = 32,
+    [BpfEnumerator("PAL_NET_CT")]
+    Conntrack = 262144,
 }
 
 /// <summary>Address family of the map keys (enum pal_net_family).</summary>
@@ -99,7 +105,62 @@ public enum DatapathCounter
     UnknownL4 = 12,
     Fragment = 13,
     NoEndpoint = 14,
-    Count = 15,
+    PolicyDenied = 15,
+    PolicyDeny = 16,
+    PolicyAudit = 17,
+    PolicyAllowed = 18,
+    CtCreated = 19,
+    CtFull = 20,
+    CtReply = 21,
+    CtEstablished = 22,
+    CtRelated = 23,
+    CtGcRemoved = 24,
+    Count = 25,
+}
+
+/// <summary>pal_ct_entry.flags (enum pal_ct_flags).</summary>
+[Flags]
+[BpfEnum("pal_ct_flags", "PAL_CT_F_")]
+internal enum PalCtFlags : ushort
+{
+    ReplySeen = 1 << 0,
+    Closing = 1 << 1,
+    Audit = 1 << 2,
+}
+
+/// <summary>Conntrack timeouts in seconds, Cilium's defaults (enum pal_ct_timeouts).</summary>
+[BpfEnum("pal_ct_timeouts", "PAL_CT_")]
+internal enum PalCtTimeouts
+{
+    TcpEstablishedS = 21600,
+    TcpSynS = 60,
+    TcpClosingS = 10,
+    OtherS = 60,
+}
+
+/// <summary>Key of the conntrack table: the originator's 5-tuple (struct pal_ct_key).</summary>
+[BpfStruct("pal_ct_key")]
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct PalCtKey
+{
+    public fixed uint Saddr[4];
+    public fixed uint Daddr[4];
+    public ushort Sport;
+    public ushort Dport;
+    public byte Proto;
+    public byte Family;
+    public fixed byte Pad[2];
+}
+
+/// <summary>Value of the conntrack table (struct pal_ct_entry).</summary>
+[BpfStruct("pal_ct_entry")]
+[StructLayout(LayoutKind.Sequential)]
+internal struct PalCtEntry
+{
+    public ulong ExpiresNs;
+    public uint CreatedS;
+    public ushort Flags;
+    public ushort TcpFlags;
 }
 
 /// <summary>Key of pal_endpoints (struct pal_endpoint_key).</summary>
@@ -126,6 +187,10 @@ internal unsafe struct PalEndpointInfo
     public uint Flags;
     public uint Ipv4;
     public fixed uint Ipv6[4];
+    /// <summary>enum pal_netpol_mode of the endpoint's ingress.</summary>
+    public byte IngressMode;
+    public byte EgressMode;
+    public fixed byte Pad[2];
 }
 
 /// <summary>Key of the ipcache LPM trie (struct pal_ipcache_key).</summary>

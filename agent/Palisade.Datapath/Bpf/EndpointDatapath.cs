@@ -13,7 +13,7 @@ namespace Palisade.Datapath.Bpf;
 /// stopped, and the next instance adopts the pinned maps and swaps its programs in with an
 /// atomic filter replace (no gap, nothing flushed).
 /// </summary>
-public sealed class EndpointDatapath : IEndpointDatapath, INodeDatapath, IDisposable
+public sealed partial class EndpointDatapath : IEndpointDatapath, INodeDatapath, IPolicyDatapath, IDisposable
 {
     /// <summary>tc handle and priority of our filters: fixed, so a replace finds the old filter.</summary>
     public const uint FilterHandle = 1;
@@ -33,6 +33,10 @@ public sealed class EndpointDatapath : IEndpointDatapath, INodeDatapath, IDispos
     private readonly BpfMap<uint, PalEndpointInfo> _byIfindex;
     private readonly BpfMap<PalIpcacheKey, PalIpcacheValue> _ipcache;
     private readonly BpfPerCpuMap<uint, ulong> _stats;
+    private readonly BpfMap<uint, uint> _netpol;
+    private readonly BpfMap<PalCtKey, PalCtEntry> _ct;
+    // Modes set by SetPolicy, for an Install after it (the maps hold them too, across restarts).
+    private readonly Dictionary<uint, (byte Ingress, byte Egress)> _modes = [];
     private readonly Lock _gate = new();
     private bool _disposed;
 
@@ -48,7 +52,12 @@ public sealed class EndpointDatapath : IEndpointDatapath, INodeDatapath, IDispos
         _byIfindex = obj.Map("pal_endpoints_by_ifindex").Typed<uint, PalEndpointInfo>();
         _ipcache = obj.Map("pal_ipcache").Typed<PalIpcacheKey, PalIpcacheValue>();
         _stats = obj.Map("pal_net_stats").PerCpu<uint, ulong>();
+        _netpol = obj.Map("pal_netpol").Typed<uint, uint>();
+        _ct = obj.Map("pal_ct").Typed<PalCtKey, PalCtEntry>();
     }
+
+    /// <summary>The conntrack table (pal_ct).</summary>
+    public BpfMap ConntrackTable => _obj.Map("pal_ct");
 
     /// <summary>The ring buffer flow records go to (the sensor's when shared).</summary>
     public BpfMap EventRing => _obj.Map("pal_process_events");
@@ -79,6 +88,7 @@ public sealed class EndpointDatapath : IEndpointDatapath, INodeDatapath, IDispos
         {
             obj.Map("pal_flows").MaxEntries = options.FlowEntries;
             obj.Map("pal_ipcache").MaxEntries = options.IpcacheEntries;
+            obj.Map("pal_ct").MaxEntries = options.ConntrackEntries;
             obj.SetConstant("drop_report_interval_ns", (ulong)options.DropReportInterval.Ticks * 100);
             obj.SetConstant("wakeup_bytes", options.WakeupBytes);
             obj.SetConstant("report_interval_ns", (ulong)options.ReportInterval.Ticks * 100);
@@ -141,6 +151,10 @@ public sealed class EndpointDatapath : IEndpointDatapath, INodeDatapath, IDispos
     {
         Validate(endpoint);
         var info = DatapathKeys.EndpointInfo(endpoint, ifindex);
+        // A re-install keeps the endpoint's policy modes (SetPolicy's, or those in the maps from before a restart).
+        var (ingress, egress) = CurrentModes(endpoint, ifindex);
+        info.IngressMode = ingress;
+        info.EgressMode = egress;
         _byIfindex.Update((uint)ifindex, info);
         foreach (var address in Addresses(endpoint))
         {
@@ -175,6 +189,9 @@ public sealed class EndpointDatapath : IEndpointDatapath, INodeDatapath, IDispos
                     _ipcache.Delete(DatapathKeys.IpcacheKey(DatapathKeys.Host(address)));
                 }
             }
+            // A later endpoint with this id must not inherit the policy.
+            _netpol.Delete(endpoint.Id);
+            _modes.Remove(endpoint.Id);
         }
     }
 
@@ -221,6 +238,20 @@ public sealed class EndpointDatapath : IEndpointDatapath, INodeDatapath, IDispos
         }
         return problems.Count == 0 ? null : $"endpoint {endpoint.Id} ({endpoint.ContainerId}/{endpoint.IfName}): {string.Join("; ", problems)}";
     }
+
+    /// <summary>
+    /// Every unicast address of this network namespace's interfaces (the node's own addresses:
+    /// its NICs, the pod gateways on the host device, loopback): what a packet the node itself
+    /// sends to a pod carries as its source, so what <see cref="SetHostAddresses"/> should mark
+    /// as the host identity (policies select it as entity <c>host</c>).
+    /// </summary>
+    public static IReadOnlyList<IPAddress> NodeAddresses() =>
+        [.. System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+            .SelectMany(i => i.GetIPProperties().UnicastAddresses)
+            .Select(a => a.Address)
+            .Where(a => a.AddressFamily is AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)
+            .Select(a => a.ScopeId != 0 ? new IPAddress(a.GetAddressBytes()) : a)
+            .Distinct()];
 
     /// <summary>Marks this node's own addresses (gateway, node IPs) as the host identity.</summary>
     public void SetHostAddresses(IEnumerable<IPAddress> addresses)
@@ -270,6 +301,295 @@ public sealed class EndpointDatapath : IEndpointDatapath, INodeDatapath, IDispos
             {
                 _ipcache.Delete(DatapathKeys.IpcacheKey(cidr));
             }
+        }
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// Order: the new map first (a new inner map, filled, then swapped into pal_netpol by one
+    /// update, which a packet sees whole or not at all), then the direction modes. Every state
+    /// in between is new-entries-with-old-modes, and it allows nothing that neither policy
+    /// allows: a packet an entry passes is passed by the new policy too (the entries are the
+    /// new policy's; a new mode OFF passes everything anyway); a packet no entry matches is
+    /// decided by the old mode, and an old mode that passes it (OFF, AUDIT) is the old policy
+    /// passing it. The other order would let new modes meet old entries: ENFORCE with an old
+    /// allow the new policy lacks. The two copies of the endpoint (by address, by ifindex) each
+    /// switch modes in one update, and each packet reads one copy per direction.
+    /// </remarks>
+    public unsafe void SetPolicy(Endpoint endpoint, EndpointPolicyMap policy)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        ArgumentNullException.ThrowIfNull(policy);
+        if (endpoint.Id is 0 or > 65535)
+        {
+            throw new ArgumentException($"Endpoint.Id {endpoint.Id} is out of range: endpoint ids are 1..65535.", nameof(endpoint));
+        }
+        CheckMode(policy.IngressMode, nameof(policy.IngressMode), endpoint.Id);
+        CheckMode(policy.EgressMode, nameof(policy.EgressMode), endpoint.Id);
+        var entries = policy.Entries ?? [];
+        if (entries.Count > NetpolKeys.MaxEntries)
+        {
+            throw new ArgumentException(
+                $"The policy of endpoint {endpoint.Id} has {entries.Count} map entries; an endpoint's map holds at most {NetpolKeys.MaxEntries} (PAL_NETPOL_ENTRIES). Fix: fewer or broader rules for this endpoint (port ranges and wildcard identities take fewer entries).",
+                nameof(policy));
+        }
+        for (var i = 0; i < entries.Count; i++)
+        {
+            var key = entries[i].Key;
+            if (key.Prefixlen is < NetpolKeys.PrefixFixed or > NetpolKeys.PrefixFixed + NetpolKeys.MaxL4Prefix || key.Direction > 1)
+            {
+                throw new ArgumentException(
+                    $"Policy entry {i} of endpoint {endpoint.Id}: prefixlen {key.Prefixlen} / direction {key.Direction} is not a policy key (prefixlen {NetpolKeys.PrefixFixed}..{NetpolKeys.PrefixFixed + NetpolKeys.MaxL4Prefix}, direction 0 or 1). Fix: build entries with NetpolKeys.Entry.",
+                    nameof(policy));
+            }
+        }
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (entries.Count == 0)
+            {
+                // No entries: no map at all (a missing map is a map without entries to the lookup).
+                _netpol.Delete(endpoint.Id);
+            }
+            else
+            {
+                using var inner = BpfMapFd.Create(BpfMapType.LpmTrie, "pal_netpol_ep", sizeof(uint) * 3, sizeof(uint) * 2,
+                    entries.Count, BpfMapFd.NoPrealloc);
+                foreach (var (key, value) in entries)
+                {
+                    inner.Update(key, value);
+                }
+                _netpol.Update(endpoint.Id, (uint)inner.Fd);
+            }
+            _modes[endpoint.Id] = (policy.IngressMode, policy.EgressMode);
+            WriteModes(endpoint, policy.IngressMode, policy.EgressMode);
+        }
+    }
+
+    /// <inheritdoc/>
+    public unsafe PolicyMapUsage? Usage(Endpoint endpoint)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (!_netpol.TryLookup(endpoint.Id, out var id))
+            {
+                return null;
+            }
+            using var inner = BpfMapFd.FromId(id);
+            if (inner is null)
+            {
+                return null;
+            }
+            var entries = inner.CountEntries(sizeof(uint) * 3);
+            return new PolicyMapUsage(entries, entries * PolicyEntryBytes);
+        }
+    }
+
+    /// <summary>
+    /// Kernel memory per policy entry, an estimate: an LPM trie node (two child pointers,
+    /// prefixlen, flags: 24 bytes) with the key's 8 data bytes and the 8-byte value, plus at
+    /// most one intermediate node (24 + 8) per entry, rounded up to the allocator's 64-byte and
+    /// 32-byte classes.
+    /// </summary>
+    public const long PolicyEntryBytes = 64 + 32;
+
+    /// <summary>The endpoint's policy entries as the kernel holds them (status and tests); empty when it has none.</summary>
+    public IReadOnlyList<KeyValuePair<PalNetpolKey, PalNetpolValue>> PolicyEntries(Endpoint endpoint)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (!_netpol.TryLookup(endpoint.Id, out var id))
+            {
+                return [];
+            }
+            using var inner = BpfMapFd.FromId(id);
+            return inner is null ? [] : inner.ReadAll<PalNetpolKey, PalNetpolValue>();
+        }
+    }
+
+    /// <summary>The endpoint's direction modes as the datapath holds them (0 off, 1 enforce, 2 audit).</summary>
+    public (byte Ingress, byte Egress) PolicyModes(Endpoint endpoint)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return CurrentModes(endpoint, endpoint.HostIfIndex);
+        }
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// CIDR entries are the ipcache entries without flags (endpoints, remote nodes and host
+    /// addresses all carry one), so after a restart the ones no longer wanted are still found.
+    /// A prefix that already has a flagged entry (a pod, a node, a host address) keeps it: that
+    /// entry names the address more precisely.
+    /// </remarks>
+    public void SetCidrIdentities(IReadOnlyCollection<KeyValuePair<IPNetwork, uint>> prefixes)
+    {
+        ArgumentNullException.ThrowIfNull(prefixes);
+        var wanted = new Dictionary<PalIpcacheKey, uint>(new IpcacheKeyComparer());
+        foreach (var (prefix, identity) in prefixes)
+        {
+            if (identity == 0)
+            {
+                throw new ArgumentException($"CIDR identity of {prefix} is 0 (the wildcard, never an address's identity). Fix: allocate the prefix an identity first.", nameof(prefixes));
+            }
+            if (prefix.BaseAddress.AddressFamily is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6))
+            {
+                throw new ArgumentException($"CIDR {prefix} is neither IPv4 nor IPv6.", nameof(prefixes));
+            }
+            wanted[DatapathKeys.IpcacheKey(prefix)] = identity;
+        }
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            foreach (var (key, identity) in wanted)
+            {
+                if (_ipcache.TryLookup(key, out var existing))
+                {
+                    if (existing.Flags != 0 || existing.Identity == identity)
+                    {
+                        continue;
+                    }
+                }
+                _ipcache.Update(key, new PalIpcacheValue { Identity = identity });
+            }
+            foreach (var key in _ipcache.Keys())
+            {
+                if (!wanted.ContainsKey(key) && _ipcache.TryLookup(key, out var value) && value.Flags == 0)
+                {
+                    _ipcache.Delete(key);
+                }
+            }
+        }
+    }
+
+    /// <summary>Removes expired conntrack entries; <paramref name="nowBootNs"/> is CLOCK_BOOTTIME in nanoseconds (the programs' clock). Returns how many went.</summary>
+    public int CollectConntrack(ulong nowBootNs)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var removed = 0;
+            foreach (var key in _ct.Keys())
+            {
+                if (_ct.TryLookup(key, out var entry) && entry.ExpiresNs <= nowBootNs && _ct.Delete(key))
+                {
+                    removed++;
+                }
+            }
+            if (removed > 0)
+            {
+                // The programs never write this counter; user space adds to CPU 0's slot.
+                var index = (uint)DatapathCounter.CtGcRemoved;
+                var values = _stats.TryLookup(index, out var perCpu) ? perCpu : new ulong[BpfPerCpuMap<uint, ulong>.PossibleCpus];
+                values[0] += (ulong)removed;
+                _stats.Update(index, values);
+            }
+            return removed;
+        }
+    }
+
+    /// <summary>Removes expired conntrack entries as of now (the agent calls it periodically).</summary>
+    public int CollectConntrack() => CollectConntrack(BootTimeNs());
+
+    /// <summary>Fill of the conntrack LRU and what it evicted (created minus live minus collected). Iterates the table: for status, not per packet.</summary>
+    public (int Entries, int Capacity, ulong Evicted) ConntrackUsage()
+    {
+        var entries = ConntrackTable.CountEntries();
+        var k = Counters();
+        var gone = k[DatapathCounter.CtCreated] - Math.Min(k[DatapathCounter.CtCreated], k[DatapathCounter.CtGcRemoved]);
+        return (entries, ConntrackTable.MaxEntries, gone > (ulong)entries ? gone - (ulong)entries : 0);
+    }
+
+    internal static unsafe ulong BootTimeNs()
+    {
+        Timespec ts;
+        return ClockGettime(7 /* CLOCK_BOOTTIME */, &ts) == 0 ? (ulong)ts.Seconds * 1_000_000_000UL + (ulong)ts.Nanoseconds : 0;
+    }
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "clock_gettime")]
+    private static unsafe partial int ClockGettime(int clock, Timespec* ts);
+
+    private static void CheckMode(byte mode, string field, uint id)
+    {
+        if (mode > 2)
+        {
+            throw new ArgumentException($"EndpointPolicyMap.{field} of endpoint {id} is {mode}; modes are 0 (off), 1 (enforce), 2 (audit).", field);
+        }
+    }
+
+    // Under _gate.
+    private (byte Ingress, byte Egress) CurrentModes(Endpoint endpoint, int ifindex)
+    {
+        if (_modes.TryGetValue(endpoint.Id, out var modes))
+        {
+            return modes;
+        }
+        if (ifindex > 0 && _byIfindex.TryLookup((uint)ifindex, out var info) && info.EpId == endpoint.Id)
+        {
+            return (info.IngressMode, info.EgressMode);
+        }
+        foreach (var address in Addresses(endpoint))
+        {
+            if (_endpoints.TryLookup(DatapathKeys.EndpointKey(address), out var byAddress) && byAddress.EpId == endpoint.Id)
+            {
+                return (byAddress.IngressMode, byAddress.EgressMode);
+            }
+        }
+        return (0, 0);
+    }
+
+    // Under _gate: the modes into both copies of an installed endpoint (an endpoint not yet installed gets them at Install).
+    private void WriteModes(Endpoint endpoint, byte ingress, byte egress)
+    {
+        var ifindex = endpoint.HostIfIndex;
+        if (ifindex > 0 && _byIfindex.TryLookup((uint)ifindex, out var info) && info.EpId == endpoint.Id)
+        {
+            info.IngressMode = ingress;
+            info.EgressMode = egress;
+            _byIfindex.Update((uint)ifindex, info);
+        }
+        foreach (var address in Addresses(endpoint))
+        {
+            var key = DatapathKeys.EndpointKey(address);
+            if (_endpoints.TryLookup(key, out var byAddress) && byAddress.EpId == endpoint.Id)
+            {
+                byAddress.IngressMode = ingress;
+                byAddress.EgressMode = egress;
+                _endpoints.Update(key, byAddress);
+                if (ifindex <= 0 && _byIfindex.TryLookup(byAddress.Ifindex, out var viaAddress) && viaAddress.EpId == endpoint.Id)
+                {
+                    viaAddress.IngressMode = ingress;
+                    viaAddress.EgressMode = egress;
+                    _byIfindex.Update(byAddress.Ifindex, viaAddress);
+                }
+            }
+        }
+    }
+
+    private sealed unsafe class IpcacheKeyComparer : IEqualityComparer<PalIpcacheKey>
+    {
+        public bool Equals(PalIpcacheKey x, PalIpcacheKey y) =>
+            new ReadOnlySpan<byte>(&x, sizeof(PalIpcacheKey)).SequenceEqual(new ReadOnlySpan<byte>(&y, sizeof(PalIpcacheKey)));
+
+        public int GetHashCode(PalIpcacheKey obj)
+        {
+            var hash = new HashCode();
+            hash.AddBytes(new ReadOnlySpan<byte>(&obj, sizeof(PalIpcacheKey)));
+            return hash.ToHashCode();
         }
     }
 

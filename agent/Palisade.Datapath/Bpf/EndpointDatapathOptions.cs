@@ -18,6 +18,13 @@ public sealed record EndpointDatapathOptions
     /// <summary>Connections x directions the flow-aggregation LRU holds; the least recently seen go first.</summary>
     public int FlowEntries { get; init; } = 65536;
 
+    /// <summary>
+    /// Connections the network-policy conntrack (pal_ct, an LRU) tracks: only connections of
+    /// endpoints with a policy are tracked; when full the least recently used go first (and a
+    /// connection whose entry went is checked against the policy again).
+    /// </summary>
+    public int ConntrackEntries { get; init; } = 262144;
+
     /// <summary>Prefixes the ipcache holds (Cilium's default: 512000).</summary>
     public int IpcacheEntries { get; init; } = 512000;
 
@@ -59,6 +66,10 @@ public sealed record EndpointDatapathOptions
         if (FlowEntries is < 1024 or > 16 * 1024 * 1024)
         {
             throw new ArgumentOutOfRangeException(nameof(FlowEntries), FlowEntries, "FlowEntries must be between 1024 and 16777216 (one entry per connection and direction).");
+        }
+        if (ConntrackEntries is < 1024 or > 16 * 1024 * 1024)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ConntrackEntries), ConntrackEntries, "ConntrackEntries must be between 1024 and 16777216 (one entry per tracked connection).");
         }
         if (IpcacheEntries is < 1024 or > 16 * 1024 * 1024)
         {

@@ -110,7 +110,8 @@ public sealed class FlowDecoder : IRingBufferConsumer
         {
             return Malformed(FlowRecordError.SizeMismatch);
         }
-        if (r.Verdict > (byte)PalFlowVerdict.Translated || r.Direction > (byte)PalFlowDirection.Egress)
+        if (r.Verdict > (byte)PalFlowVerdict.Translated || r.Direction > (byte)PalFlowDirection.Egress ||
+            r.PolicyDir > (byte)PalFlowDirection.Egress || r.PolicyMatch > (byte)PalFlowPolicyMatch.CtRelated)
         {
             return Malformed(FlowRecordError.OutOfRange);
         }
@@ -164,6 +165,9 @@ public sealed class FlowDecoder : IRingBufferConsumer
             Summary = FlowSummary.Of(l4),
             Process = process,
             Parent = process?.Parent,
+            PolicyRule = r.PolicyRule,
+            PolicyDirection = (TrafficDirection)r.PolicyDir,
+            PolicyDecision = (FlowPolicyDecision)r.PolicyMatch,
         };
     }
 

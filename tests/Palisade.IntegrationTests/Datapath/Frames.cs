@@ -39,6 +39,27 @@ internal static class Frames
         return Build(srcMac, dstMac, src, dst, v6 ? Icmpv6 : Icmp, l4);
     }
 
+    public static byte[] EchoReply(byte[] srcMac, byte[] dstMac, IPAddress src, IPAddress dst, ushort id)
+    {
+        var v6 = src.AddressFamily == AddressFamily.InterNetworkV6;
+        var l4 = new byte[16];
+        l4[0] = v6 ? (byte)129 : (byte)0;
+        BinaryPrimitives.WriteUInt16BigEndian(l4.AsSpan(4), id);
+        return Build(srcMac, dstMac, src, dst, v6 ? Icmpv6 : Icmp, l4);
+    }
+
+    /// <summary>An ICMP error (destination unreachable: v4 type 3, v6 type 1, unless given) quoting the IP header and 8 L4 bytes of <paramref name="about"/> (a frame).</summary>
+    public static byte[] IcmpError(byte[] srcMac, byte[] dstMac, IPAddress src, IPAddress dst, byte[] about, byte? type = null)
+    {
+        var v6 = src.AddressFamily == AddressFamily.InterNetworkV6;
+        var quoted = about.AsSpan(L3, (v6 ? 40 : 20) + 8);
+        var l4 = new byte[8 + quoted.Length];
+        l4[0] = type ?? (v6 ? (byte)1 : (byte)3);
+        l4[1] = v6 ? (byte)4 : (byte)3; // port unreachable
+        quoted.CopyTo(l4.AsSpan(8));
+        return Build(srcMac, dstMac, src, dst, v6 ? Icmpv6 : Icmp, l4);
+    }
+
     /// <summary>Offset of the IP header in every frame here.</summary>
     public const int L3 = 14;
 
@@ -92,6 +113,14 @@ internal static class Frames
             sum = (sum & 0xffff) + (sum >> 16);
         }
         return (ushort)~sum;
+    }
+
+    /// <summary>A struct __sk_buff prefix with ifindex set (the device a tc egress program runs on; it must exist: 1, lo, does).</summary>
+    public static byte[] SkbEgressContext(int ifindex)
+    {
+        var ctx = new byte[44];
+        BinaryPrimitives.WriteInt32LittleEndian(ctx.AsSpan(40), ifindex);
+        return ctx;
     }
 
     /// <summary>The leading bytes of a struct __sk_buff with ingress_ifindex set (what BPF_PROG_RUN lets a test choose).</summary>

@@ -234,6 +234,30 @@ public sealed class FlowDecoderTests
     }
 
     [Fact]
+    public void ThePolicyRuleDirectionAndMatchOfARecordReachTheFlow()
+    {
+        var decoder = Decoder();
+        var r = XwingToDeathstar();
+        r.Verdict = (byte)PalFlowVerdict.Dropped;
+        r.DropReason = 181;
+        r.PolicyRule = 17;
+        r.PolicyDir = (byte)PalFlowDirection.Ingress;
+        r.PolicyMatch = (byte)PalFlowPolicyMatch.Rule;
+        var plain = XwingToDeathstar();
+
+        var flow = decoder.Decode(Bytes(r))!;
+        var none = decoder.Decode(Bytes(plain))!;
+
+        Assert.Equal(DropReason.PolicyDeny, flow.DropReason);
+        Assert.Equal(17u, flow.PolicyRule);
+        Assert.Equal(TrafficDirection.Ingress, flow.PolicyDirection);
+        Assert.Equal(FlowPolicyDecision.Rule, flow.PolicyDecision);
+        Assert.Equal(0u, none.PolicyRule);
+        Assert.Equal(TrafficDirection.Unknown, none.PolicyDirection);
+        Assert.Equal(FlowPolicyDecision.None, none.PolicyDecision);
+    }
+
+    [Fact]
     public void MalformedRecordsAreCountedAndNeverThrow()
     {
         var decoder = Decoder();
@@ -246,12 +270,16 @@ public sealed class FlowDecoderTests
         badDirection.Direction = 3;
         var oversized = XwingToDeathstar();
         oversized.Hdr.Size = (uint)good.Length + 1;
-        foreach (var record in new[] { [], good[..20], good[..^1], Bytes(wrongType), Bytes(badVerdict), Bytes(badDirection), Bytes(oversized) })
+        var badPolicyDir = XwingToDeathstar();
+        badPolicyDir.PolicyDir = 3;
+        var badPolicyMatch = XwingToDeathstar();
+        badPolicyMatch.PolicyMatch = 6;
+        foreach (var record in new[] { [], good[..20], good[..^1], Bytes(wrongType), Bytes(badVerdict), Bytes(badDirection), Bytes(oversized), Bytes(badPolicyDir), Bytes(badPolicyMatch) })
         {
             decoder.OnRecord(record);
         }
         Assert.Empty(_published);
-        Assert.Equal(7, decoder.Stats.Malformed);
+        Assert.Equal(9, decoder.Stats.Malformed);
         Assert.Equal(0, decoder.Stats.Decoded);
         // A longer record (a later version with fields added at the end) still decodes.
         Assert.NotNull(decoder.Decode([.. good, 0, 0, 0, 0, 0, 0, 0, 0]));
