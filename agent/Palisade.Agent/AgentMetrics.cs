@@ -284,6 +284,9 @@ internal sealed class AgentMetrics : IHostedService
         (DatapathCounter.DropInvalidSip, "dropped", (DropReason)NetDropReason.InvalidSip),
         (DatapathCounter.DropInvalid, "dropped", (DropReason)NetDropReason.Invalid),
         (DatapathCounter.DropWriteError, "dropped", (DropReason)NetDropReason.WriteError),
+        (DatapathCounter.PolicyDenied, "dropped", (DropReason)NetDropReason.PolicyDenied),
+        (DatapathCounter.PolicyDeny, "dropped", (DropReason)NetDropReason.PolicyDeny),
+        (DatapathCounter.PolicyAudit, "audited", DropReason.Unknown),
     ];
 
     /// <summary>The flow path's series from one reading of its counters (what each scrape does; tests call it with made-up counters).</summary>

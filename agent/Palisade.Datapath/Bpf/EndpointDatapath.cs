@@ -250,7 +250,7 @@ public sealed partial class EndpointDatapath : IEndpointDatapath, INodeDatapath,
             .SelectMany(i => i.GetIPProperties().UnicastAddresses)
             .Select(a => a.Address)
             .Where(a => a.AddressFamily is AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)
-            .Select(a => a.ScopeId != 0 ? new IPAddress(a.GetAddressBytes()) : a)
+            .Select(a => a.AddressFamily == AddressFamily.InterNetworkV6 && a.ScopeId != 0 ? new IPAddress(a.GetAddressBytes()) : a)
             .Distinct()];
 
     /// <summary>Marks this node's own addresses (gateway, node IPs) as the host identity.</summary>
