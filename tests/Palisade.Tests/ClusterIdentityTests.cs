@@ -315,7 +315,10 @@ public sealed class ClusterIdentityTests : IDisposable
     [InlineData(FakeKubeApiServer.Stall, "no answer within")]
     public async Task WhenTheApiFailsAllocationFailsRetryablyAndNamesWhy(int status, string expected)
     {
-        var a = Agent("node-a", options: Fast with { AllocationTimeout = TimeSpan.FromSeconds(1.5), RequestTimeout = TimeSpan.FromMilliseconds(500) });
+        // Only the stall case needs a short request timeout; the others answer at once, and a short
+        // one would let a loaded machine turn their status into "no answer".
+        var requestTimeout = status == FakeKubeApiServer.Stall ? TimeSpan.FromMilliseconds(500) : TimeSpan.FromSeconds(10);
+        var a = Agent("node-a", options: Fast with { AllocationTimeout = TimeSpan.FromSeconds(1.5), RequestTimeout = requestTimeout });
         await Synced(a);
         _api.Fault = (method, path) => method == "POST" && path.Contains(IdentityObject.Plural, StringComparison.Ordinal) ? status : null;
 

@@ -34,8 +34,9 @@ public sealed class FakeElasticsearch : IDisposable
         _createdOrder = [];
         _firstSeenOrder = [];
         _seen = new(StringComparer.Ordinal);
-        Port = FreePort();
-        Start();
+        var (listener, port) = Palisade.Tests.Shared.LoopbackHttp.Start();
+        (_listener, Port) = (listener, port);
+        _loop = Task.Run(() => Serve(listener));
     }
 
     /// <summary>Another node of <paramref name="cluster"/>'s cluster: same documents, own port, own request counts.</summary>
@@ -46,17 +47,9 @@ public sealed class FakeElasticsearch : IDisposable
         _createdOrder = cluster._createdOrder;
         _firstSeenOrder = cluster._firstSeenOrder;
         _seen = cluster._seen;
-        Port = FreePort();
-        Start();
-    }
-
-    private static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-        return port;
+        var (listener, port) = Palisade.Tests.Shared.LoopbackHttp.Start();
+        (_listener, Port) = (listener, port);
+        _loop = Task.Run(() => Serve(listener));
     }
 
     public int Port { get; }

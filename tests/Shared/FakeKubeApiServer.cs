@@ -20,7 +20,7 @@ namespace Palisade.Tests.Shared;
 public sealed class FakeKubeApiServer : IDisposable
 {
     private readonly Lock _gate = new();
-    private readonly HttpListener _listener = new();
+    private readonly HttpListener _listener;
     private readonly Task _loop;
     private readonly Dictionary<string, Dictionary<string, JsonObject>> _collections = new(StringComparer.Ordinal);
     private readonly List<(long Rv, string Collection, string Type, JsonObject Object)> _history = [];
@@ -41,12 +41,7 @@ public sealed class FakeKubeApiServer : IDisposable
 
     public FakeKubeApiServer()
     {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        Port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-        _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
-        _listener.Start();
+        (_listener, Port) = LoopbackHttp.Start();
         _loop = Task.Run(Serve);
     }
 

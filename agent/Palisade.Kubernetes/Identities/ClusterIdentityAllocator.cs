@@ -854,6 +854,7 @@ public sealed partial class ClusterIdentityAllocator : IInformerHandler<Identity
         where T : class
     {
         var delay = _options.BackoffInitial;
+        string? earlier = null; // what this call's previous attempt was told
         while (true)
         {
             string problem;
@@ -876,16 +877,24 @@ public sealed partial class ClusterIdentityAllocator : IInformerHandler<Identity
             {
                 problem = Explain(e.Response.StatusCode, e.Response.Content);
             }
+            catch (OperationCanceledException) when (!cancel.IsCancellationRequested && deadline.IsCancellationRequested && earlier is not null)
+            {
+                // The allocation deadline cut a request short: what the earlier attempts were told
+                // (a 403 and its fix, say) is the reason, not this last unanswered request.
+                throw new IdentityAllocationException($"{earlier} (gave up after {_options.AllocationTimeout.TotalSeconds:0.#}s of retries)");
+            }
             catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
             {
-                problem = $"no answer within {_options.RequestTimeout.TotalSeconds:0.#}s";
+                problem = deadline.IsCancellationRequested
+                    ? $"no answer within the {_options.AllocationTimeout.TotalSeconds:0.#}s allocation timeout"
+                    : $"no answer within {_options.RequestTimeout.TotalSeconds:0.#}s";
             }
             catch (Exception e) when (e is HttpRequestException or IOException or JsonException or KubernetesException or HttpOperationException)
             {
                 problem = e.Message;
             }
             Interlocked.Increment(ref _errors);
-            LastError = $"{what}: {problem}";
+            LastError = earlier = $"{what}: {problem}";
             LogApiError(_logger, LastError);
             try
             {
