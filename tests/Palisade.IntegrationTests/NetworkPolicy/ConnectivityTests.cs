@@ -153,7 +153,10 @@ public sealed class ConnectivityTests
         using var cluster = new NetpolCluster(withPolicyDir: scenario.Yaml.Length > 0, pods: []);
         cluster.AddPods([($"{Ns}/client", "kind=client,name=client"), ($"{Ns}/client2", "kind=client,name=client2,other=client"), ($"{Ns}/echo", "kind=echo,name=echo-same-node")]);
         NetpolCluster.WaitServing(cluster.StartServer(null, "host", cluster.Network.Gateway), "the host");
-        NetpolCluster.WaitServing(cluster.StartServer(world.Netns, "world", "0.0.0.0"), "the world host");
+        // One server per world address: a UDP server bound to 0.0.0.0 would answer world-2's
+        // datagrams from world-1 (the route's source), which the client's connected socket ignores.
+        NetpolCluster.WaitServing(cluster.StartServer(world.Netns, "world", world.Address1), "the world host (world-1)");
+        NetpolCluster.WaitServing(cluster.StartServer(world.Netns, "world", world.Address2), "the world host (world-2)");
         string Address(string target) => target switch
         {
             "host" => cluster.Network.Gateway,
