@@ -810,8 +810,9 @@ enum enforce_result { ENFORCE_PASS, ENFORCE_DROP_EGRESS, ENFORCE_DROP_INGRESS };
 /*
  * The policy step of a packet going from src (a local endpoint, or NULL) to dst (a local
  * endpoint it is delivered to without another program, or NULL): conntrack first, then the
- * egress policy of src and the ingress policy of dst. Packets that meet no endpoint with a
- * policy are neither looked up nor tracked (the fast path: two byte loads).
+ * egress policy of src and the ingress policy of dst. Every connection of an endpoint is
+ * tracked, policy or not (as Cilium does): a policy that arrives later then keeps the
+ * connections already open and governs only new ones, instead of cutting them mid-stream.
  */
 static __always_inline int enforce(struct __sk_buff *skb, const struct pal_pkt *p,
 				   const struct pal_endpoint_info *src, __u32 src_identity,
@@ -820,16 +821,16 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct pal_pkt *
 {
 	__u8 egress_mode = src ? src->egress_mode : PAL_NETPOL_OFF;
 	__u8 ingress_mode = dst ? dst->ingress_mode : PAL_NETPOL_OFF;
-	/* A direction without policy is still tracked when the endpoint has policy the other way:
-	 * the replies of its connections must pass its enforced direction. */
+	/* Whether either end has policy at all: only then is a conntrack hit what let the packet
+	 * through (counted, and named in the flow's policy match). */
 	__u8 any = (src ? src->egress_mode | src->ingress_mode : 0) | (dst ? dst->egress_mode | dst->ingress_mode : 0);
-	if (!any)
-		return ENFORCE_PASS;
 
 	__u64 now = bpf_ktime_get_boot_ns();
 	struct pal_ct_key key;
 	int state = ct_lookup(skb, p, &key, now);
 	if (state != CT_NEW) {
+		if (!any)
+			return ENFORCE_PASS;
 		__u8 match = PAL_POLICY_CT_ESTABLISHED;
 		if (state == CT_REPLY) {
 			match = PAL_POLICY_CT_REPLY;

@@ -218,15 +218,27 @@ public sealed unsafe class NetworkPolicyProgramTests : IDisposable
         Assert.Equal(TcActShot, udp);
     }
 
+    /// <summary>
+    /// Mode off: no policy lookup (the deny entry is not read), but the connection is tracked,
+    /// so a policy that arrives later keeps it open (Cilium tracks every connection too).
+    /// </summary>
     [Fact]
-    public void ModeOffPassesWithoutLookupOrTrackingEvenWithEntries()
+    public void ModeOffPassesWithoutLookupButTracksTheConnection()
     {
         Policy(_b, Off, Off, E(0, In, Frames.Tcp, 0, 8, Deny, 40));
 
         Assert.Equal(TcActRedirect, FromA(TcpAB(40060, 80)));
         Assert.Equal((byte)PalFlowPolicyMatch.None, AtB(_flows.Take()).PolicyMatch);
-        Assert.Equal(0, _datapath.ConntrackTable.CountEntries());
+        Assert.Equal(1, _datapath.ConntrackTable.CountEntries());
         Assert.Equal(0UL, Counter(DatapathCounter.PolicyDeny));
+
+        // The policy arrives (allowing nothing): the tracked connection's next packet passes
+        // as established, a new connection does not.
+        Policy(_b, Enforce, Off);
+        _flows.Take();
+        Assert.Equal(TcActRedirect, FromA(TcpAB(40060, 80, Frames.Ack)));
+        Assert.Equal(TcActShot, FromA(TcpAB(40061, 80)));
+        Assert.Equal(1UL, Counter(DatapathCounter.CtEstablished));
     }
 
     [Fact]
