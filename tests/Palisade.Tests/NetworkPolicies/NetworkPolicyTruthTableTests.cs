@@ -36,6 +36,9 @@ public sealed class NetworkPolicyTruthTableTests
     private static IPAddress AddressOf(string pod) =>
         IPAddress.Parse($"10.0.{Array.IndexOf(Namespaces, pod[..1]) + 1}.{Array.IndexOf(PodNames, pod[2..]) + 1}");
 
+    private static IPAddress AddressV6Of(string pod) =>
+        IPAddress.Parse($"fd00::{Array.IndexOf(Namespaces, pod[..1]) + 1}:{Array.IndexOf(PodNames, pod[2..]) + 1}");
+
     private static readonly NamedPort[] ServePorts =
     [
         new("serve-80-tcp", L4Protocol.Tcp, 80), new("serve-80-udp", L4Protocol.Udp, 80),
@@ -48,13 +51,14 @@ public sealed class NetworkPolicyTruthTableTests
         public Dictionary<string, EndpointPolicy> Policies { get; } = [];
         public IReadOnlyList<CidrIdentity> Cidrs { get; private set; } = [];
 
-        public Cluster(string yaml, EnforcementMode mode = EnforcementMode.Default, AuditSettings? audit = null)
+        /// <param name="dualStack">Every pod also has an IPv6 address (fd00::NS:POD), as on a dual-stack node.</param>
+        public Cluster(string yaml, EnforcementMode mode = EnforcementMode.Default, AuditSettings? audit = null, bool dualStack = false)
         {
             var parsed = NetworkPolicyParser.Parse(yaml, "case.yaml");
             Assert.True(parsed.Ok, string.Join(Environment.NewLine, parsed.Errors));
             var input = new CompilationInput(
                 [.. parsed.Policies.Select(NetworkPolicyNormalizer.Normalize)],
-                [.. Pods.Select(p => new KnownIdentity(IdOf(p), Labels(p), ServePorts, [AddressOf(p)]))],
+                [.. Pods.Select(p => new KnownIdentity(IdOf(p), Labels(p), ServePorts, dualStack ? [AddressOf(p), AddressV6Of(p)] : [AddressOf(p)]))],
                 [new KnownNode("node-1", new Dictionary<string, string>(), IsLocal: true)],
                 mode, audit ?? AuditSettings.None);
             var rules = new RuleTable();
@@ -302,6 +306,32 @@ public sealed class NetworkPolicyTruthTableTests
         Assert.Equal(PolicyVerdict.Dropped, PolicyExplainer.Explain(a, IdOf("x/a"), null, cluster.CidrId("192.168.1.0/24"), Tcp, 80).Verdict);
         Assert.Equal(PolicyVerdict.Dropped, PolicyExplainer.Explain(a, IdOf("x/a"), null, ReservedIdentities.World, Tcp, 80).Verdict);
         Assert.Equal(["192.168.0.0/16", "192.168.1.0/24"], a.CidrIdentities.Select(c => c.Prefix.ToString()));
+    }
+
+    /// <summary>
+    /// On a dual-stack node an IPv4 ipBlock judges pods by their IPv4 addresses: the e2e
+    /// "except clause" case keeps its matrix, and the status notes that the identity's IPv6
+    /// traffic is let in by the same entry.
+    /// </summary>
+    [Fact]
+    public void AnIPv4IpBlockSelectsDualStackPodsByTheirIPv4Address()
+    {
+        var cluster = new Cluster("""
+            apiVersion: networking.k8s.io/v1
+            kind: NetworkPolicy
+            metadata: {name: deny-client-a-via-except-cidr-egress-rule, namespace: x}
+            spec:
+              podSelector: {matchLabels: {pod: a}}
+              policyTypes: [Egress]
+              egress:
+              - to:
+                - ipBlock: {cidr: 10.0.0.0/16, except: [10.0.2.2/32]}
+            """, dualStack: true);
+
+        new Reachability().Expect(Is("x/a"), Is("y/b"), false).CheckAll(cluster);
+        var notes = string.Join("; ", cluster.Policies["x/a"].Statuses.Select(s => s.Note).OfType<string>());
+        Assert.Contains($"identity {IdOf("x/b")} is allowed by its IPv4 addresses in 10.0.0.0/16; the entry allows its IPv6 traffic too", notes, StringComparison.Ordinal);
+        Assert.DoesNotContain($"identity {IdOf("y/b")} ", notes, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -285,23 +285,40 @@ public static class EndpointPolicyCompiler
         }
 
         // Kubernetes: an ipBlock also selects pods by address. The map is keyed by identity, so an
-        // identity counts only if all its addresses are in the block; one with pods on both sides
-        // is left out of an allow (NetworkPolicy has no deny), never let in whole.
+        // identity counts only if all its addresses of the block's family are in the block (a
+        // dual-stack pod's IPv6 address says nothing about an IPv4 block); one with pods on both
+        // sides is left out of an allow (NetworkPolicy has no deny), never let in whole. An allowed
+        // identity is allowed in every family: the entry cannot tell its IPv4 from its IPv6 traffic,
+        // and the status says so.
         private IEnumerable<uint> PodsIn(CidrPeer c, RuleAction action, List<string> notes)
         {
+            var family = c.Cidr.Family;
             foreach (var identity in _input.Identities.Where(i => i.Addresses is { Count: > 0 }))
             {
-                var inside = identity.Addresses!.Count(a => In(c, a));
-                if (inside == identity.Addresses!.Count || (inside > 0 && action == RuleAction.Deny))
+                var same = identity.Addresses!.Where(a => a.AddressFamily == family).ToList();
+                if (same.Count == 0)
                 {
+                    continue;
+                }
+                var inside = same.Count(a => In(c, a));
+                if (inside == same.Count || (inside > 0 && action == RuleAction.Deny))
+                {
+                    if (same.Count < identity.Addresses!.Count && action == RuleAction.Allow)
+                    {
+                        notes.Add($"identity {identity.Id} is allowed by its {FamilyName(family)} addresses in {c.Cidr}; the entry allows its {FamilyName(Other(family))} traffic too");
+                    }
                     yield return identity.Id;
                 }
                 else if (inside > 0)
                 {
-                    notes.Add($"identity {identity.Id} has {inside} of {identity.Addresses!.Count} addresses in {c.Cidr}: allows none of them");
+                    notes.Add($"identity {identity.Id} has {inside} of {same.Count} {FamilyName(family)} addresses in {c.Cidr}: allows none of them");
                 }
             }
         }
+
+        private static AddressFamily Other(AddressFamily f) => f == AddressFamily.InterNetwork ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork;
+
+        private static string FamilyName(AddressFamily f) => f == AddressFamily.InterNetwork ? "IPv4" : "IPv6";
 
         private static bool In(CidrPeer c, IPAddress address)
         {
