@@ -22,10 +22,7 @@ internal static class NetpolAgentFlags
     public const string Enforcement = "--policy-enforcement";
     public const string AuditNamespaces = "--policy-audit-namespaces";
 
-    /// <summary>
-    /// Named ports of a standalone pod (Kubernetes gives them from the Pod's container ports).
-    /// Not read by the agent yet: a proposal, passed through with IgnoreUnknown=1.
-    /// </summary>
+    /// <summary>Named ports of a standalone pod (Kubernetes gives them from the Pod's container ports): docs/cni.md.</summary>
     public const string NamedPortsArg = "PALISADE_NAMED_PORTS";
 }
 
@@ -238,7 +235,7 @@ internal sealed class NetpolCluster : IDisposable
             $"the agent did not report {string.Join(", ", names)} applied within {PolicyBound.TotalSeconds} s; it reports: {PolicyStatusText()}\n{Agent.Log}");
     }
 
-    /// <summary>The path of the agent's network-policy status (GET, a JSON array or {"policies": [...]}).</summary>
+    /// <summary>The path of the agent's network-policy status: {"network_policy": {"policies": [...]}}.</summary>
     public const string PolicyStatusPath = "/v1/network-policies";
 
     private string PolicyStatusText()
@@ -254,8 +251,9 @@ internal sealed class NetpolCluster : IDisposable
     }
 
     /// <summary>
-    /// The policies the agent reports applied: entries with a name (and a namespace unless
-    /// clusterwide) whose state, when given, is not an error. Adapt here when the status lands.
+    /// The policies the agent reports compiled into the maps: network_policy.policies entries
+    /// ("namespace/name", or "name" for a clusterwide policy) whose state is "validated" or
+    /// "partially-enforced" (a policy whose source failed to parse is not listed at all).
     /// </summary>
     public HashSet<string> AppliedPolicies()
     {
@@ -269,11 +267,10 @@ internal sealed class NetpolCluster : IDisposable
         {
             return set;
         }
-        var list = root as JsonArray ?? root?["policies"] as JsonArray ?? [];
+        var list = root?["network_policy"]?["policies"] as JsonArray ?? [];
         foreach (var p in list.OfType<JsonObject>())
         {
-            var state = ((string?)p["state"])?.ToLowerInvariant();
-            if (state is "error" or "invalid" or "rejected" or "pending")
+            if ((string?)p["state"] is not ("validated" or "partially-enforced"))
             {
                 continue;
             }
