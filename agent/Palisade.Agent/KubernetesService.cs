@@ -160,8 +160,18 @@ internal sealed partial class KubernetesService(AgentOptions options, PolicyServ
             pods.ByName(podNamespace, podName) is { } pod
                 ? new Palisade.Datapath.Endpoints.PodLabels(
                     pod.Metadata.Labels is { } labels ? new Dictionary<string, string>(labels, StringComparer.Ordinal) : new Dictionary<string, string>(StringComparer.Ordinal),
-                    namespaces.LabelsOf(podNamespace))
+                    namespaces.LabelsOf(podNamespace),
+                    NamedPortsOf(pod))
                 : null;
+
+        /// <summary>The named ports of the pod's containers (and of its restartable init containers, Kubernetes' sidecars), as NetworkPolicy resolves them.</summary>
+        internal static List<Palisade.Datapath.ContainerPort> NamedPortsOf(k8s.Models.V1Pod pod) =>
+            [.. (pod.Spec?.Containers ?? [])
+                .Concat((pod.Spec?.InitContainers ?? []).Where(c => c.RestartPolicy == "Always"))
+                .SelectMany(c => c.Ports ?? [])
+                .Where(p => !string.IsNullOrEmpty(p.Name) && p.ContainerPort is > 0 and <= 65535)
+                .Select(p => new Palisade.Datapath.ContainerPort(p.Name, string.IsNullOrEmpty(p.Protocol) ? "TCP" : p.Protocol.ToUpperInvariant(), p.ContainerPort))
+                .Distinct()];
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Kubernetes integration off: cannot build an API client: {Reason}")]

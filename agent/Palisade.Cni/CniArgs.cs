@@ -14,9 +14,15 @@ internal sealed record CniArgs(
 {
     public const string LabelsKey = "PALISADE_LABELS";
 
+    /// <summary>Named ports of a standalone pod, <c>NAME=PORT[/PROTOCOL]</c> comma-separated (with Kubernetes the Pod's container ports are used).</summary>
+    public const string NamedPortsKey = "PALISADE_NAMED_PORTS";
+
+    /// <summary>The pod's named ports (PALISADE_NAMED_PORTS), in the order given.</summary>
+    public IReadOnlyList<(string Name, string Protocol, int Port)> NamedPorts { get; init; } = [];
+
     /// <summary>Keys we read, plus those Kubernetes runtimes always pass (read by nobody here, but not unknown).</summary>
     public static readonly string[] KnownKeys =
-        ["IgnoreUnknown", "K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_UID", "K8S_POD_INFRA_CONTAINER_ID", LabelsKey];
+        ["IgnoreUnknown", "K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_UID", "K8S_POD_INFRA_CONTAINER_ID", LabelsKey, NamedPortsKey];
 
     public static readonly CniArgs Empty = new([], "", "", "", new Dictionary<string, string>());
 
@@ -43,7 +49,7 @@ internal sealed record CniArgs(
         }
 
         var ignoreUnknown = false;
-        string podNamespace = "", podName = "", podUid = "", labels = "";
+        string podNamespace = "", podName = "", podUid = "", labels = "", namedPorts = "";
         foreach (var (key, value) in pairs)
         {
             switch (key)
@@ -68,6 +74,9 @@ internal sealed record CniArgs(
                 case LabelsKey:
                     labels = value;
                     break;
+                case NamedPortsKey:
+                    namedPorts = value;
+                    break;
             }
         }
         if (!ignoreUnknown)
@@ -79,7 +88,73 @@ internal sealed record CniArgs(
                     $"palisade-cni reads {string.Join(", ", KnownKeys)}; add IgnoreUnknown=1 to CNI_ARGS to pass others through");
             }
         }
-        return new CniArgs(pairs, podNamespace, podName, podUid, ParseLabels(labels, LabelsKey));
+        return new CniArgs(pairs, podNamespace, podName, podUid, ParseLabels(labels, LabelsKey)) { NamedPorts = ParseNamedPorts(namedPorts) };
+    }
+
+    /// <summary>
+    /// <c>http=8080/TCP,dns=53/UDP</c> into named ports (protocol TCP when left out, as in a Pod's
+    /// ports); a name is an IANA_SVC_NAME (at most 15 of [a-z0-9-], a letter in it, no "--", no
+    /// '-' at either end), the port 1-65535, each name once per protocol.
+    /// </summary>
+    public static List<(string Name, string Protocol, int Port)> ParseNamedPorts(string text)
+    {
+        var ports = new List<(string Name, string Protocol, int Port)>();
+        if (text.Length == 0)
+        {
+            return ports;
+        }
+        const string Fix = "write named ports as " + NamedPortsKey + "=http=8080/TCP,dns=53/UDP";
+        foreach (var item in text.Split(','))
+        {
+            var equals = item.IndexOf('=', StringComparison.Ordinal);
+            if (equals <= 0)
+            {
+                throw Invalid($"{NamedPortsKey}: \"{item}\" is not NAME=PORT[/PROTOCOL]", Fix);
+            }
+            var (name, rest) = (item[..equals], item[(equals + 1)..]);
+            if (ServiceNameProblem(name) is { } problem)
+            {
+                throw Invalid($"{NamedPortsKey}: port name \"{name}\": {problem}", "use an IANA service name: at most 15 lower-case letters, digits and '-', with a letter, no \"--\", not starting or ending with '-'");
+            }
+            var slash = rest.IndexOf('/', StringComparison.Ordinal);
+            var (number, protocol) = slash < 0 ? (rest, "TCP") : (rest[..slash], rest[(slash + 1)..].ToUpperInvariant());
+            if (!int.TryParse(number, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+            {
+                throw Invalid($"{NamedPortsKey}: port \"{number}\" of {name} is not a number from 1 to 65535", Fix);
+            }
+            if (protocol is not ("TCP" or "UDP" or "SCTP"))
+            {
+                throw Invalid($"{NamedPortsKey}: protocol \"{rest[(slash + 1)..]}\" of {name} is not TCP, UDP or SCTP", Fix);
+            }
+            if (ports.Any(p => p.Name == name && p.Protocol == protocol))
+            {
+                throw Invalid($"{NamedPortsKey}: port name {name}/{protocol} is given twice", "give each name once per protocol");
+            }
+            ports.Add((name, protocol, port));
+        }
+        return ports;
+    }
+
+    // Kubernetes' IsValidPortName (IANA_SVC_NAME, RFC 6335).
+    private static string? ServiceNameProblem(string name)
+    {
+        if (name.Length > 15)
+        {
+            return "longer than 15 characters";
+        }
+        if (!name.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-'))
+        {
+            return "only lower-case letters, digits and '-' are allowed";
+        }
+        if (!name.Any(char.IsAsciiLetterLower))
+        {
+            return "it must contain a letter";
+        }
+        if (name.Contains("--", StringComparison.Ordinal) || name[0] == '-' || name[^1] == '-')
+        {
+            return "no \"--\" and no '-' at either end";
+        }
+        return null;
     }
 
     /// <summary><c>app=web,tier=front</c> into labels; each must be a valid Kubernetes label.</summary>

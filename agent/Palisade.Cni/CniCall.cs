@@ -87,6 +87,10 @@ internal sealed record CniCall(CniEnvironment Environment, NetworkConfig Config,
         {
             add.Args[key] = value;
         }
+        foreach (var (name, protocol, port) in Args.NamedPorts)
+        {
+            add.NamedPorts.Add(new NamedPort { Name = name, Protocol = protocol, Port = (uint)port });
+        }
         return add;
     }
 

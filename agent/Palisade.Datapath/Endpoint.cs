@@ -24,6 +24,11 @@ public sealed record Endpoint
     public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
     /// <summary>Labels of the pod's namespace (default kubernetes.io/metadata.name=NAMESPACE).</summary>
     public IReadOnlyDictionary<string, string> NamespaceLabels { get; init; } = new Dictionary<string, string>();
+    /// <summary>
+    /// The pod's named ports, which network policies may name instead of a number (Kubernetes:
+    /// the containers' ports that have a name; standalone: PALISADE_NAMED_PORTS).
+    /// </summary>
+    public IReadOnlyList<ContainerPort> NamedPorts { get; init; } = [];
     /// <summary>Security identity of the endpoint's labels.</summary>
     public uint Identity { get; init; }
     /// <summary>Host side of the veth pair.</summary>
@@ -36,6 +41,9 @@ public sealed record Endpoint
     public IPAddress? IPv6 { get; init; }
     public DateTimeOffset Created { get; init; }
 }
+
+/// <summary>A named port of a pod: its name (an IANA_SVC_NAME), "TCP", "UDP" or "SCTP", and the number.</summary>
+public sealed record ContainerPort(string Name, string Protocol, int Port);
 
 /// <summary>
 /// What the endpoint manager needs of the BPF datapath. Implemented by the datapath's

@@ -364,13 +364,26 @@ public sealed class NetworkPolicyEngine
     }
 
     private static PolicySubjectEndpoint Subject(Endpoint e) =>
-        new(e.PodName is null ? $"endpoint {e.Id}" : $"{e.PodNamespace}/{e.PodName}", e.PodNamespace, LabelsOf(e), []);
+        new(e.PodName is null ? $"endpoint {e.Id}" : $"{e.PodNamespace}/{e.PodName}", e.PodNamespace, LabelsOf(e), NamedPortsOf(e));
+
+    /// <summary>The endpoint's named ports as the compiler takes them (a protocol it does not know is left out: the CNI and the Pod API only give TCP, UDP and SCTP).</summary>
+    private static List<NamedPort> NamedPortsOf(Endpoint e) =>
+        [.. e.NamedPorts.Select(p => (p, Protocol: p.Protocol.ToUpperInvariant() switch
+            {
+                "TCP" => (L4Protocol?)L4Protocol.Tcp,
+                "UDP" => L4Protocol.Udp,
+                "SCTP" => L4Protocol.Sctp,
+                _ => null,
+            }))
+            .Where(x => x.Protocol is not null)
+            .Select(x => new NamedPort(x.p.Name, x.Protocol!.Value, x.p.Port))];
 
     private static Dictionary<string, string> LabelsOf(Endpoint e) => ToCompilerLabels(IdentityLabels.For(e.PodNamespace, e.Labels, e.NamespaceLabels));
 
     private static bool SameEndpoint(Endpoint a, Endpoint b) =>
         a.Identity == b.Identity && a.PodNamespace == b.PodNamespace && a.PodName == b.PodName && Equals(a.IPv4, b.IPv4) && Equals(a.IPv6, b.IPv6)
-        && SameLabels(a.Labels, b.Labels) && SameLabels(a.NamespaceLabels, b.NamespaceLabels) && a.HostIfIndex == b.HostIfIndex;
+        && SameLabels(a.Labels, b.Labels) && SameLabels(a.NamespaceLabels, b.NamespaceLabels) && a.HostIfIndex == b.HostIfIndex
+        && a.NamedPorts.SequenceEqual(b.NamedPorts);
 
     private static bool SameLabels(IReadOnlyDictionary<string, string> a, IReadOnlyDictionary<string, string> b) =>
         a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var v) && v == kv.Value);
@@ -389,7 +402,7 @@ public sealed class NetworkPolicyEngine
         }
         var identities = _endpoints.Values
             .GroupBy(e => e.Identity)
-            .Select(g => new KnownIdentity(g.Key, LabelsOf(g.First()), [], [.. g.SelectMany(e => new[] { e.IPv4, e.IPv6 }).OfType<IPAddress>()]))
+            .Select(g => new KnownIdentity(g.Key, LabelsOf(g.First()), [.. g.SelectMany(NamedPortsOf).Distinct()], [.. g.SelectMany(e => new[] { e.IPv4, e.IPv6 }).OfType<IPAddress>()]))
             .ToList();
         return new CompilationInput([.. policies.Select(NetworkPolicyNormalizer.Normalize)], identities, _nodes, _settings.Mode, new AuditSettings(namespaces, audited));
     }

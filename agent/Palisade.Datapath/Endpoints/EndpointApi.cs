@@ -49,7 +49,8 @@ public sealed class EndpointApi(NodeEndpoints endpoints) : IEndpointApi
         var podNamespace = add.PodNamespace.Length > 0 ? add.PodNamespace : Arg("K8S_POD_NAMESPACE");
         var podName = add.PodName.Length > 0 ? add.PodName : Arg("K8S_POD_NAME");
         var endpoint = endpoints.Add(new NodeEndpoints.AddSpec(attachment, add.Netns, podNamespace, podName,
-            new Dictionary<string, string>(add.Labels, StringComparer.Ordinal), Mtu: (int)Math.Min(add.Mtu, 65535)));
+            new Dictionary<string, string>(add.Labels, StringComparer.Ordinal), Mtu: (int)Math.Min(add.Mtu, 65535),
+            NamedPorts: [.. add.NamedPorts.Select(p => new ContainerPort(p.Name, p.Protocol, (int)Math.Min(p.Port, 65535)))]));
         return new Response { Result = Result(endpoint, endpoints.Ipam.IPv4?.Gateway, endpoints.Ipam.IPv6?.Gateway) };
     }
 

@@ -62,6 +62,7 @@ internal sealed class RegistryEntry
     public string? PodName { get; set; }
     public Dictionary<string, string> Labels { get; set; } = [];
     public Dictionary<string, string> NamespaceLabels { get; set; } = [];
+    public List<RegistryPort> NamedPorts { get; set; } = [];
     public uint Identity { get; set; }
     public string HostIfName { get; set; } = "";
     public int HostIfIndex { get; set; }
@@ -82,6 +83,7 @@ internal sealed class RegistryEntry
         PodName = e.PodName,
         Labels = new(e.Labels, StringComparer.Ordinal),
         NamespaceLabels = new(e.NamespaceLabels, StringComparer.Ordinal),
+        NamedPorts = [.. e.NamedPorts.Select(p => new RegistryPort { Name = p.Name, Protocol = p.Protocol, Port = p.Port })],
         Identity = e.Identity,
         HostIfName = e.HostIfName,
         HostIfIndex = e.HostIfIndex,
@@ -109,6 +111,7 @@ internal sealed class RegistryEntry
             PodName = PodName,
             Labels = Labels,
             NamespaceLabels = NamespaceLabels,
+            NamedPorts = [.. (NamedPorts ?? []).Select(p => new ContainerPort(p.Name, p.Protocol, p.Port))],
             Identity = Identity,
             HostIfName = HostIfName,
             HostIfIndex = HostIfIndex,
@@ -119,6 +122,13 @@ internal sealed class RegistryEntry
             Created = Created,
         };
     }
+}
+
+internal sealed class RegistryPort
+{
+    public string Name { get; set; } = "";
+    public string Protocol { get; set; } = "TCP";
+    public int Port { get; set; }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]

@@ -28,7 +28,7 @@ public sealed record NodeEndpointsOptions
 /// The labels of a pod and of its namespace, as the cluster has them now; namespace labels
 /// null while the Namespace is not seen (an endpoint then keeps the ones it has).
 /// </summary>
-public sealed record PodLabels(IReadOnlyDictionary<string, string> Labels, IReadOnlyDictionary<string, string>? NamespaceLabels);
+public sealed record PodLabels(IReadOnlyDictionary<string, string> Labels, IReadOnlyDictionary<string, string>? NamespaceLabels, IReadOnlyList<ContainerPort>? NamedPorts = null);
 
 /// <summary>Where endpoints' labels come from when the cluster is watched: the Pod object CNI_ARGS names, and its Namespace.</summary>
 public interface IPodLabelSource
@@ -123,7 +123,7 @@ public sealed partial class NodeEndpoints : IEndpointDirectory
 
     /// <summary>What ADD is given, after the endpoint API's request is read.</summary>
     public sealed record AddSpec(AttachmentId Attachment, string Netns, string? PodNamespace, string? PodName,
-        IReadOnlyDictionary<string, string> Labels, IReadOnlyDictionary<string, string>? NamespaceLabels = null, int Mtu = 0);
+        IReadOnlyDictionary<string, string> Labels, IReadOnlyDictionary<string, string>? NamespaceLabels = null, int Mtu = 0, IReadOnlyList<ContainerPort>? NamedPorts = null);
 
     /// <summary>Creates the endpoint, or throws <see cref="EndpointException"/> having undone every step it took.</summary>
     public Endpoint Add(AddSpec spec)
@@ -215,6 +215,7 @@ public sealed partial class NodeEndpoints : IEndpointDirectory
             PodName = spec.PodName,
             Labels = podLabels,
             NamespaceLabels = namespaceLabels,
+            NamedPorts = known?.NamedPorts ?? spec.NamedPorts ?? [],
             Identity = identity,
             HostIfName = hostIfName,
             HostIfIndex = created.HostIfIndex,
@@ -321,12 +322,15 @@ public sealed partial class NodeEndpoints : IEndpointDirectory
                 return;
             }
             var namespaceLabels = now.NamespaceLabels ?? before.NamespaceLabels;
-            if (SameLabels(now.Labels, before.Labels) && SameLabels(namespaceLabels, before.NamespaceLabels))
+            var namedPorts = now.NamedPorts ?? before.NamedPorts;
+            if (SameLabels(now.Labels, before.Labels) && SameLabels(namespaceLabels, before.NamespaceLabels) && namedPorts.SequenceEqual(before.NamedPorts))
             {
                 return;
             }
-            var identity = _options.Identities.Move(before.Identity, IdentityLabels.For(before.PodNamespace, now.Labels, namespaceLabels));
-            var after = before with { Labels = now.Labels, NamespaceLabels = namespaceLabels, Identity = identity };
+            var identity = SameLabels(now.Labels, before.Labels) && SameLabels(namespaceLabels, before.NamespaceLabels)
+                ? before.Identity
+                : _options.Identities.Move(before.Identity, IdentityLabels.For(before.PodNamespace, now.Labels, namespaceLabels));
+            var after = before with { Labels = now.Labels, NamespaceLabels = namespaceLabels, NamedPorts = namedPorts, Identity = identity };
             try
             {
                 if (identity != before.Identity)

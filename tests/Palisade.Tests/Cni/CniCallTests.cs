@@ -115,6 +115,15 @@ public sealed class CniCallTests
     [InlineData("IgnoreUnknown=maybe", "CNI_ARGS: IgnoreUnknown=\"maybe\" is not a boolean")]
     [InlineData("PALISADE_LABELS=app", "CNI_ARGS: PALISADE_LABELS: \"app\" is not KEY=VALUE")]
     [InlineData("PALISADE_LABELS=app=web,app=db", "CNI_ARGS: PALISADE_LABELS: label app is given twice")]
+    [InlineData("PALISADE_NAMED_PORTS=http", "CNI_ARGS: PALISADE_NAMED_PORTS: \"http\" is not NAME=PORT[/PROTOCOL]")]
+    [InlineData("PALISADE_NAMED_PORTS=Http=80", "CNI_ARGS: PALISADE_NAMED_PORTS: port name \"Http\": only lower-case letters, digits and '-' are allowed")]
+    [InlineData("PALISADE_NAMED_PORTS=a-very-long-port-name=80", "CNI_ARGS: PALISADE_NAMED_PORTS: port name \"a-very-long-port-name\": longer than 15 characters")]
+    [InlineData("PALISADE_NAMED_PORTS=8080=80", "CNI_ARGS: PALISADE_NAMED_PORTS: port name \"8080\": it must contain a letter")]
+    [InlineData("PALISADE_NAMED_PORTS=web--a=80", "CNI_ARGS: PALISADE_NAMED_PORTS: port name \"web--a\": no \"--\" and no '-' at either end")]
+    [InlineData("PALISADE_NAMED_PORTS=http=0", "CNI_ARGS: PALISADE_NAMED_PORTS: port \"0\" of http is not a number from 1 to 65535")]
+    [InlineData("PALISADE_NAMED_PORTS=http=+80", "CNI_ARGS: PALISADE_NAMED_PORTS: port \"+80\" of http is not a number from 1 to 65535")]
+    [InlineData("PALISADE_NAMED_PORTS=http=80/ICMP", "CNI_ARGS: PALISADE_NAMED_PORTS: protocol \"ICMP\" of http is not TCP, UDP or SCTP")]
+    [InlineData("PALISADE_NAMED_PORTS=http=80,http=81/tcp", "CNI_ARGS: PALISADE_NAMED_PORTS: port name http/TCP is given twice")]
     [InlineData("PALISADE_LABELS=app=-web", "CNI_ARGS: PALISADE_LABELS: label \"app=-web\": value \"-web\" is not a valid label value")]
     [InlineData("PALISADE_LABELS=Example.COM/app=web", "CNI_ARGS: PALISADE_LABELS: label \"Example.COM/app=web\": prefix \"Example.COM\" is not a DNS subdomain")]
     public void BadCniArgsAreCode4NamingThePair(string args, string expected)
@@ -122,6 +131,15 @@ public sealed class CniCallTests
         var e = Refused(Env("ADD", args));
 
         Assert.Equal((4u, expected), (e.Code, e.Message));
+    }
+
+    [Fact]
+    public void NamedPortsGoToTheAgentWithTcpAsTheDefaultProtocol()
+    {
+        var call = Parse(Env("ADD", "PALISADE_NAMED_PORTS=http=8080,dns=53/udp,dns=53/TCP"));
+
+        var ports = call.ToRequest().Add.NamedPorts.Select(p => (p.Name, p.Protocol, p.Port));
+        Assert.Equal([("http", "TCP", 8080u), ("dns", "UDP", 53u), ("dns", "TCP", 53u)], ports);
     }
 
     [Fact]

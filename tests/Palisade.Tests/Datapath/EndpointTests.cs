@@ -210,7 +210,9 @@ public sealed class EndpointTests
         using var dir = new TempDirectory();
         var interfaces = new FakeInterfaces();
         var first = new EndpointNode(dir, interfaces);
-        first.Api.Handle(Add("alive", labels: ("app", "web")));
+        var withPorts = Add("alive", labels: ("app", "web"));
+        withPorts.Add.NamedPorts.Add(new NamedPort { Name = "http", Protocol = "TCP", Port = 8080 });
+        first.Api.Handle(withPorts);
         first.Api.Handle(Add("vanished"));
         first.Api.Handle(Add("deleted-while-down"));
         var alive = first.Endpoints.Find(new AttachmentId("alive", "eth0"))!;
@@ -228,6 +230,7 @@ public sealed class EndpointTests
         Assert.Equal(alive.Id, adopted.Id);
         Assert.Equal(alive.Identity, adopted.Identity);
         Assert.Equal(alive.IPv4, adopted.IPv4);
+        Assert.Equal([new ContainerPort("http", "TCP", 8080)], adopted.NamedPorts);
         Assert.Equal(200, adopted.HostIfIndex);
         Assert.Equal(adopted, second.Datapath.Installed[alive.Id]);
         Assert.Equal("alive", Assert.Single(second.Ipam.Allocations).Key.ContainerId);

@@ -61,6 +61,32 @@ public sealed class KubernetesPodNetworkingTests : IDisposable
         Assert.Equal(podCidrs.Split(',').Select(IPNetwork.Parse), cidrs);
     }
 
+    /// <summary>The Pod's named ports, as NetworkPolicy resolves them: containers and sidecars (restartable init containers), TCP when no protocol is given, unnamed ports left out.</summary>
+    [Fact]
+    public void APodsNamedPortsComeFromItsContainersAndSidecars()
+    {
+        var pod = new V1Pod
+        {
+            Spec = new V1PodSpec
+            {
+                Containers =
+                [
+                    new V1Container { Name = "web", Ports = [new V1ContainerPort { ContainerPort = 8080, Name = "http" }, new V1ContainerPort { ContainerPort = 9000 }, new V1ContainerPort { ContainerPort = 53, Name = "dns", Protocol = "UDP" }] },
+                    new V1Container { Name = "metrics", Ports = [new V1ContainerPort { ContainerPort = 9100, Name = "metrics", Protocol = "TCP" }] },
+                ],
+                InitContainers =
+                [
+                    new V1Container { Name = "proxy", RestartPolicy = "Always", Ports = [new V1ContainerPort { ContainerPort = 15001, Name = "proxy" }] },
+                    new V1Container { Name = "setup", Ports = [new V1ContainerPort { ContainerPort = 7000, Name = "setup" }] },
+                ],
+            },
+        };
+
+        Assert.Equal(
+            [new ContainerPort("http", "TCP", 8080), new ContainerPort("dns", "UDP", 53), new ContainerPort("metrics", "TCP", 9100), new ContainerPort("proxy", "TCP", 15001)],
+            KubernetesService.ClusterPodLabels.NamedPortsOf(pod));
+    }
+
     [Fact]
     public async Task AnOlderNodeWithOnlySpecPodCidrIsReadToo()
     {

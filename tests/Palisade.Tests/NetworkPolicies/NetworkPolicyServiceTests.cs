@@ -34,6 +34,7 @@ internal sealed class RecordingPolicyDatapath : IPolicyDatapath
 public sealed class NetworkPolicyServiceTests : IDisposable
 {
     private const byte Tcp = 6;
+    private const byte Udp = 17;
     private readonly TempDirectory _dir = new();
     private readonly RecordingPolicyDatapath _datapath = new();
 
@@ -154,6 +155,50 @@ public sealed class NetworkPolicyServiceTests : IDisposable
         var denied = s.Engine.Explain(P(Other), P(Web), Tcp, 80).Result;
         Assert.Equal(PolicyVerdict.Dropped, denied.Verdict);
         Assert.Equal(PolicyDropReason.PolicyDenied, denied.Reason);
+    }
+
+    /// <summary>
+    /// A named port resolves against the endpoint's own ports on ingress and the peer's on
+    /// egress (PALISADE_NAMED_PORTS or the Pod's container ports); an endpoint without the
+    /// name gets nothing for it, and the status says why.
+    /// </summary>
+    [Fact]
+    public void NamedPortsResolveAgainstTheServingEndpointsPorts()
+    {
+        var s = Service();
+        var web = Web with { NamedPorts = [new ContainerPort("http", "TCP", 8080), new ContainerPort("dns", "UDP", 53)] };
+        s.Engine.SetEndpoints([web, Client, Other]);
+        Write("named.yaml", """
+            apiVersion: networking.k8s.io/v1
+            kind: NetworkPolicy
+            metadata: {name: web-http, namespace: shop}
+            spec:
+              podSelector: {matchLabels: {app: web}}
+              policyTypes: [Ingress]
+              ingress:
+              - ports: [{port: http}, {port: dns, protocol: UDP}]
+            ---
+            apiVersion: networking.k8s.io/v1
+            kind: NetworkPolicy
+            metadata: {name: client-dns, namespace: shop}
+            spec:
+              podSelector: {matchLabels: {app: client}}
+              policyTypes: [Egress]
+              egress:
+              - to: [{podSelector: {}}]
+                ports: [{port: dns, protocol: UDP}]
+            """);
+        s.SyncDirectory(_dir.Path);
+
+        Assert.Equal(PolicyVerdict.Forwarded, s.Engine.Explain(P(Other), P(web), Tcp, 8080).Result.Verdict);
+        Assert.Equal(PolicyVerdict.Dropped, s.Engine.Explain(P(Other), P(web), Tcp, 80).Result.Verdict);
+        Assert.Equal(PolicyVerdict.Forwarded, s.Engine.Explain(P(Client), P(web), Udp, 53).Result.Verdict);
+        Assert.Equal(PolicyVerdict.Dropped, s.Engine.Explain(P(Client), P(Other), Udp, 53).Result.Verdict);
+
+        // The ports change (a restarted standalone pod, say): the maps follow.
+        s.Engine.SetEndpoints([web with { NamedPorts = [new ContainerPort("http", "TCP", 9090)] }, Client, Other]);
+        Assert.Equal(PolicyVerdict.Forwarded, s.Engine.Explain(P(Other), P(web), Tcp, 9090).Result.Verdict);
+        Assert.Equal(PolicyVerdict.Dropped, s.Engine.Explain(P(Other), P(web), Tcp, 8080).Result.Verdict);
     }
 
     [Fact]
