@@ -153,11 +153,12 @@ public sealed class KubernetesInformerTests : IDisposable
         await WaitForWatch();
 
         // While the watch is down, history is compacted past our resourceVersion: 410.
-        _api.DropWatches();
-        _api.Update(Pods, Pod("change", "2"));
-        _api.Delete(Pods, "remove", "default");
-        _api.Create(Pods, Pod("new", "1"));
-        _api.Compact();
+        _api.ChangeUnseen(() =>
+        {
+            _api.Update(Pods, Pod("change", "2"));
+            _api.Delete(Pods, "remove", "default");
+            _api.Create(Pods, Pod("new", "1"));
+        });
         await Eventually(() => informer.Stats.Relists >= 1 && handler.Log.Count == 6, "relist after 410");
         await Task.Delay(500, TestContext.Current.CancellationToken);
         var after = handler.Log.Skip(3).ToList();

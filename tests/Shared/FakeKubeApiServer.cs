@@ -201,6 +201,21 @@ public sealed class FakeKubeApiServer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Drops every watch, makes <paramref name="changes"/> and forgets history in one step: no
+    /// watch can resume in between and see them as events, so a client learns of them only from
+    /// the 410 Gone of its next watch and the relist after it.
+    /// </summary>
+    public void ChangeUnseen(Action changes)
+    {
+        lock (_gate)
+        {
+            DropWatches();
+            changes();
+            Compact();
+        }
+    }
+
     /// <summary>Forgets history: a watch resuming from before now gets 410 Gone.</summary>
     public void Compact()
     {
