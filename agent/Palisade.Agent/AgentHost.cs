@@ -105,6 +105,8 @@ public static class AgentHost
         builder.Services.AddSingleton<Palisade.Datapath.IEndpointDirectory>(sp => new LiveEndpoints(sp.GetRequiredService<DatapathService>()));
         builder.Services.AddSingleton<DatapathService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DatapathService>());
+        builder.Services.AddSingleton<ConntrackCollector>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ConntrackCollector>());
         // After pod networking: it follows its endpoints and writes their policies to its datapath.
         builder.Services.AddSingleton<NetworkPolicy.NetworkPolicyService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NetworkPolicy.NetworkPolicyService>());
@@ -179,7 +181,7 @@ public static class AgentHost
         {
             ctx.Response.ContentType = "application/json";
             var exports = app.Services.GetRequiredService<ExportService>();
-            await ctx.Response.WriteAsync(AgentStatus.Json(readiness, processes.Sensor, kubernetes.Status, app.Services.GetRequiredService<EventHub>(), exports, app.Services.GetRequiredService<PolicyService>().InvalidPolicyFiles, app.Services.GetService<ElasticsearchLogs>(), app.Services.GetRequiredService<DatapathService>(), AgentStatus.ReadFlows(app.Services), app.Services.GetService<NetworkPolicy.NetworkPolicyService>())).ConfigureAwait(false);
+            await ctx.Response.WriteAsync(AgentStatus.Json(readiness, processes.Sensor, kubernetes.Status, app.Services.GetRequiredService<EventHub>(), exports, app.Services.GetRequiredService<PolicyService>().InvalidPolicyFiles, app.Services.GetService<ElasticsearchLogs>(), app.Services.GetRequiredService<DatapathService>(), AgentStatus.ReadFlows(app.Services), app.Services.GetService<NetworkPolicy.NetworkPolicyService>(), app.Services.GetService<ConntrackCollector>())).ConfigureAwait(false);
         });
         app.MapGet("/v1/policies", async (HttpContext ctx) =>
         {

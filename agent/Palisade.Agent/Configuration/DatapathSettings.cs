@@ -34,6 +34,9 @@ public sealed record DatapathOptions
 
     /// <summary>With <see cref="IdentityAllocationMode.Crd"/>: how long an identity may go unused before it is deleted.</summary>
     public TimeSpan IdentityHeartbeatTimeout { get; init; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>How often expired conntrack entries are removed from the datapath's table.</summary>
+    public TimeSpan ConntrackGcInterval { get; init; } = TimeSpan.FromMinutes(1);
 }
 
 /// <summary>Where security identity numbers come from.</summary>
@@ -96,9 +99,12 @@ public static class DatapathSettings
     public static readonly AgentSetting IdentityHeartbeatTimeout = new(
         "identity-heartbeat-timeout", "30m", "With identity-allocation-mode crd: an identity whose palisade.io/last-used annotation is older than this, and that no endpoint of the deleting node holds, is deleted. Every node refreshes the annotation of the identities it uses every quarter of this. Keep it well above the clock skew between nodes.");
 
+    public static readonly AgentSetting ConntrackGcInterval = new(
+        "conntrack-gc-interval", "1m", "How often the agent removes expired entries from the datapath's connection-tracking table (Cilium's conntrack-gc-interval). The table is an LRU, so when it is full the least recently used connection is evicted even between collections.");
+
     public static readonly IReadOnlyList<AgentSetting> All =
         [PodNetworking, PodCidr, PodCidrV6, IpamStateDir, EndpointStateDir, EndpointSocket, CniDelQueueDir, CniConfDir, CniVersion, DatapathHostDevice, PodMtu, RemoteNodes,
-            IdentityAllocation, IdentityGcInterval, IdentityHeartbeatTimeout];
+            IdentityAllocation, IdentityGcInterval, IdentityHeartbeatTimeout, ConntrackGcInterval];
 
     /// <summary>The datapath options, or null when pod networking is off; problems go to <paramref name="errors"/>.</summary>
     /// <param name="kubernetes">Whether the Kubernetes API is watched (pod CIDRs can then come from the Node).</param>
@@ -225,6 +231,7 @@ public static class DatapathSettings
         }
         var gcInterval = Duration(IdentityGcInterval);
         var heartbeat = Duration(IdentityHeartbeatTimeout);
+        var conntrackGc = Duration(ConntrackGcInterval);
         if (gcInterval > TimeSpan.Zero && heartbeat > TimeSpan.Zero && heartbeat < TimeSpan.FromMinutes(1))
         {
             errors.Add($"{IdentityHeartbeatTimeout.Key}: {heartbeat.TotalSeconds:0.#}s is shorter than a minute: identities in use could be deleted between two refreshes. Fix: e.g. {IdentityHeartbeatTimeout.Default}.");
@@ -244,6 +251,7 @@ public static class DatapathSettings
             IdentityAllocation = identityMode == "crd" || (identityMode == "auto" && kubernetes) ? IdentityAllocationMode.Crd : IdentityAllocationMode.Local,
             IdentityGcInterval = gcInterval,
             IdentityHeartbeatTimeout = heartbeat,
+            ConntrackGcInterval = conntrackGc,
             PodCidrs = cidrs,
             IpamStateDir = ipamDir,
             EndpointStateDir = endpointDir,

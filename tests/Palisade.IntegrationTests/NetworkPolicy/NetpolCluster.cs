@@ -42,12 +42,13 @@ internal sealed class NetpolCluster : IDisposable
     private bool _disposed;
 
     /// <param name="withPolicyDir">Starts the agent with --network-policy-dir (the baseline without policies runs without it too).</param>
-    public NetpolCluster(bool withPolicyDir = true, string enforcement = "default", IReadOnlyList<string>? auditNamespaces = null, IReadOnlyList<string>? pods = null)
+    /// <param name="agentArgs">More agent flags.</param>
+    public NetpolCluster(bool withPolicyDir = true, string enforcement = "default", IReadOnlyList<string>? auditNamespaces = null, IReadOnlyList<string>? pods = null, IReadOnlyList<string>? agentArgs = null)
     {
         Kernel.RequireRoot();
         _dir = Helpers.RealPath(Directory.CreateTempSubdirectory("pal-netpol-").FullName);
         PolicyDir = Directory.CreateDirectory(Path.Combine(_dir, "policies")).FullName;
-        var args = new List<string>();
+        var args = new List<string>(agentArgs ?? []);
         if (withPolicyDir)
         {
             args.AddRange([NetpolAgentFlags.PolicyDir, PolicyDir]);

@@ -91,6 +91,31 @@ public sealed class NetpolTruthTableTests
         held.StandardInput.Close();
     }
 
+    /// <summary>
+    /// Without any policy a connection is tracked all the same (so a later policy keeps it),
+    /// and once it has closed and expired the agent's collector removes its entry; the status
+    /// shows both.
+    /// </summary>
+    [Fact]
+    public void ConnectionsAreTrackedWithoutPolicyAndTheCollectorRemovesExpiredOnes()
+    {
+        using var cluster = new NetpolCluster(withPolicyDir: false, pods: ["x/a", "y/a"], agentArgs: ["--conntrack-gc-interval", "1s"]);
+        var probe = new NetpolProbe(80, "TCP");
+
+        var answer = cluster.ProbeTargets("y/a", [("x/a", cluster.Address("x/a"), probe, "x/a")]);
+
+        Assert.Equal("ok", answer["x/a"]);
+        System.Text.Json.Nodes.JsonNode? Conntrack() => System.Text.Json.Nodes.JsonNode.Parse(cluster.Agent.Get("/v1/status"))?["conntrack"];
+        var first = Conntrack();
+        Assert.NotNull(first);
+        Assert.True((int)first["entries"]! >= 1, $"the connection was not tracked: {first}");
+        Assert.True((int)first["capacity"]! > 0);
+        // A closed connection expires after PAL_CT_TCP_CLOSING_S (10 s); the bound is a safety net.
+        Assert.True(Command.WaitUntil(() => (long)Conntrack()!["gc_removed"]! >= 1, TimeSpan.FromSeconds(60)),
+            $"no expired entry was collected: {Conntrack()}");
+        Assert.Equal(0L, (long)Conntrack()!["gc_failures"]!);
+    }
+
     /// <summary>The datapath keeps enforcing while the agent is stopped, and after it starts again with the same directory.</summary>
     [Fact]
     public void TheAgentRestartedWithPoliciesInPlaceKeepsEnforcing()
