@@ -80,6 +80,10 @@ public static partial class EventMessages
                 Arguments = o.Redactor is { } redactor ? redactor.Arguments(p) : p.Arguments,
             };
         }
+        if (f.PolicyRule != 0 && o.PolicyRules?.Resolve(f.PolicyRule) is { } match)
+        {
+            m.PolicyMatch = new PolicyMatch { Name = match.Name, Namespace = match.Namespace ?? "", Kind = match.Kind, File = match.File ?? "", Rule = match.Rule };
+        }
         return m;
     }
 

@@ -404,6 +404,11 @@ public sealed class NetworkPolicyServiceTests : IDisposable
         Assert.Equal(file, match.GetProperty("file").GetString());
         Assert.Equal("spec.ingress[0]", match.GetProperty("rule").GetString());
 
+        // The gRPC stream's Flow carries the same.
+        var message = Palisade.Agent.Api.EventMessages.ToFlow(flow, "node-1", options).PolicyMatch;
+        Assert.Equal(("web-ingress", "shop", "NetworkPolicy", file, "spec.ingress[0]"), (message.Name, message.Namespace, message.Kind, message.File, message.Rule));
+        Assert.Null(Palisade.Agent.Api.EventMessages.ToFlow(flow, "node-1", TetragonJsonOptions.Default).PolicyMatch);
+
         // Without a resolver, or with a number no rule has, there is no policy_match.
         using var plain = JsonDocument.Parse(Json(flow, TetragonJsonOptions.Default));
         Assert.False(plain.RootElement.GetProperty("flow").TryGetProperty("policy_match", out _));
