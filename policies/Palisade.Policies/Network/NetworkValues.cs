@@ -62,8 +62,28 @@ public readonly record struct CidrPrefix(IPAddress Address, int Length)
     public int MaxLength => Family == AddressFamily.InterNetwork ? 32 : 128;
 
     /// <summary>True when <paramref name="other"/> lies inside this prefix (equal counts).</summary>
-    public bool Contains(CidrPrefix other) =>
-        other.Family == Family && other.Length >= Length && Mask(other.Address, Length).Equals(Address);
+    /// Allocation-free: the compiler asks it for every CIDR peer against every CIDR identity.
+    public bool Contains(CidrPrefix other)
+    {
+        if (other.Family != Family || other.Length < Length)
+        {
+            return false;
+        }
+        Span<byte> mine = stackalloc byte[16];
+        Span<byte> theirs = stackalloc byte[16];
+        if (!Address.TryWriteBytes(mine, out var n) || !other.Address.TryWriteBytes(theirs, out var m) || n != m)
+        {
+            return false;
+        }
+        var whole = Length / 8;
+        if (!mine[..whole].SequenceEqual(theirs[..whole]))
+        {
+            return false;
+        }
+        var bits = Length % 8;
+        var mask = (byte)(0xff << (8 - bits));
+        return bits == 0 || (mine[whole] & mask) == (theirs[whole] & mask);
+    }
 
     public override string ToString() => $"{Address}/{Length.ToString(CultureInfo.InvariantCulture)}";
 

@@ -257,6 +257,51 @@ public static class EndpointPolicyCompiler
             _allPorts = [.. input.Identities.SelectMany(i => i.NamedPorts).Distinct()];
         }
 
+        // The CIDR identities sorted by (family, address): those inside a prefix are one run of
+        // it, found by binary search, so a policy of N CIDR rules compiles in N log N, not N².
+        private List<(AddressFamily Family, UInt128 Key, CidrPrefix Prefix, uint Id)>? _sorted;
+
+        private static UInt128 KeyOf(IPAddress address)
+        {
+            Span<byte> bytes = stackalloc byte[16];
+            address.TryWriteBytes(bytes, out var n);
+            UInt128 key = 0;
+            for (var i = 0; i < n; i++)
+            {
+                key = (key << 8) | bytes[i];
+            }
+            return key;
+        }
+
+        private IEnumerable<(CidrPrefix Prefix, uint Id)> Inside(CidrPrefix outer)
+        {
+            _sorted ??= [.. _cidrs.Select(kv => (kv.Key.Family, KeyOf(kv.Key.Address), kv.Key, kv.Value)).OrderBy(x => x.Family).ThenBy(x => x.Item2).ThenBy(x => x.Key.Length)];
+            var start = KeyOf(outer.Address);
+            var hostBits = outer.MaxLength - outer.Length;
+            var end = start | (hostBits == 0 ? UInt128.Zero : (hostBits == 128 ? UInt128.MaxValue : (UInt128.One << hostBits) - 1));
+            int lo = 0, hi = _sorted.Count;
+            while (lo < hi)
+            {
+                var mid = (lo + hi) / 2;
+                var x = _sorted[mid];
+                if (x.Family < outer.Family || (x.Family == outer.Family && x.Key < start))
+                {
+                    lo = mid + 1;
+                }
+                else
+                {
+                    hi = mid;
+                }
+            }
+            for (var i = lo; i < _sorted.Count && _sorted[i].Family == outer.Family && _sorted[i].Key <= end; i++)
+            {
+                if (_sorted[i].Prefix.Length >= outer.Length)
+                {
+                    yield return (_sorted[i].Prefix, _sorted[i].Id);
+                }
+            }
+        }
+
         public bool Matches(uint id, IdentitySelector selector) => _labels.TryGetValue(id, out var labels) && selector.Matches(labels);
 
         public IReadOnlyList<NamedPort> NamedPortsOf(uint id) => _ports.TryGetValue(id, out var ports) ? ports : _allPorts;
@@ -268,7 +313,7 @@ public static class EndpointPolicyCompiler
                 case EndpointPeer e:
                     return [.. _labels.Keys.Where(id => e.Selector.Matches(_labels[id])).Order()];
                 case CidrPeer c:
-                    var ids = _cidrs.Where(kv => c.Cidr.Contains(kv.Key) && !c.Except.Any(x => x.Contains(kv.Key))).Select(kv => kv.Value).ToList();
+                    var ids = Inside(c.Cidr).Where(kv => !c.Except.Any(x => x.Contains(kv.Prefix))).Select(kv => kv.Id).ToList();
                     if (kind == NetworkPolicyKind.NetworkPolicy)
                     {
                         ids.AddRange(PodsIn(c, action, notes));
