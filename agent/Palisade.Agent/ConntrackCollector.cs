@@ -23,12 +23,12 @@ internal sealed partial class ConntrackCollector(Configuration.AgentOptions opti
     /// <summary>Null when pod networking is off (nothing to collect).</summary>
     public TimeSpan? Interval => options.Datapath?.ConntrackGcInterval;
 
-    /// <summary>One pass now; the number of entries removed, or null when the datapath is not loaded.</summary>
-    public int? CollectOnce()
+    /// <summary>One pass now; nothing while the datapath is not loaded.</summary>
+    private void CollectOnce()
     {
         if (kernel.Loaded is not { } datapath)
         {
-            return null;
+            return;
         }
         try
         {
@@ -38,14 +38,12 @@ internal sealed partial class ConntrackCollector(Configuration.AgentOptions opti
             _lastRemoved = removed;
             _lastPass = time.GetUtcNow();
             _lastError = null;
-            return removed;
         }
         catch (Exception e) when (e is Palisade.Bpf.BpfException or ObjectDisposedException)
         {
             Interlocked.Increment(ref _failures);
             _lastError = e.Message;
             LogFailed(logger, e.Message);
-            return null;
         }
     }
 

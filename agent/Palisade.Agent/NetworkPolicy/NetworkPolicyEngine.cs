@@ -366,17 +366,11 @@ public sealed class NetworkPolicyEngine
     private static PolicySubjectEndpoint Subject(Endpoint e) =>
         new(e.PodName is null ? $"endpoint {e.Id}" : $"{e.PodNamespace}/{e.PodName}", e.PodNamespace, LabelsOf(e), NamedPortsOf(e));
 
-    /// <summary>The endpoint's named ports as the compiler takes them (a protocol it does not know is left out: the CNI and the Pod API only give TCP, UDP and SCTP).</summary>
+    /// <summary>The endpoint's named ports as the compiler takes them (a protocol a container port cannot have is left out: the CNI and the Pod API only give TCP, UDP and SCTP).</summary>
     private static List<NamedPort> NamedPortsOf(Endpoint e) =>
-        [.. e.NamedPorts.Select(p => (p, Protocol: p.Protocol.ToUpperInvariant() switch
-            {
-                "TCP" => (L4Protocol?)L4Protocol.Tcp,
-                "UDP" => L4Protocol.Udp,
-                "SCTP" => L4Protocol.Sctp,
-                _ => null,
-            }))
-            .Where(x => x.Protocol is not null)
-            .Select(x => new NamedPort(x.p.Name, x.Protocol!.Value, x.p.Port))];
+        [.. e.NamedPorts.Select(p => (p, Name: p.Protocol.ToUpperInvariant()))
+            .Where(x => NetworkVocabulary.KubernetesProtocols.Contains(x.Name))
+            .Select(x => new NamedPort(x.p.Name, NetworkVocabulary.Protocol(x.Name)!.Value, x.p.Port))];
 
     private static Dictionary<string, string> LabelsOf(Endpoint e) => ToCompilerLabels(IdentityLabels.For(e.PodNamespace, e.Labels, e.NamespaceLabels));
 

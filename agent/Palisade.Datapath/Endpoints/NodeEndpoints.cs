@@ -323,11 +323,12 @@ public sealed partial class NodeEndpoints : IEndpointDirectory
             }
             var namespaceLabels = now.NamespaceLabels ?? before.NamespaceLabels;
             var namedPorts = now.NamedPorts ?? before.NamedPorts;
-            if (SameLabels(now.Labels, before.Labels) && SameLabels(namespaceLabels, before.NamespaceLabels) && namedPorts.SequenceEqual(before.NamedPorts))
+            var sameLabels = SameLabels(now.Labels, before.Labels) && SameLabels(namespaceLabels, before.NamespaceLabels);
+            if (sameLabels && namedPorts.SequenceEqual(before.NamedPorts))
             {
                 return;
             }
-            var identity = SameLabels(now.Labels, before.Labels) && SameLabels(namespaceLabels, before.NamespaceLabels)
+            var identity = sameLabels
                 ? before.Identity
                 : _options.Identities.Move(before.Identity, IdentityLabels.For(before.PodNamespace, now.Labels, namespaceLabels));
             var after = before with { Labels = now.Labels, NamespaceLabels = namespaceLabels, NamedPorts = namedPorts, Identity = identity };

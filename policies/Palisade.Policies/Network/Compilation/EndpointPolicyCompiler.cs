@@ -259,32 +259,18 @@ public static class EndpointPolicyCompiler
 
         // The CIDR identities sorted by (family, address): those inside a prefix are one run of
         // it, found by binary search, so a policy of N CIDR rules compiles in N log N, not N².
-        private List<(AddressFamily Family, UInt128 Key, CidrPrefix Prefix, uint Id)>? _sorted;
-
-        private static UInt128 KeyOf(IPAddress address)
-        {
-            Span<byte> bytes = stackalloc byte[16];
-            address.TryWriteBytes(bytes, out var n);
-            UInt128 key = 0;
-            for (var i = 0; i < n; i++)
-            {
-                key = (key << 8) | bytes[i];
-            }
-            return key;
-        }
+        private List<(CidrPrefix Prefix, uint Id)>? _sorted;
 
         private IEnumerable<(CidrPrefix Prefix, uint Id)> Inside(CidrPrefix outer)
         {
-            _sorted ??= [.. _cidrs.Select(kv => (kv.Key.Family, KeyOf(kv.Key.Address), kv.Key, kv.Value)).OrderBy(x => x.Family).ThenBy(x => x.Item2).ThenBy(x => x.Key.Length)];
-            var start = KeyOf(outer.Address);
-            var hostBits = outer.MaxLength - outer.Length;
-            var end = start | (hostBits == 0 ? UInt128.Zero : (hostBits == 128 ? UInt128.MaxValue : (UInt128.One << hostBits) - 1));
+            _sorted ??= [.. _cidrs.Select(kv => (kv.Key, kv.Value)).OrderBy(x => x.Key.Family).ThenBy(x => x.Key.First).ThenBy(x => x.Key.Length)];
+            var (start, end) = (outer.First, outer.Last);
             int lo = 0, hi = _sorted.Count;
             while (lo < hi)
             {
                 var mid = (lo + hi) / 2;
-                var x = _sorted[mid];
-                if (x.Family < outer.Family || (x.Family == outer.Family && x.Key < start))
+                var x = _sorted[mid].Prefix;
+                if (x.Family < outer.Family || (x.Family == outer.Family && x.First < start))
                 {
                     lo = mid + 1;
                 }
@@ -293,11 +279,11 @@ public static class EndpointPolicyCompiler
                     hi = mid;
                 }
             }
-            for (var i = lo; i < _sorted.Count && _sorted[i].Family == outer.Family && _sorted[i].Key <= end; i++)
+            for (var i = lo; i < _sorted.Count && _sorted[i].Prefix.Family == outer.Family && _sorted[i].Prefix.First <= end; i++)
             {
-                if (_sorted[i].Prefix.Length >= outer.Length)
+                if (outer.Contains(_sorted[i].Prefix))
                 {
-                    yield return (_sorted[i].Prefix, _sorted[i].Id);
+                    yield return _sorted[i];
                 }
             }
         }
