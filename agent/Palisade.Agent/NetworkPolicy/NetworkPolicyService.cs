@@ -8,22 +8,23 @@ using Palisade.Events;
 namespace Palisade.Agent.NetworkPolicy;
 
 /// <summary>
-/// Keeps the <see cref="NetworkPolicyEngine"/> fed: the files of --network-policy-dir (a watcher,
-/// changes debounced, plus a rescan every 2 s so a missed notification only delays), the
+/// Keeps the <see cref="NetworkPolicyEngine"/> fed: the files of --network-policy-dir, the
 /// policies of the Kubernetes API (KubernetesService calls <see cref="SetKubernetesPolicy"/>),
 /// and the local endpoints of pod networking (their ADD, DEL and label changes); once pod
-/// networking runs, compiled policies go to its datapath. A bad file is logged and shown in
-/// the status, and changes nothing else.
+/// networking runs, compiled policies go to its datapath. A file is applied as soon as it is
+/// whole (its writer closed it, or it was moved into place: <see cref="DirectoryWatcher"/>); a
+/// file still open for writing waits until it has been quiet for 200 ms; a rescan every 2 s
+/// catches anything missed. A bad file is logged and shown in the status, and changes nothing else.
 /// </summary>
 internal sealed partial class NetworkPolicyService(AgentOptions options, DatapathService datapath, DatapathParts parts, ILogger<NetworkPolicyService> logger)
     : IHostedService, IDisposable, IFlowPolicyResolver
 {
-    /// <summary>Quiet time after a file event before the directory is read: an editor's save is several events.</summary>
+    /// <summary>Quiet time after a write to a file its writer still holds open, before it is read anyway.</summary>
     private static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(200);
 
     private readonly Lock _gate = new();
     private readonly Dictionary<string, (DateTime Stamp, long Length)> _files = new(StringComparer.Ordinal);
-    private FileSystemWatcher? _watcher;
+    private DirectoryWatcher? _watcher;
     private Timer? _debounce;
     private Timer? _rescan;
     private Timer? _endpointSync;
@@ -48,11 +49,7 @@ internal sealed partial class NetworkPolicyService(AgentOptions options, Datapat
             {
                 if (Directory.Exists(dir))
                 {
-                    _watcher = new FileSystemWatcher(dir) { IncludeSubdirectories = false, EnableRaisingEvents = true };
-                    _watcher.Changed += (_, _) => Poke();
-                    _watcher.Created += (_, _) => Poke();
-                    _watcher.Deleted += (_, _) => Poke();
-                    _watcher.Renamed += (_, _) => Poke();
+                    _watcher = new DirectoryWatcher(dir, (change, name) => OnChange(dir, change, name));
                 }
             }
             catch (IOException e)
@@ -67,16 +64,38 @@ internal sealed partial class NetworkPolicyService(AgentOptions options, Datapat
         return Task.CompletedTask;
     }
 
-    private void Poke()
+    private void OnChange(string dir, DirectoryChange change, string? name)
     {
-        lock (_gate)
+        if (name is null || name == KubernetesVolumeData)
         {
-            if (!_stopped)
+            // Anything may have changed: an event queue overflow, or a ConfigMap volume's swap
+            // (its files are links through ..data, replaced by one rename).
+            Guarded(() => SyncDirectory(dir));
+            return;
+        }
+        var path = Path.Combine(dir, name);
+        if (!IsPolicyFile(path))
+        {
+            return;
+        }
+        if (change == DirectoryChange.Complete)
+        {
+            Guarded(() => SyncDirectory(dir, path));
+        }
+        else
+        {
+            lock (_gate)
             {
-                _debounce?.Change(Debounce, Timeout.InfiniteTimeSpan);
+                if (!_stopped)
+                {
+                    _debounce?.Change(Debounce, Timeout.InfiniteTimeSpan);
+                }
             }
         }
     }
+
+    /// <summary>The link a Kubernetes ConfigMap or Secret volume swaps to replace its files at once.</summary>
+    private const string KubernetesVolumeData = "..data";
 
     private void Guarded(Action action)
     {
@@ -92,8 +111,11 @@ internal sealed partial class NetworkPolicyService(AgentOptions options, Datapat
         }
     }
 
-    /// <summary>Reads the files of the directory that changed since the last look; files gone are removed.</summary>
-    public void SyncDirectory(string dir)
+    /// <summary>
+    /// Reads the files of the directory that changed since the last look (only
+    /// <paramref name="only"/> when given: the one file known to be whole); files gone are removed.
+    /// </summary>
+    public void SyncDirectory(string dir, string? only = null)
     {
         lock (_gate)
         {
@@ -104,7 +126,8 @@ internal sealed partial class NetworkPolicyService(AgentOptions options, Datapat
             var present = new HashSet<string>(StringComparer.Ordinal);
             if (Directory.Exists(dir))
             {
-                foreach (var path in Directory.EnumerateFiles(dir).Where(IsPolicyFile).Order(StringComparer.Ordinal))
+                IEnumerable<string> files = only is null ? Directory.EnumerateFiles(dir).Where(IsPolicyFile).Order(StringComparer.Ordinal) : File.Exists(only) ? [only] : [];
+                foreach (var path in files)
                 {
                     present.Add(path);
                     FileInfo info;
@@ -128,11 +151,14 @@ internal sealed partial class NetworkPolicyService(AgentOptions options, Datapat
                     Report(path);
                 }
             }
-            foreach (var gone in Engine.Sources(Path.TrimEndingDirectorySeparator(dir) + Path.DirectorySeparatorChar).Where(s => !present.Contains(s)).ToList())
+            var gone = only is null
+                ? Engine.Sources(Path.TrimEndingDirectorySeparator(dir) + Path.DirectorySeparatorChar).Where(s => !present.Contains(s)).ToList()
+                : present.Count == 0 && Engine.Sources(only).Contains(only) ? [only] : [];
+            foreach (var source in gone)
             {
-                _files.Remove(gone);
-                Engine.RemoveSource(gone);
-                LogRemoved(logger, gone);
+                _files.Remove(source);
+                Engine.RemoveSource(source);
+                LogRemoved(logger, source);
             }
         }
     }
@@ -246,15 +272,17 @@ internal sealed partial class NetworkPolicyService(AgentOptions options, Datapat
 
     public void Dispose()
     {
+        DirectoryWatcher? watcher;
         lock (_gate)
         {
             _stopped = true;
-            _watcher?.Dispose();
+            watcher = _watcher;
             _watcher = null;
             _debounce?.Dispose();
             _rescan?.Dispose();
             _endpointSync?.Dispose();
         }
+        watcher?.Dispose(); // outside the lock: its thread may be waiting for it
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "network-policy-dir {Dir} does not exist: no network policies from files until it does (it is looked at every 2 s)")]
