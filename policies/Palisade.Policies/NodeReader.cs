@@ -44,8 +44,26 @@ internal sealed class NodeReader
     /// <summary>The path of field <paramref name="name"/> under <paramref name="path"/> ("" is the document itself).</summary>
     public static string At(string path, string name) => path.Length == 0 ? name : $"{path}.{name}";
 
-    public static YamlNode? Field(YamlMappingNode? map, string name) =>
-        map is not null && map.Children.TryGetValue(new YamlScalarNode(name), out var value) ? value : null;
+    /// <summary>
+    /// The value of key <paramref name="name"/>, found by comparing the keys' text: a mapping
+    /// has a handful of keys, and a lookup by a new YamlScalarNode allocated and hashed a node
+    /// per field read, most of the cost of reading a large policy.
+    /// </summary>
+    public static YamlNode? Field(YamlMappingNode? map, string name)
+    {
+        if (map is null)
+        {
+            return null;
+        }
+        foreach (var (key, value) in map.Children)
+        {
+            if (key is YamlScalarNode scalar && string.Equals(scalar.Value, name, StringComparison.Ordinal))
+            {
+                return value;
+            }
+        }
+        return null;
+    }
 
     public string? String(YamlMappingNode? map, string path, string name, bool required = false)
     {

@@ -46,6 +46,11 @@ public static partial class YamlText
             var at = Position(scanner, guarded);
             return Problem(text, $"the YAML reader gave up here ({e.Message})", at.Line, at.Column);
         }
+        if (!guarded.SawAlias)
+        {
+            stream = loaded; // without aliases every node is in the text once: nothing can expand
+            return null;
+        }
         var expanded = new Dictionary<YamlNode, long>(ReferenceEqualityComparer.Instance);
         var visiting = new HashSet<YamlNode>(ReferenceEqualityComparer.Instance);
         long total = 0;
@@ -167,6 +172,9 @@ public static partial class YamlText
 
         public Mark LastEnd { get; private set; } = Mark.Empty;
 
+        /// <summary>Whether an *alias was read: only then can the stream stand for more nodes than it has.</summary>
+        public bool SawAlias { get; private set; }
+
         public bool MoveNext()
         {
             if (!inner.MoveNext())
@@ -182,6 +190,7 @@ public static partial class YamlText
                     _frames.Push((false, false, false));
                     break;
                 case Scalar or AnchorAlias:
+                    SawAlias |= e is AnchorAlias;
                     if (e is AnchorAlias alias && InKey())
                     {
                         throw new YamlException(e.Start, e.End, $"the alias *{alias.Value} is used inside a mapping key; Palisade does not read aliases in keys. Fix: write the key out");

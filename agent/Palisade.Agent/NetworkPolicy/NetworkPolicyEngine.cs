@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using Palisade.Datapath;
 using Palisade.Datapath.Identity;
@@ -34,6 +35,13 @@ public sealed record NetworkPolicyStatus(
     IReadOnlyList<UnsupportedPart> Unsupported,
     IReadOnlyList<string> Notes);
 
+/// <summary>
+/// One change's cost, for the status: what caused it, the milliseconds spent parsing the
+/// changed source (0 for other causes), compiling (and building the status) and writing the
+/// datapath, and how many endpoints were compiled and written.
+/// </summary>
+public sealed record ChangeTiming(string Cause, DateTimeOffset At, double ParseMs, double CompileMs, double ApplyMs, int EndpointsCompiled, int EndpointsWritten);
+
 /// <summary>One side of a connection to explain: a local pod, a set of labels, or an address.</summary>
 public abstract record ExplainPeer
 {
@@ -58,8 +66,10 @@ public sealed record NetworkExplanation(Explanation Result, string From, uint Fr
 
 /// <summary>
 /// The agent's network-policy state: every policy (directory files and Kubernetes objects), the
-/// local endpoints, the nodes, the enforcement settings. Any change recompiles every local
-/// endpoint with one node-wide <see cref="RuleTable"/> and <see cref="CidrIdentityAllocator"/>
+/// local endpoints, the nodes, the enforcement settings. A change recompiles the local
+/// endpoints it can affect (a policy change: the endpoints its old or new version selects,
+/// or all of them when the CIDR identities change; any other change: all of them) with one
+/// node-wide <see cref="RuleTable"/> and <see cref="CidrIdentityAllocator"/>
 /// (rule numbers and CIDR identities stay stable for the agent's life, so a flow reported after
 /// a change still names its rule), then writes what changed to the datapath: all endpoints are
 /// compiled before anything is written, so a compilation that fails changes nothing. Without a
@@ -86,6 +96,8 @@ public sealed class NetworkPolicyEngine
     private Dictionary<uint, EndpointPolicy> _compiled = [];
     private IReadOnlyList<NetworkPolicyStatus> _status = [];
     private IReadOnlyCollection<KeyValuePair<IPNetwork, uint>>? _appliedCidrs;
+    private HashSet<CidrPrefix>? _compiledPrefixes;
+    private bool _stale;
 
     public NetworkPolicyEngine(NetworkPolicySettings settings, string nodeName, TimeProvider? time = null)
     {
@@ -94,10 +106,15 @@ public sealed class NetworkPolicyEngine
         _nodes = [new KnownNode(nodeName, new Dictionary<string, string>(), IsLocal: true)];
     }
 
-    private sealed record SourceState(string Origin, NetworkPolicyParseResult Parsed, IReadOnlyList<NetworkPolicyResource> InForce, DateTimeOffset? KeptFrom, DateTimeOffset LoadedAt);
+    private sealed record SourceState(string Origin, NetworkPolicyParseResult Parsed, IReadOnlyList<NetworkPolicyResource> InForce, IReadOnlyList<NormalizedPolicy> Normalized, DateTimeOffset? KeptFrom, DateTimeOffset LoadedAt);
+
+    private static readonly IReadOnlyList<NormalizedPolicy> NoPolicies = [];
 
     /// <summary>Recompilations done (tests and status).</summary>
     public long Generation { get; private set; }
+
+    /// <summary>What the last change cost: null before the first.</summary>
+    public ChangeTiming? LastChange { get; private set; }
 
     /// <summary>The last error of compiling or applying; null when the last change went through.</summary>
     public string? LastError { get; private set; }
@@ -121,7 +138,7 @@ public sealed class NetworkPolicyEngine
             _datapath = datapath;
             _applied.Clear();
             _appliedCidrs = null;
-            RecompileLocked();
+            RecompileLocked("datapath");
         }
     }
 
@@ -132,21 +149,24 @@ public sealed class NetworkPolicyEngine
     /// </summary>
     public void SetSource(string source, string origin, string text)
     {
+        var started = Stopwatch.GetTimestamp();
         var parsed = NetworkPolicyParser.Parse(text, source);
+        var normalized = parsed.Ok ? [.. parsed.Policies.Select(NetworkPolicyNormalizer.Normalize)] : NoPolicies;
+        var parseMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         lock (_sync)
         {
             var now = _time.GetUtcNow();
+            var previous = _sources.GetValueOrDefault(source);
             if (parsed.Ok)
             {
-                _sources[source] = new SourceState(origin, parsed, parsed.Policies, null, now);
+                _sources[source] = new SourceState(origin, parsed, parsed.Policies, normalized, null, now);
             }
             else
             {
-                var previous = _sources.GetValueOrDefault(source);
                 var kept = previous?.InForce ?? [];
-                _sources[source] = new SourceState(origin, parsed, kept, kept.Count > 0 ? previous!.KeptFrom ?? previous.LoadedAt : null, now);
+                _sources[source] = new SourceState(origin, parsed, kept, previous?.Normalized ?? NoPolicies, kept.Count > 0 ? previous!.KeptFrom ?? previous.LoadedAt : null, now);
             }
-            RecompileLocked();
+            RecompileLocked($"source {source}", parsed.Ok ? [.. previous?.Normalized ?? NoPolicies, .. normalized] : NoPolicies, parseMs);
         }
     }
 
@@ -158,8 +178,8 @@ public sealed class NetworkPolicyEngine
             var previous = _sources.GetValueOrDefault(source);
             var kept = previous?.InForce ?? [];
             var parsed = new NetworkPolicyParseResult([], [new PolicyError("", why)], [], []);
-            _sources[source] = new SourceState(origin, parsed, kept, kept.Count > 0 ? previous!.KeptFrom ?? previous.LoadedAt : null, _time.GetUtcNow());
-            RecompileLocked();
+            _sources[source] = new SourceState(origin, parsed, kept, previous?.Normalized ?? NoPolicies, kept.Count > 0 ? previous!.KeptFrom ?? previous.LoadedAt : null, _time.GetUtcNow());
+            RecompileLocked($"source {source} unreadable", NoPolicies);
         }
     }
 
@@ -167,11 +187,11 @@ public sealed class NetworkPolicyEngine
     {
         lock (_sync)
         {
-            if (!_sources.Remove(source))
+            if (!_sources.Remove(source, out var removed))
             {
                 return false;
             }
-            RecompileLocked();
+            RecompileLocked($"source {source} removed", removed.Normalized);
             return true;
         }
     }
@@ -204,7 +224,7 @@ public sealed class NetworkPolicyEngine
             {
                 _applied.Remove(gone); // the datapath dropped its policy with the endpoint
             }
-            RecompileLocked();
+            RecompileLocked("endpoints");
         }
     }
 
@@ -214,7 +234,7 @@ public sealed class NetworkPolicyEngine
         lock (_sync)
         {
             _nodes = nodes;
-            RecompileLocked();
+            RecompileLocked("nodes");
         }
     }
 
@@ -223,7 +243,7 @@ public sealed class NetworkPolicyEngine
         lock (_sync)
         {
             _settings = settings;
-            RecompileLocked();
+            RecompileLocked("settings");
         }
     }
 
@@ -382,11 +402,10 @@ public sealed class NetworkPolicyEngine
     private static bool SameLabels(IReadOnlyDictionary<string, string> a, IReadOnlyDictionary<string, string> b) =>
         a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var v) && v == kv.Value);
 
-    private List<NetworkPolicyResource> PoliciesInForce() => [.. _sources.OrderBy(kv => kv.Key, StringComparer.Ordinal).SelectMany(kv => kv.Value.InForce)];
-
     private CompilationInput Input()
     {
-        var policies = PoliciesInForce();
+        var sources = _sources.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Value).ToList();
+        var policies = sources.SelectMany(s => s.InForce);
         var audited = policies.Where(p => _settings.AuditAll || (p.Labels.TryGetValue(AuditLabel, out var v) && string.Equals(v, "true", StringComparison.OrdinalIgnoreCase)))
             .Select(p => p.Ref).ToHashSet();
         var namespaces = new HashSet<string>(_settings.AuditNamespaces, StringComparer.Ordinal);
@@ -398,37 +417,64 @@ public sealed class NetworkPolicyEngine
             .GroupBy(e => e.Identity)
             .Select(g => new KnownIdentity(g.Key, LabelsOf(g.First()), [.. g.SelectMany(NamedPortsOf).Distinct()], [.. g.SelectMany(e => new[] { e.IPv4, e.IPv6 }).OfType<IPAddress>()]))
             .ToList();
-        return new CompilationInput([.. policies.Select(NetworkPolicyNormalizer.Normalize)], identities, _nodes, _settings.Mode, new AuditSettings(namespaces, audited));
+        return new CompilationInput([.. sources.SelectMany(s => s.Normalized)], identities, _nodes, _settings.Mode, new AuditSettings(namespaces, audited));
     }
 
-    private void RecompileLocked()
+    /// <summary>
+    /// Compiles the local endpoints again. <paramref name="changed"/>: only policies changed
+    /// (their old and new versions), so an endpoint none of them selects keeps its compilation,
+    /// unless the CIDR identities changed or the last compilation failed; null: everything.
+    /// </summary>
+    private void RecompileLocked(string cause, IReadOnlyList<NormalizedPolicy>? changed = null, double parseMs = 0)
     {
         Generation++;
+        var started = Stopwatch.GetTimestamp();
         CompilationInput input;
         Dictionary<uint, EndpointPolicy> compiled;
+        var recompiled = 0;
         try
         {
             input = Input();
-            compiled = _endpoints.Values.ToDictionary(e => e.Id, e => EndpointPolicyCompiler.Compile(input, Subject(e), _rules, _cidrs));
+            var prefixes = EndpointPolicyCompiler.CidrPrefixes(input.Policies);
+            var partial = changed is not null && !_stale && _compiledPrefixes is not null && _compiledPrefixes.SetEquals(prefixes);
+            compiled = new Dictionary<uint, EndpointPolicy>(_endpoints.Count);
+            foreach (var e in _endpoints.Values)
+            {
+                var subject = Subject(e);
+                if (partial && _compiled.TryGetValue(e.Id, out var kept) && !changed!.Any(p => EndpointPolicyCompiler.Selects(p, subject)))
+                {
+                    compiled[e.Id] = kept;
+                    continue;
+                }
+                compiled[e.Id] = EndpointPolicyCompiler.Compile(input, subject, _rules, _cidrs);
+                recompiled++;
+            }
+            _compiledPrefixes = prefixes;
+            _stale = false;
         }
 #pragma warning disable CA1031 // a compiler bug must leave the datapath as it was and say so, never take the agent down
         catch (Exception e) when (e is not OutOfMemoryException)
 #pragma warning restore CA1031
         {
             LastError = $"compiling the network policies failed, the datapath keeps the policies it had ({e.GetType().Name}: {e.Message}). This is a bug in Palisade: please report it with the policy files.";
+            _stale = true;
             return;
         }
         _compiled = compiled;
-        _status = BuildStatus(input.Policies, compiled);
-        LastError = Apply(compiled);
+        _status = BuildStatus(input, compiled);
+        var compiledAt = Stopwatch.GetTimestamp();
+        (LastError, var written) = Apply(compiled);
+        LastChange = new ChangeTiming(cause, _time.GetUtcNow(), parseMs, Stopwatch.GetElapsedTime(started, compiledAt).TotalMilliseconds,
+            Stopwatch.GetElapsedTime(compiledAt).TotalMilliseconds, recompiled, written);
     }
 
-    private string? Apply(Dictionary<uint, EndpointPolicy> compiled)
+    private (string? Error, int Written) Apply(Dictionary<uint, EndpointPolicy> compiled)
     {
         if (_datapath is not { } datapath)
         {
-            return null;
+            return (null, 0);
         }
+        var written = 0;
         var problems = new List<string>();
         // CIDR identities first: the entries about to be written may name them.
         var cidrs = _cidrs.Allocated.Select(kv => KeyValuePair.Create(new IPNetwork(kv.Key.Address, kv.Key.Length), kv.Value)).OrderBy(kv => kv.Value).ToList();
@@ -457,6 +503,7 @@ public sealed class NetworkPolicyEngine
             {
                 datapath.SetPolicy(_endpoints[id], map);
                 _applied[id] = map;
+                written++;
             }
 #pragma warning disable CA1031 // one endpoint the kernel refuses must not keep the others from their policy
             catch (Exception e)
@@ -466,14 +513,14 @@ public sealed class NetworkPolicyEngine
                 problems.Add($"endpoint {id} ({_endpoints[id].PodNamespace}/{_endpoints[id].PodName}): policy not written: {e.Message}");
             }
         }
-        return problems.Count == 0 ? null : string.Join("; ", problems);
+        return (problems.Count == 0 ? null : string.Join("; ", problems), written);
     }
 
-    private List<NetworkPolicyStatus> BuildStatus(IReadOnlyList<NormalizedPolicy> policies, Dictionary<uint, EndpointPolicy> compiled)
+    private List<NetworkPolicyStatus> BuildStatus(CompilationInput input, Dictionary<uint, EndpointPolicy> compiled)
     {
         var result = new List<NetworkPolicyStatus>();
-        var audited = Input().Audit.Policies;
-        foreach (var policy in policies)
+        var audited = input.Audit.Policies;
+        foreach (var policy in input.Policies)
         {
             var entries = 0;
             var endpoints = new List<string>();

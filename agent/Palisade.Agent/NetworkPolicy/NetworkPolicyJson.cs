@@ -33,6 +33,18 @@ public static class NetworkPolicyJson
         {
             w.WriteString("error", error);
         }
+        if (engine.LastChange is { } change)
+        {
+            w.WriteStartObject("last_change");
+            w.WriteString("cause", change.Cause);
+            w.WriteString("at", change.At.ToString("O", CultureInfo.InvariantCulture));
+            w.WriteNumber("parse_ms", Math.Round(change.ParseMs, 2));
+            w.WriteNumber("compile_ms", Math.Round(change.CompileMs, 2));
+            w.WriteNumber("apply_ms", Math.Round(change.ApplyMs, 2));
+            w.WriteNumber("endpoints_compiled", change.EndpointsCompiled);
+            w.WriteNumber("endpoints_written", change.EndpointsWritten);
+            w.WriteEndObject();
+        }
         var sources = engine.SourceStatus();
         w.WriteNumber("invalid_sources", sources.Count(s => s.Errors.Count > 0));
         w.WriteStartArray("sources");

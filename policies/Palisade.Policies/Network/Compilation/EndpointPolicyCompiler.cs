@@ -104,29 +104,44 @@ public static class EndpointPolicyCompiler
     private static bool Selects(PolicySubject subject, PolicySubjectEndpoint endpoint) =>
         (subject.Kind == SubjectKind.Nodes) == endpoint.IsHost && subject.Selector.Matches(endpoint.Labels);
 
-    // Every prefix any policy names (and the /0 of a family for world-ipv4/-ipv6) gets an
-    // identity, so the ipcache is the same for every endpoint whatever policies select it.
+    /// <summary>
+    /// Whether any rule set of <paramref name="policy"/> applies to <paramref name="endpoint"/>.
+    /// A policy that does not can change the endpoint's compilation only through the CIDR
+    /// identities every policy contributes to (<see cref="CidrPrefixes"/>), so after a change
+    /// that leaves those alone only the endpoints the old or new version selects need compiling.
+    /// </summary>
+    public static bool Selects(NormalizedPolicy policy, PolicySubjectEndpoint endpoint)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(endpoint);
+        return policy.RuleSets.Any(s => Selects(s.Subject, endpoint));
+    }
+
+    /// <summary>
+    /// Every prefix the policies name (and the /0 of a family for world-ipv4/-ipv6): each gets a
+    /// CIDR identity, so the ipcache is the same for every endpoint whatever policies select it.
+    /// </summary>
+    public static HashSet<CidrPrefix> CidrPrefixes(IReadOnlyList<NormalizedPolicy> policies)
+    {
+        ArgumentNullException.ThrowIfNull(policies);
+        return [.. policies.SelectMany(p => p.Rules).SelectMany(PrefixesOf)];
+    }
+
+    private static IEnumerable<CidrPrefix> PrefixesOf(NetworkRule rule) => rule.Peer switch
+    {
+        CidrPeer c => c.Except.Prepend(c.Cidr),
+        EntityPeer { Entity: "world-ipv4" } => [AnyIpv4],
+        EntityPeer { Entity: "world-ipv6" } => [AnyIpv6],
+        _ => [],
+    };
+
     private static Dictionary<CidrPrefix, uint> AllocateCidrs(IReadOnlyList<NormalizedPolicy> policies, CidrIdentityAllocator cidrs)
     {
-        var prefixes = new SortedSet<string>(StringComparer.Ordinal);
+        // In the order the policies name them, so numbers follow the files.
         var result = new Dictionary<CidrPrefix, uint>();
-        foreach (var rule in policies.SelectMany(p => p.Rules))
+        foreach (var prefix in policies.SelectMany(p => p.Rules).SelectMany(PrefixesOf))
         {
-            switch (rule.Peer)
-            {
-                case CidrPeer c:
-                    foreach (var prefix in c.Except.Prepend(c.Cidr))
-                    {
-                        result[prefix] = cidrs.IdentityOf(prefix);
-                    }
-                    break;
-                case EntityPeer { Entity: "world-ipv4" }:
-                    result[AnyIpv4] = cidrs.IdentityOf(AnyIpv4);
-                    break;
-                case EntityPeer { Entity: "world-ipv6" }:
-                    result[AnyIpv6] = cidrs.IdentityOf(AnyIpv6);
-                    break;
-            }
+            result[prefix] = cidrs.IdentityOf(prefix);
         }
         return result;
     }
