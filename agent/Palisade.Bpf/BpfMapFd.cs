@@ -72,6 +72,20 @@ public sealed unsafe class BpfMapFd : IDisposable
         }
     }
 
+    /// <summary>Deletes the entry of <paramref name="key"/>; false when there was none.</summary>
+    public bool Delete<TKey>(in TKey key) where TKey : unmanaged
+    {
+        fixed (TKey* k = &key)
+        {
+            if (Interop.Libbpf.MapDeleteElem(Fd, k) != 0)
+            {
+                var errno = BpfException.LastErrno();
+                return errno == Errnos.ENOENT ? false : throw new BpfException("delete", $"map {Name}", errno);
+            }
+        }
+        return true;
+    }
+
     public bool TryLookup<TKey, TValue>(in TKey key, out TValue value) where TKey : unmanaged where TValue : unmanaged
     {
         TValue v;

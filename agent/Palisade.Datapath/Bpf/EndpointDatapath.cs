@@ -37,6 +37,8 @@ public sealed partial class EndpointDatapath : IEndpointDatapath, INodeDatapath,
     private readonly BpfMap<PalCtKey, PalCtEntry> _ct;
     // Modes set by SetPolicy, for an Install after it (the maps hold them too, across restarts).
     private readonly Dictionary<uint, (byte Ingress, byte Egress)> _modes = [];
+    private readonly Dictionary<uint, LivePolicy> _policies = [];
+    private const byte Enforce = 1; // enum pal_netpol_mode PAL_NETPOL_ENFORCE
     private readonly Lock _gate = new();
     private bool _disposed;
 
@@ -191,6 +193,7 @@ public sealed partial class EndpointDatapath : IEndpointDatapath, INodeDatapath,
             }
             // A later endpoint with this id must not inherit the policy.
             _netpol.Delete(endpoint.Id);
+            ForgetPolicy(endpoint.Id);
             _modes.Remove(endpoint.Id);
         }
     }
@@ -306,13 +309,17 @@ public sealed partial class EndpointDatapath : IEndpointDatapath, INodeDatapath,
 
     /// <inheritdoc/>
     /// <remarks>
-    /// Order: the new map first (a new inner map, filled, then swapped into pal_netpol by one
-    /// update, which a packet sees whole or not at all), then the direction modes. Every state
-    /// in between is new-entries-with-old-modes, and it allows nothing that neither policy
+    /// Order: the entries first, then the direction modes. The entries go into the endpoint's
+    /// live map in place, only what changed, in <see cref="PolicyMapUpdate"/>'s order (every
+    /// state on the way passes nothing that neither policy passes); when there is no live map
+    /// of ours yet (a new endpoint, an agent restart) or it cannot take the change, a new map is
+    /// filled and swapped into pal_netpol by one update, which a packet sees whole or not at
+    /// all. Once the entries are written the state is new-entries-with-old-modes, and it allows nothing that neither policy
     /// allows: a packet an entry passes is passed by the new policy too (the entries are the
     /// new policy's; a new mode OFF passes everything anyway); a packet no entry matches is
-    /// decided by the old mode, and an old mode that passes it (OFF, AUDIT) is the old policy
-    /// passing it. The other order would let new modes meet old entries: ENFORCE with an old
+    /// decided by the old mode unless the new one is ENFORCE (switched before the entries, so
+    /// such a packet is dropped), and an old mode that passes it (OFF, AUDIT) while the new
+    /// one is OFF or AUDIT passes what the new policy passes too (no entry: the new mode passes). The other order would let new modes meet old entries: ENFORCE with an old
     /// allow the new policy lacks. The two copies of the endpoint (by address, by ifindex) each
     /// switch modes in one update, and each packet reads one copy per direction.
     /// </remarks>
@@ -346,24 +353,112 @@ public sealed partial class EndpointDatapath : IEndpointDatapath, INodeDatapath,
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            // A direction becoming ENFORCE switches before the entries: under ENFORCE only an
+            // entry passes, and every entry on the way passes only what a policy passes. One
+            // that stays or becomes OFF/AUDIT switches after (below).
+            var (oldIngress, oldEgress) = CurrentModes(endpoint, endpoint.HostIfIndex);
+            var ingressFirst = policy.IngressMode == Enforce ? Enforce : oldIngress;
+            var egressFirst = policy.EgressMode == Enforce ? Enforce : oldEgress;
+            if ((ingressFirst, egressFirst) != (oldIngress, oldEgress))
+            {
+                _modes[endpoint.Id] = (ingressFirst, egressFirst);
+                WriteModes(endpoint, ingressFirst, egressFirst);
+            }
             if (entries.Count == 0)
             {
                 // No entries: no map at all (a missing map is a map without entries to the lookup).
                 _netpol.Delete(endpoint.Id);
+                ForgetPolicy(endpoint.Id);
             }
             else
             {
-                using var inner = BpfMapFd.Create(BpfMapType.LpmTrie, "pal_netpol_ep", sizeof(uint) * 3, sizeof(uint) * 2,
-                    entries.Count, BpfMapFd.NoPrealloc);
+                var wanted = new Dictionary<PalNetpolKey, PalNetpolValue>(entries.Count, PolicyMapUpdate.KeyComparer);
                 foreach (var (key, value) in entries)
                 {
-                    inner.Update(key, value);
+                    wanted[key] = value;
                 }
-                _netpol.Update(endpoint.Id, (uint)inner.Fd);
+                if (!(_policies.TryGetValue(endpoint.Id, out var live) && UpdateInPlace(live, wanted)))
+                {
+                    SwapPolicy(endpoint.Id, wanted);
+                }
             }
             _modes[endpoint.Id] = (policy.IngressMode, policy.EgressMode);
             WriteModes(endpoint, policy.IngressMode, policy.EgressMode);
         }
+    }
+
+    /// <summary>
+    /// Writes only what changed into the endpoint's live map, in <see cref="PolicyMapUpdate"/>'s
+    /// order; false (nothing to undo: every state on the way is safe) when the map is not ours
+    /// to change, would overflow on the way, or the kernel refuses a write.
+    /// </summary>
+    private bool UpdateInPlace(LivePolicy live, Dictionary<PalNetpolKey, PalNetpolValue> wanted)
+    {
+        var plan = PolicyMapUpdate.Plan(live.Entries, wanted);
+        var inserts = plan.Count(op => !op.Delete && !live.Entries.ContainsKey(op.Key));
+        if (live.Entries.Count + inserts > NetpolKeys.MaxEntries)
+        {
+            return false;
+        }
+        try
+        {
+            foreach (var op in plan)
+            {
+                if (op.Delete)
+                {
+                    live.Map.Delete(op.Key);
+                }
+                else
+                {
+                    live.Map.Update(op.Key, op.Value);
+                }
+            }
+        }
+        catch (BpfException)
+        {
+            return false;
+        }
+        live.Entries = wanted;
+        return true;
+    }
+
+    /// <summary>A new map with every entry, swapped into pal_netpol by one update (which a packet sees whole or not at all).</summary>
+    private void SwapPolicy(uint endpointId, Dictionary<PalNetpolKey, PalNetpolValue> wanted)
+    {
+        // Sized for the most an endpoint may hold, so later changes fit in place (entries are
+        // allocated on update: the size is a limit, not memory).
+        var inner = BpfMapFd.Create(BpfMapType.LpmTrie, "pal_netpol_ep", sizeof(uint) * 3, sizeof(uint) * 2, NetpolKeys.MaxEntries, BpfMapFd.NoPrealloc);
+        try
+        {
+            foreach (var (key, value) in wanted)
+            {
+                inner.Update(key, value);
+            }
+            _netpol.Update(endpointId, (uint)inner.Fd);
+        }
+        catch
+        {
+            inner.Dispose();
+            throw;
+        }
+        ForgetPolicy(endpointId);
+        _policies[endpointId] = new LivePolicy(inner, wanted);
+    }
+
+    private void ForgetPolicy(uint endpointId)
+    {
+        if (_policies.Remove(endpointId, out var live))
+        {
+            live.Map.Dispose();
+        }
+    }
+
+    /// <summary>The policy map this datapath put in pal_netpol for an endpoint, open, with what it holds.</summary>
+    private sealed class LivePolicy(BpfMapFd map, Dictionary<PalNetpolKey, PalNetpolValue> entries)
+    {
+        public BpfMapFd Map { get; } = map;
+
+        public Dictionary<PalNetpolKey, PalNetpolValue> Entries { get; set; } = entries;
     }
 
     /// <inheritdoc/>
@@ -638,6 +733,11 @@ public sealed partial class EndpointDatapath : IEndpointDatapath, INodeDatapath,
                 }
             }
         }
+        foreach (var live in _policies.Values)
+        {
+            live.Map.Dispose();
+        }
+        _policies.Clear();
         _obj.Dispose();
     }
 
