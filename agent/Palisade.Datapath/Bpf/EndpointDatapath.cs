@@ -38,7 +38,6 @@ public sealed partial class EndpointDatapath : IEndpointDatapath, INodeDatapath,
     // Modes set by SetPolicy, for an Install after it (the maps hold them too, across restarts).
     private readonly Dictionary<uint, (byte Ingress, byte Egress)> _modes = [];
     private readonly Dictionary<uint, LivePolicy> _policies = [];
-    private const byte Enforce = 1; // enum pal_netpol_mode PAL_NETPOL_ENFORCE
     private readonly Lock _gate = new();
     private bool _disposed;
 
@@ -357,8 +356,8 @@ public sealed partial class EndpointDatapath : IEndpointDatapath, INodeDatapath,
             // entry passes, and every entry on the way passes only what a policy passes. One
             // that stays or becomes OFF/AUDIT switches after (below).
             var (oldIngress, oldEgress) = CurrentModes(endpoint, endpoint.HostIfIndex);
-            var ingressFirst = policy.IngressMode == Enforce ? Enforce : oldIngress;
-            var egressFirst = policy.EgressMode == Enforce ? Enforce : oldEgress;
+            var ingressFirst = policy.IngressMode == NetpolKeys.ModeEnforce ? NetpolKeys.ModeEnforce : oldIngress;
+            var egressFirst = policy.EgressMode == NetpolKeys.ModeEnforce ? NetpolKeys.ModeEnforce : oldEgress;
             if ((ingressFirst, egressFirst) != (oldIngress, oldEgress))
             {
                 _modes[endpoint.Id] = (ingressFirst, egressFirst);

@@ -5,8 +5,8 @@ namespace Palisade.Datapath.Bpf;
 
 /// <summary>
 /// Entries of an endpoint's policy map (bpf/include/pal_netpol.h) built from host-order
-/// numbers. The constants repeat enum pal_netpol_sizes (its checked twin is PolicyMapSizes in
-/// policies/, which the datapath does not reference).
+/// numbers. The constants repeat enums pal_netpol_sizes, pal_netpol_mode and pal_netpol_flags
+/// (their checked twins are in policies/ PolicyMapAbi.cs, which the datapath does not reference).
 /// </summary>
 public static class NetpolKeys
 {
@@ -18,6 +18,12 @@ public static class NetpolKeys
 
     /// <summary>PAL_NETPOL_ENTRIES: the most entries one endpoint's map takes.</summary>
     public const int MaxEntries = 16384;
+
+    /// <summary>PAL_NETPOL_ENFORCE (enum pal_netpol_mode): a packet no entry matches is dropped.</summary>
+    public const byte ModeEnforce = 1;
+
+    /// <summary>PAL_NETPOL_F_DENY and PAL_NETPOL_F_AUDIT (enum pal_netpol_flags).</summary>
+    public const byte FlagDeny = 1, FlagAudit = 2;
 
     /// <summary>
     /// One entry: <paramref name="direction"/> 0 ingress, 1 egress; <paramref name="l4Prefix"/>

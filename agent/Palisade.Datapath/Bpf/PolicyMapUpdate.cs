@@ -66,10 +66,7 @@ public static class PolicyMapUpdate
     }
 
     /// <summary>A deny without AUDIT: the datapath drops on it whatever the other key holds.</summary>
-    public static bool Drops(PalNetpolValue value) => (value.Flags & (DenyFlag | AuditFlag)) == DenyFlag;
-
-    // enum pal_netpol_flags (its checked twin is PolicyEntryFlags in policies/, not referenced here).
-    private const byte DenyFlag = 1, AuditFlag = 2;
+    public static bool Drops(PalNetpolValue value) => (value.Flags & (NetpolKeys.FlagDeny | NetpolKeys.FlagAudit)) == NetpolKeys.FlagDeny;
 
     private static bool Same(PalNetpolValue a, PalNetpolValue b) =>
         a.Flags == b.Flags && a.L4Prefix == b.L4Prefix && a.ProxyPort == b.ProxyPort && a.Rule == b.Rule;
