@@ -41,6 +41,72 @@ public sealed class FlowEvent : PalisadeEvent
 /// <summary>The policy rule a flow's <see cref="FlowEvent.PolicyRule"/> stands for: the flow JSON's policy_match.</summary>
 public sealed record FlowPolicyMatch(string Kind, string? Namespace, string Name, string File, string Rule);
 
+/// <summary>
+/// Hubble's four policy lists on a flow (flow.proto: egress_allowed_by = 21001,
+/// ingress_allowed_by = 21002, egress_denied_by = 21004, ingress_denied_by = 21005), and which
+/// one a flow's deciding rule goes in.
+/// </summary>
+public enum FlowPolicyList
+{
+    None = 0,
+    EgressAllowedBy,
+    IngressAllowedBy,
+    EgressDeniedBy,
+    IngressDeniedBy,
+}
+
+/// <summary>Puts a flow's deciding rule in Hubble's terms: the list it belongs in and the policy's labels.</summary>
+public static class FlowPolicyLists
+{
+    /// <summary>
+    /// The list a flow's rule belongs in: by whose policy decided (<see cref="FlowEvent.PolicyDirection"/>)
+    /// and what the rule did. FORWARDED: the rule allowed it. DROPPED: a deny rule dropped it.
+    /// AUDIT: a deny rule would have dropped it (an audited deny; an allow entry passes as FORWARDED
+    /// in audit mode too). None without a rule (no policy, the mode's default, conntrack), or for
+    /// another verdict.
+    /// </summary>
+    public static FlowPolicyList Of(FlowEvent f)
+    {
+        if (f.PolicyRule == 0)
+        {
+            return FlowPolicyList.None;
+        }
+        bool? denied = f.Verdict switch
+        {
+            FlowVerdict.Forwarded => false,
+            FlowVerdict.Dropped or FlowVerdict.Audit => true,
+            _ => null,
+        };
+        return (f.PolicyDirection, denied) switch
+        {
+            (TrafficDirection.Ingress, false) => FlowPolicyList.IngressAllowedBy,
+            (TrafficDirection.Egress, false) => FlowPolicyList.EgressAllowedBy,
+            (TrafficDirection.Ingress, true) => FlowPolicyList.IngressDeniedBy,
+            (TrafficDirection.Egress, true) => FlowPolicyList.EgressDeniedBy,
+            _ => FlowPolicyList.None,
+        };
+    }
+
+    /// <summary>The list's JSON (proto) name; null for <see cref="FlowPolicyList.None"/>.</summary>
+    public static string? JsonName(FlowPolicyList list) => list switch
+    {
+        FlowPolicyList.EgressAllowedBy => "egress_allowed_by",
+        FlowPolicyList.IngressAllowedBy => "ingress_allowed_by",
+        FlowPolicyList.EgressDeniedBy => "egress_denied_by",
+        FlowPolicyList.IngressDeniedBy => "ingress_denied_by",
+        _ => null,
+    };
+
+    /// <summary>
+    /// The policy's labels as Cilium derives them for its policy repository (and so Hubble shows
+    /// them): io.cilium.k8s.policy.derived-from, .name and, for a namespaced policy, .namespace,
+    /// with the k8s source prefix. The uid label is left out: a policy from a file has none.
+    /// </summary>
+    public static IReadOnlyList<string> Labels(FlowPolicyMatch m) => m.Namespace is { Length: > 0 } ns
+        ? [$"k8s:io.cilium.k8s.policy.derived-from={m.Kind}", $"k8s:io.cilium.k8s.policy.name={m.Name}", $"k8s:io.cilium.k8s.policy.namespace={ns}"]
+        : [$"k8s:io.cilium.k8s.policy.derived-from={m.Kind}", $"k8s:io.cilium.k8s.policy.name={m.Name}"];
+}
+
 /// <summary>Turns a flow's rule number into the policy and rule it stands for (the agent's network-policy engine).</summary>
 public interface IFlowPolicyResolver
 {

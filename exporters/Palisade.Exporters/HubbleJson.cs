@@ -78,6 +78,23 @@ public static class HubbleJson
         TetragonJson.WriteNonEmpty(w, "Summary", f.Summary);
         if (f.PolicyRule != 0 && options.PolicyRules?.Resolve(f.PolicyRule) is { } match)
         {
+            if (FlowPolicyLists.JsonName(FlowPolicyLists.Of(f)) is { } list)
+            {
+                // Hubble's own lists, for consumers that read them: one Policy, the deciding rule's.
+                w.WriteStartArray(list);
+                w.WriteStartObject();
+                w.WriteString("name", match.Name);
+                TetragonJson.WriteNonEmpty(w, "namespace", match.Namespace);
+                w.WriteStartArray("labels");
+                foreach (var label in FlowPolicyLists.Labels(match))
+                {
+                    w.WriteStringValue(label);
+                }
+                w.WriteEndArray();
+                w.WriteString("kind", match.Kind);
+                w.WriteEndObject();
+                w.WriteEndArray();
+            }
             // Palisade: the policy and rule that allowed, audited or denied this flow (Cilium names it on policy verdicts only).
             w.WriteStartObject("policy_match");
             w.WriteString("name", match.Name);

@@ -83,7 +83,12 @@ public sealed class ElasticsearchTransportTests : IDisposable
         var created = a.Created;
         Assert.Equal(created.Count, created.Distinct().Count());
         Assert.Equal(500, created.Count);
-        Assert.Equal(sink.Client.Indexed, created.Count);
+        // A batch node a created just as it died never got its answer back; the retry through
+        // node b finds those ids already there (409s), which the client counts as duplicates,
+        // not as new documents. At most one batch can be caught that way.
+        Assert.Equal(created.Count, sink.Client.Indexed + sink.Client.Duplicates);
+        Assert.Equal(a.Conflicts + b.Conflicts, sink.Client.Duplicates);
+        Assert.InRange(sink.Client.Duplicates, 0, options.BatchSize);
         Assert.Equal(0, sink.Client.DeadLettered);
         Assert.Equal(0, sink.Client.SpooledBytes);
     }

@@ -83,6 +83,15 @@ public static partial class EventMessages
         if (f.PolicyRule != 0 && o.PolicyRules?.Resolve(f.PolicyRule) is { } match)
         {
             m.PolicyMatch = new PolicyMatch { Name = match.Name, Namespace = match.Namespace ?? "", Kind = match.Kind, File = match.File ?? "", Rule = match.Rule };
+            var list = FlowPolicyLists.Of(f) switch
+            {
+                FlowPolicyList.EgressAllowedBy => m.EgressAllowedBy,
+                FlowPolicyList.IngressAllowedBy => m.IngressAllowedBy,
+                FlowPolicyList.EgressDeniedBy => m.EgressDeniedBy,
+                FlowPolicyList.IngressDeniedBy => m.IngressDeniedBy,
+                _ => null,
+            };
+            list?.Add(new Policy { Name = match.Name, Namespace = match.Namespace ?? "", Kind = match.Kind, Labels = { FlowPolicyLists.Labels(match) } });
         }
         return m;
     }

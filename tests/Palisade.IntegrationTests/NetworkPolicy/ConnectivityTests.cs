@@ -192,14 +192,23 @@ public sealed class ConnectivityTests
             cluster.Network.WaitForFlow(f =>
                 (string?)f["IP"]?["source"] == src && (string?)f["IP"]?["destination"] == dst &&
                 f["l4"]?[l4]?["destination_port"]?.GetValue<int>() == check.Probe.Port &&
-                (string?)f["verdict"] == check.Verdict && (check.Reason is null || (string?)f["drop_reason_desc"] == check.Reason),
-                $"flow {check} ({src} -> {dst})");
+                (string?)f["verdict"] == check.Verdict && (check.Reason is null || (string?)f["drop_reason_desc"] == check.Reason) &&
+                (check.Reason != Deny || DeniedBy(f, scenario)),
+                $"flow {check} ({src} -> {dst}){(check.Reason == Deny ? $", naming {scenario.Policies[0]} in Hubble's {DenyList(scenario)}" : "")}");
         }
         if (scenario.Checks.All(c => c.Reachable))
         {
             Assert.DoesNotContain(cluster.Network.Flows(), f => (string?)f["verdict"] == "DROPPED" && (string?)f["IP"]?["source"] == Address("client"));
         }
     }
+
+    // A deny rule's drop names its policy in Hubble's list for the side whose policy denied it.
+    private static string DenyList(Scenario scenario) => scenario.Yaml.Contains("ingressDeny:", StringComparison.Ordinal) ? "ingress_denied_by" : "egress_denied_by";
+
+    private static bool DeniedBy(System.Text.Json.Nodes.JsonNode f, Scenario scenario) =>
+        f[DenyList(scenario)] is System.Text.Json.Nodes.JsonArray { Count: 1 } list &&
+        $"{(string?)list[0]?["namespace"]}/{(string?)list[0]?["name"]}" == scenario.Policies[0] &&
+        (string?)list[0]?["kind"] == "CiliumNetworkPolicy";
 
     /// <summary>
     /// Two addresses outside the cluster: a network namespace joined to the root one by a veth,

@@ -394,6 +394,7 @@ public sealed class NetworkPolicyServiceTests : IDisposable
             IP = new FlowIp("10.244.1.2", "10.244.1.1", IpVersion.IPv4),
             L4 = FlowL4.Tcp(40000, 80, TcpFlags.Syn),
             PolicyRule = rule,
+            PolicyDirection = TrafficDirection.Ingress,
         };
         var options = TetragonJsonOptions.Default with { PolicyRules = s };
         using var doc = JsonDocument.Parse(Json(flow, options));
@@ -403,11 +404,28 @@ public sealed class NetworkPolicyServiceTests : IDisposable
         Assert.Equal("NetworkPolicy", match.GetProperty("kind").GetString());
         Assert.Equal(file, match.GetProperty("file").GetString());
         Assert.Equal("spec.ingress[0]", match.GetProperty("rule").GetString());
+        // Hubble's own list names the same policy, with the labels Cilium gives a policy.
+        var allowedBy = Assert.Single(doc.RootElement.GetProperty("flow").GetProperty("ingress_allowed_by").EnumerateArray());
+        Assert.Equal("web-ingress", allowedBy.GetProperty("name").GetString());
+        Assert.Equal("shop", allowedBy.GetProperty("namespace").GetString());
+        Assert.Equal("NetworkPolicy", allowedBy.GetProperty("kind").GetString());
+        Assert.Equal(["k8s:io.cilium.k8s.policy.derived-from=NetworkPolicy", "k8s:io.cilium.k8s.policy.name=web-ingress", "k8s:io.cilium.k8s.policy.namespace=shop"],
+            allowedBy.GetProperty("labels").EnumerateArray().Select(l => l.GetString()));
+        foreach (var other in new[] { "egress_allowed_by", "ingress_denied_by", "egress_denied_by" })
+        {
+            Assert.False(doc.RootElement.GetProperty("flow").TryGetProperty(other, out _), other);
+        }
 
         // The gRPC stream's Flow carries the same.
         var message = Palisade.Agent.Api.EventMessages.ToFlow(flow, "node-1", options).PolicyMatch;
         Assert.Equal(("web-ingress", "shop", "NetworkPolicy", file, "spec.ingress[0]"), (message.Name, message.Namespace, message.Kind, message.File, message.Rule));
         Assert.Null(Palisade.Agent.Api.EventMessages.ToFlow(flow, "node-1", TetragonJsonOptions.Default).PolicyMatch);
+        var grpc = Palisade.Agent.Api.EventMessages.ToFlow(flow, "node-1", options);
+        var policy = Assert.Single(grpc.IngressAllowedBy);
+        Assert.Equal(("web-ingress", "shop", "NetworkPolicy", 3), (policy.Name, policy.Namespace, policy.Kind, policy.Labels.Count));
+        Assert.Empty(grpc.EgressAllowedBy);
+        Assert.Empty(grpc.IngressDeniedBy);
+        Assert.Empty(grpc.EgressDeniedBy);
 
         // Without a resolver, or with a number no rule has, there is no policy_match.
         using var plain = JsonDocument.Parse(Json(flow, TetragonJsonOptions.Default));
