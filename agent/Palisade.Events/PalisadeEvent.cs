@@ -73,6 +73,58 @@ public sealed record PolicyArgValue(string Type, string? Label)
     /// <summary>Struct-like arguments (bpf_attr_arg, bpf_map_arg, perf_event_arg): field name -> string or number, in order.</summary>
     public IReadOnlyList<KeyValuePair<string, object>>? Object { get; init; }
     public bool Truncated { get; init; }
+    /// <summary>For file, path and linux_binprm arguments: the inode's i_mode (file type and permission bits); 0: not known.</summary>
+    public uint Mode { get; init; }
+}
+
+/// <summary>Tetragon's file and path argument fields: <c>permission</c> and <c>flags</c>.</summary>
+public static class FileArgText
+{
+    /// <summary>Tetragon's flags of a path that could not be resolved whole (pkg/reader/path: unresolvedPathComponents).</summary>
+    public const string UnresolvedPathComponents = "unresolvedPathComponents";
+
+    /// <summary>The path flags Tetragon writes: <see cref="UnresolvedPathComponents"/> when the path is cut short, else empty.</summary>
+    public static string Flags(bool truncated) => truncated ? UnresolvedPathComponents : "";
+
+    /// <summary>
+    /// The mode as `ls -l` writes it, as Tetragon's permission field does: the type letter (b, c, d,
+    /// p, l, -, s; none for an unknown type), then rwx for user, group and other, with setuid and
+    /// setgid as s (S when not executable) and sticky as t (T). Empty for 0 (not known).
+    /// </summary>
+    public static string Permission(uint mode)
+    {
+        if (mode == 0)
+        {
+            return "";
+        }
+        Span<char> text = stackalloc char[10];
+        var n = 0;
+        var type = (mode & 0xF000) switch
+        {
+            0x6000 => 'b',
+            0x2000 => 'c',
+            0x4000 => 'd',
+            0x1000 => 'p',
+            0xA000 => 'l',
+            0x8000 => '-',
+            0xC000 => 's',
+            _ => '\0',
+        };
+        if (type != '\0')
+        {
+            text[n++] = type;
+        }
+        void Triplet(Span<char> t, ref int i, uint bits, bool special, char set)
+        {
+            t[i++] = (bits & 4) != 0 ? 'r' : '-';
+            t[i++] = (bits & 2) != 0 ? 'w' : '-';
+            t[i++] = special ? ((bits & 1) != 0 ? set : char.ToUpperInvariant(set)) : (bits & 1) != 0 ? 'x' : '-';
+        }
+        Triplet(text, ref n, (mode >> 6) & 7, (mode & 0x800) != 0, 's');
+        Triplet(text, ref n, (mode >> 3) & 7, (mode & 0x400) != 0, 's');
+        Triplet(text, ref n, mode & 7, (mode & 0x200) != 0, 't');
+        return new string(text[..n]);
+    }
 }
 
 /// <summary>A socket argument; <see cref="Cookie"/> is the kernel socket's address, Tetragon's sock_arg.cookie (0: none).</summary>

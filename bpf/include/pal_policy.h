@@ -304,7 +304,7 @@ struct pal_pol_value {
 	__u8 kind;           /* enum pal_pol_xkind */
 	__u8 flags;          /* PAL_V_* */
 	__u16 len;           /* string bytes */
-	__u32 pad;
+	__u32 mode;          /* for paths and the exec'd file: the inode's i_mode (type and permission bits); 0: unknown */
 	__u64 ival;          /* integer value; for paths: fd; for creds: uid<<32|gid */
 	struct pal_pol_sock sock;
 	char s[PAL_POL_STR + 4];

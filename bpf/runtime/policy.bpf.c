@@ -333,6 +333,8 @@ static __always_inline void resolve_path(struct scratch *s, struct pal_pol_value
 		.root_dentry = fs->root.dentry,
 		.root_mnt = fs->root.mnt,
 	};
+	/* Tetragon's permission: the file's type and mode bits, from the inode the path ends at. */
+	v->mode = w.dentry->d_inode->i_mode;
 	s->ncomp = 0;
 	s->pathlen = 0;
 	bpf_loop(PATH_DEPTH, collect_step, &w, 0);
@@ -600,6 +602,7 @@ static __always_inline void extract_task(struct scratch *s, struct pal_pol_slotd
 		need_proc(s);
 		bpf_probe_read_kernel(v->s, sizeof(s->proc.bin), s->proc.bin);
 		v->len = s->proc.bin_len;
+		v->mode = BPF_CORE_READ(task, mm, exe_file, f_inode, i_mode);
 		break;
 	case PAL_X_CTX_SOCK:
 		v->sock = s->ctxsock;
@@ -708,6 +711,7 @@ static __always_inline void extract(struct scratch *s, struct pal_pol_slotdef *d
 	v->kind = d->kind;
 	v->flags = 0;
 	v->len = 0;
+	v->mode = 0;
 	v->ival = 0;
 	v->s[0] = 0;
 	switch (d->kind) {

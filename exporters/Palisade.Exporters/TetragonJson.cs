@@ -214,6 +214,8 @@ public static class TetragonJson
             case "file_arg" or "path_arg" or "linux_binprm_arg":
                 w.WriteStartObject(a.Type);
                 w.WriteString("path", a.Text);
+                WriteNonEmpty(w, "flags", FileArgText.Flags(a.Truncated));
+                WriteNonEmpty(w, "permission", FileArgText.Permission(a.Mode));
                 w.WriteEndObject();
                 break;
             case "sock_arg" when a.Sock is { } s:

@@ -48,6 +48,7 @@ public sealed class PolicyEnforcementTests : IDisposable
     {
         using var h = new PolicyHarness();
         var secret = Secret();
+        File.SetUnixFileMode(secret, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead);
         var cat = Helpers.RealPath("/bin/cat");
         h.ApplyRunning(TestPolicies.FdInstallKill("protect-secret", secret, $"""
                   matchBinaries:
@@ -79,7 +80,8 @@ public sealed class PolicyEnforcementTests : IDisposable
         var ev = h.WaitForPolicyEvent(e => e.PolicyName == "protect-secret" && e.Action == "KPROBE_ACTION_SIGKILL", "fd_install kill event");
         Assert.Equal("fd_install", ev.FunctionName);
         Assert.Equal(EventKind.ProcessKprobe, ev.Kind);
-        Assert.Contains(ev.Args, a => a.Type == "file_arg" && a.Text == secret);
+        // Tetragon's permission: the mode of the inode the kernel walked to, as ls -l writes it.
+        Assert.Contains(ev.Args, a => a.Type == "file_arg" && a.Text == secret && FileArgText.Permission(a.Mode) == "-rw-r-----" && !a.Truncated);
         Assert.Contains(ev.Args, a => a.Type == "int_arg");
         Assert.Equal(Opener, ev.Process.Binary);
         var status = h.Engine.Get("protect-secret")!;
@@ -211,7 +213,7 @@ public sealed class PolicyEnforcementTests : IDisposable
         Assert.Equal(0, RunIn("/", Opener, "marker", marker).ExitCode);
         Assert.True(File.Exists(marker));
         var ev = h.WaitForPolicyEvent(e => e.PolicyName == "no-exec-from-forbidden", "exec kill event");
-        Assert.Contains(ev.Args, a => a.Type == "linux_binprm_arg" && a.Text == copy);
+        Assert.Contains(ev.Args, a => a.Type == "linux_binprm_arg" && a.Text == copy && FileArgText.Permission(a.Mode) == "-rwx------");
     }
 
     [Fact]

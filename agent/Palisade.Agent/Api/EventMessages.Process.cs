@@ -119,13 +119,13 @@ public static partial class EventMessages
                 m.BytesArg = ByteString.CopyFrom(a.Bytes ?? []);
                 break;
             case "file_arg":
-                m.FileArg = new KprobePath { Path = a.Text ?? "" };
+                m.FileArg = new KprobePath { Path = a.Text ?? "", Flags = FileArgText.Flags(a.Truncated), Permission = FileArgText.Permission(a.Mode) };
                 break;
             case "path_arg":
-                m.PathArg = new KprobePath { Path = a.Text ?? "" };
+                m.PathArg = new KprobePath { Path = a.Text ?? "", Flags = FileArgText.Flags(a.Truncated), Permission = FileArgText.Permission(a.Mode) };
                 break;
             case "linux_binprm_arg":
-                m.LinuxBinprmArg = new KprobePath { Path = a.Text ?? "" };
+                m.LinuxBinprmArg = new KprobePath { Path = a.Text ?? "", Flags = FileArgText.Flags(a.Truncated), Permission = FileArgText.Permission(a.Mode) };
                 break;
             case "sock_arg" when a.Sock is { } s:
                 m.SockArg = new KprobeSock

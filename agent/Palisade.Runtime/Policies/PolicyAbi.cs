@@ -281,7 +281,7 @@ internal unsafe struct PalPolValue
     public byte Kind;
     public byte Flags;
     public ushort Len;
-    public uint Pad;
+    public uint Mode;
     public ulong Ival;
     public PalPolSock Sock;
     public fixed byte S[PolAbi.Str + 4];

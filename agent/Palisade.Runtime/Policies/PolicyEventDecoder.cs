@@ -102,9 +102,9 @@ internal sealed unsafe class PolicyEventDecoder(string procRoot)
             case SlotKind.KString:
                 return new PolicyArgValue("string_arg", label) { Text = Text(v), Truncated = truncated };
             case SlotKind.KFile or SlotKind.KPath or SlotKind.KDentry:
-                return new PolicyArgValue(src.Kind == SlotKind.KFile ? "file_arg" : "path_arg", label) { Text = Text(v), Truncated = truncated };
+                return new PolicyArgValue(src.Kind == SlotKind.KFile ? "file_arg" : "path_arg", label) { Text = Text(v), Truncated = truncated, Mode = v.Mode };
             case SlotKind.KBinprm:
-                return new PolicyArgValue("linux_binprm_arg", label) { Text = Text(v) };
+                return new PolicyArgValue("linux_binprm_arg", label) { Text = Text(v), Truncated = truncated, Mode = v.Mode };
             case SlotKind.KSock:
                 return new PolicyArgValue("sock_arg", label) { Sock = Sock(v.Sock) };
             case SlotKind.KSkb:
@@ -137,9 +137,9 @@ internal sealed unsafe class PolicyEventDecoder(string procRoot)
                 }
             case SlotKind.FdPath or SlotKind.RetFdPath:
                 return type == "int" ? new PolicyArgValue("int_arg", label) { Int = (long)v.Ival }
-                    : new PolicyArgValue(type == "path" ? "path_arg" : "file_arg", label) { Text = Text(v), Truncated = truncated };
+                    : new PolicyArgValue(type == "path" ? "path_arg" : "file_arg", label) { Text = Text(v), Truncated = truncated, Mode = v.Mode };
             case SlotKind.ExecPath:
-                return new PolicyArgValue(type == "file" ? "file_arg" : "linux_binprm_arg", label) { Text = Text(v) };
+                return new PolicyArgValue(type == "file" ? "file_arg" : "linux_binprm_arg", label) { Text = Text(v), Truncated = truncated, Mode = v.Mode };
             case SlotKind.UserSockaddr:
                 return new PolicyArgValue("sockaddr_arg", label) { Sock = Sock(v.Sock) };
             case SlotKind.CtxSock or SlotKind.FdSock or SlotKind.RetFdSock:

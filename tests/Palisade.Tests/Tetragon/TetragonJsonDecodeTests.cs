@@ -93,14 +93,14 @@ public sealed class TetragonJsonDecodeTests
             new PolicyArgValue("size_arg", null) { Int = 1L << 40 },
             new PolicyArgValue("string_arg", null) { Text = "hello" },
             new PolicyArgValue("bytes_arg", null) { Bytes = [1, 2, 3] },
-            new PolicyArgValue("file_arg", null) { Text = "/etc/shadow" },
-            new PolicyArgValue("path_arg", null) { Text = "/etc" },
+            new PolicyArgValue("file_arg", null) { Text = "/etc/shadow", Mode = 0x8000 | 0x1A0 },
+            new PolicyArgValue("path_arg", null) { Text = "/etc", Mode = 0x4000 | 0x1ED, Truncated = true },
             new PolicyArgValue("sock_arg", null) { Sock = new SockValue("AF_INET", "SOCK_STREAM", "IPPROTO_TCP", "10.0.0.1", "10.0.0.2", 40000, 443, "TCP_SYN_SENT", 0xffff8881_2345_6789) },
             new PolicyArgValue("sockaddr_arg", null) { Sock = new SockValue("AF_INET", "", "", "", "10.0.0.9", 0, 53, "") },
             new PolicyArgValue("process_credentials_arg", null) { Cred = new CredValue(new Credentials(0, 0, 0, 0, 0, 0, 0, 0), 0, new CapabilitySets(1UL << 21, 0, 0), 4026531837) },
             new PolicyArgValue("kernel_cap_t_arg", null) { Int = (1L << 21) | 1 },
             new PolicyArgValue("cap_effective_arg", null) { Int = 1L << 12 },
-            new PolicyArgValue("linux_binprm_arg", null) { Text = "/usr/bin/su" }));
+            new PolicyArgValue("linux_binprm_arg", null) { Text = "/usr/bin/su", Mode = 0x8000 | 0x800 | 0x1ED }));
         var k = e.ProcessKprobe;
         Assert.Equal("security_file_open", k.FunctionName);
         Assert.Equal(-3, k.Args[0].IntArg);
@@ -111,7 +111,9 @@ public sealed class TetragonJsonDecodeTests
         Assert.Equal("hello", k.Args[4].StringArg);
         Assert.Equal(new byte[] { 1, 2, 3 }, k.Args[5].BytesArg.ToByteArray());
         Assert.Equal("/etc/shadow", k.Args[6].FileArg.Path);
+        Assert.Equal(("", "-rw-r-----"), (k.Args[6].FileArg.Flags, k.Args[6].FileArg.Permission));
         Assert.Equal("/etc", k.Args[7].PathArg.Path);
+        Assert.Equal(("unresolvedPathComponents", "drwxr-xr-x"), (k.Args[7].PathArg.Flags, k.Args[7].PathArg.Permission));
         Assert.Equal(0xffff8881_2345_6789UL, k.Args[8].SockArg.Cookie);
         Assert.Equal(443u, k.Args[8].SockArg.Dport);
         Assert.Equal("10.0.0.9", k.Args[9].SockaddrArg.Addr);
@@ -119,6 +121,7 @@ public sealed class TetragonJsonDecodeTests
         Assert.Equal("CAP_CHOWN CAP_SYS_ADMIN", k.Args[11].KernelCapTArg);
         Assert.Equal("CAP_NET_ADMIN", k.Args[12].CapEffectiveArg);
         Assert.Equal("/usr/bin/su", k.Args[13].LinuxBinprmArg.Path);
+        Assert.Equal("-rwsr-xr-x", k.Args[13].LinuxBinprmArg.Permission);
         Assert.Equal(T.KprobeAction.Sigkill, k.Action);
         Assert.Equal("/pause", Assert.Single(k.Ancestors).Binary);
     }

@@ -67,7 +67,7 @@ public sealed class TetragonMessagesTests
             Args =
             [
                 new PolicyArgValue("sock_arg", null) { Sock = new SockValue("AF_INET", "SOCK_STREAM", "IPPROTO_TCP", "10.0.0.2", "10.0.0.9", 40000, 80, "TCP_SYN_SENT") },
-                new PolicyArgValue("file_arg", "target") { Text = "/etc/shadow" },
+                new PolicyArgValue("file_arg", "target") { Text = "/etc/shadow", Mode = 0x8000 | 0x180 },
                 new PolicyArgValue("int_arg", null) { Int = -2 },
             ],
         };
@@ -80,6 +80,7 @@ public sealed class TetragonMessagesTests
         Assert.Equal(80u, k.Args[0].SockArg.Dport);
         Assert.Equal("/etc/shadow", k.Args[1].FileArg.Path);
         Assert.Equal("target", k.Args[1].Label);
+        Assert.Equal("-rw-------", k.Args[1].FileArg.Permission);
         Assert.Equal(-2, k.Args[2].IntArg);
         Assert.Equal(["network"], k.Tags);
     }
