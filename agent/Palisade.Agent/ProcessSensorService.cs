@@ -54,6 +54,7 @@ internal sealed partial class ProcessSensorService(AgentOptions options, KernelS
             CacheGrace = options.ProcessCacheGrace,
             CacheGcInterval = options.ProcessCacheGcInterval,
             Ancestors = options.EnableAncestors,
+            UserNames = options.UsernameMetadata,
             PinDirectory = options.KeepSensorsOnExit ? options.BpfDir : null,
         }, hub, time, options.Kubernetes ? pods : null);
         try

@@ -57,6 +57,8 @@ public sealed class ProcessRecord
     public ProcessFlags Flags { get; init; }
     public Credentials Credentials { get; init; }
     public uint Auid { get; init; } = uint.MaxValue;
+    /// <summary>Tetragon's user.name: the uid's name in the host's passwd file (username-metadata=unix, host namespaces only); null: not resolved.</summary>
+    public string? UserName { get; init; }
     public CapabilitySets Capabilities { get; init; }
     public Namespaces? Namespaces { get; init; }
     /// <summary>Pid inside the process's own pid namespace.</summary>

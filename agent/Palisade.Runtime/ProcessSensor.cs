@@ -36,6 +36,8 @@ public sealed record ProcessSensorOptions
     public int WakeupBytes { get; init; } = 65536;
     /// <summary>Include ancestors beyond the parent in exec and exit events.</summary>
     public bool Ancestors { get; init; }
+    /// <summary>Resolve uids of host processes to names from the host's passwd file (Tetragon's username-metadata=unix).</summary>
+    public bool UserNames { get; init; }
     /// <summary>
     /// bpffs directory (see <see cref="SensorPins"/>) where maps and links are pinned so they
     /// stay in the kernel after the sensor is disposed (--keep-sensors-on-exit); pins found
@@ -208,14 +210,15 @@ public sealed class ProcessSensor : IDisposable
         try
         {
             var clock = new BootClock(_time);
-            var hostNamespaces = ProcFs.ReadNamespaces(Path.Combine(_options.ProcRoot, "1"));
-            Decoder = new ProcessEventDecoder(_options.NodeName, Cache, clock, hostNamespaces, _options.Ancestors, _hub.Publish, _pods);
+            var hostNamespaces = ProcFs.ReadHostNamespaces(_options.ProcRoot);
+            var users = _options.UserNames ? new UserNames(_options.ProcRoot) : null;
+            Decoder = new ProcessEventDecoder(_options.NodeName, Cache, clock, hostNamespaces, _options.Ancestors, _hub.Publish, _pods, users);
             // Attach before reading /proc, so no process can slip between the two.
             foreach (var program in (string[])["pal_fork", "pal_exit", "pal_exec"])
             {
                 AttachOrAdopt(obj, program);
             }
-            SeededFromProcFs = Seed(obj, clock, hostNamespaces);
+            SeededFromProcFs = Seed(obj, clock, hostNamespaces, users);
             _router.Decoder = Decoder;
             _reader = new RingBufferReader(_router, obj.Map("pal_process_events"));
             if (startReader)
@@ -299,7 +302,7 @@ public sealed class ProcessSensor : IDisposable
             _reader?.Records ?? 0, _reader?.ConsumerErrors ?? 0, Decoder!.Stats, Cache.Stats);
     }
 
-    private int Seed(BpfObject obj, BootClock clock, uint[] hostNamespaces)
+    private int Seed(BpfObject obj, BootClock clock, uint[] hostNamespaces, UserNames? users)
     {
         var map = obj.Map("pal_procs").Typed<uint, PalProc>();
         var cgroupRoot = KernelEnvironment.Cgroup2Root();
@@ -309,6 +312,7 @@ public sealed class ProcessSensor : IDisposable
         {
             byPid.TryGetValue(p.ParentPid, out var parent);
             var container = ContainerIds.FromCgroup(p.CgroupLeaf, p.CgroupParent);
+            var namespaces = new Namespaces([.. p.Namespaces.Select((inum, i) => new NamespaceId(inum, inum != 0 && inum == hostNamespaces[i]))]);
             var record = new ProcessRecord
             {
                 ExecId = ExecId.Create(_options.NodeName, p.StartBootNs, p.Pid),
@@ -323,7 +327,8 @@ public sealed class ProcessSensor : IDisposable
                 Credentials = new Credentials(p.Uids[0], p.Gids[0], p.Uids[1], p.Gids[1], p.Uids[2], p.Gids[2], p.Uids[3], p.Gids[3]),
                 Auid = p.Auid,
                 Capabilities = new CapabilitySets(p.CapPermitted, p.CapEffective, p.CapInheritable),
-                Namespaces = new Namespaces([.. p.Namespaces.Select((inum, i) => new NamespaceId(inum, inum != 0 && inum == hostNamespaces[i]))]),
+                Namespaces = namespaces,
+                UserName = users?.For(p.Uids[0], namespaces),
                 NamespacePid = p.NamespacePid,
                 CgroupId = p.CgroupId,
                 ContainerId = container?.ContainerId,

@@ -409,6 +409,13 @@ public static class TetragonJson
             }
             w.WriteEndObject();
         }
+        if (p.UserName is { } user)
+        {
+            // Tetragon's user.name (username-metadata=unix).
+            w.WriteStartObject("user");
+            w.WriteString("name", user);
+            w.WriteEndObject();
+        }
         if (p.ContainerId is not null)
         {
             // Tetragon's in_init_tree (a BoolValue: written for container processes, false too).

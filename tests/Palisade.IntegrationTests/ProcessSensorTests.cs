@@ -150,6 +150,30 @@ public sealed class ProcessSensorTests : IDisposable
     }
 
     [Fact]
+    public void WithUsernameMetadataHostProcessesAreNamedAndOnesInTheirOwnMountNamespaceAreNot()
+    {
+        RequireSensor();
+        using var h = new SensorHarness(new ProcessSensorOptions { NodeName = "test-node", UserNames = true });
+        var truePath = Helpers.RealPath("/bin/true");
+        using (var p = Start(truePath))
+        {
+            p.WaitForExit();
+            var exec = h.WaitForExec(e => e.Process.Pid == (uint)p.Id && e.Process.Binary == truePath, "exec of true on the host");
+            Assert.Equal(0u, exec.Process.Credentials.Uid);
+            Assert.Equal("root", exec.Process.UserName);
+        }
+        // unshare --mount execs true in a new mount namespace: its uid is not the host's to name.
+        using (var p = Start(Helpers.RealPath("/usr/bin/unshare"), "--mount", truePath))
+        {
+            p.WaitForExit();
+            Assert.Equal(0, p.ExitCode);
+            var exec = h.WaitForExec(e => e.Process.Pid == (uint)p.Id && e.Process.Binary == truePath, "exec of true in its own mount namespace");
+            Assert.False(exec.Process.Namespaces![Array.IndexOf(NamespaceKinds.Names, "mnt")].IsHost);
+            Assert.Null(exec.Process.UserName);
+        }
+    }
+
+    [Fact]
     public void AnExecStormLosesNoEvent()
     {
         RequireSensor();

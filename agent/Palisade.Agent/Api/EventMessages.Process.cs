@@ -255,6 +255,10 @@ public static partial class EventMessages
                 m.BinaryProperties.File = new FileProperties { Inode = new InodeProperties { Number = p.ExeInode, Links = 0 }, Path = p.Binary };
             }
         }
+        if (p.UserName is { } user)
+        {
+            m.User = new UserRecord { Name = user };
+        }
         if (p.ContainerId is not null)
         {
             m.InInitTree = InitTree.Contains(p);

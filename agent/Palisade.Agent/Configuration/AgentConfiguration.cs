@@ -256,6 +256,7 @@ public static class AgentConfiguration
             ClusterName = NullIfEmpty(values[AgentSettings.ClusterName.Key].Value),
             MetricsServerEndpoint = metricsServer,
             EnablePodAnnotations = Checked(AgentSettings.EnablePodAnnotations) == "true",
+            UsernameMetadata = Checked(AgentSettings.UsernameMetadata) == "unix",
             ProcessCacheGcInterval = gcInterval,
             LogFile = NullIfEmpty(values[AgentSettings.LogFile.Key].Value),
             TracingPolicyFile = NullIfEmpty(values[AgentSettings.TracingPolicy.Key].Value),

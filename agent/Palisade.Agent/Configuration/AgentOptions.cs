@@ -38,6 +38,9 @@ public sealed record AgentOptions
     /// <summary>Pod annotations on events (enable-pod-annotations).</summary>
     public bool EnablePodAnnotations { get; init; }
 
+    /// <summary>user.name of host processes from the host's passwd file (username-metadata=unix).</summary>
+    public bool UsernameMetadata { get; init; }
+
     /// <summary>How often the process cache is swept (process-cache-gc-interval).</summary>
     public TimeSpan ProcessCacheGcInterval { get; init; } = TimeSpan.FromSeconds(1);
 

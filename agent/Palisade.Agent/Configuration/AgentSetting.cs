@@ -128,6 +128,9 @@ public static class AgentSettings
     public static readonly AgentSetting EnablePodAnnotations = new(
         "enable-pod-annotations", "false", "Add the pod's annotations (pod.pod_annotations) to events of container processes (Tetragon's flag).", ["true", "false"]);
 
+    public static readonly AgentSetting UsernameMetadata = new(
+        "username-metadata", "disabled", "Resolve the uid of a host process to a user name (process.user.name) from the host's passwd file (Tetragon's flag): disabled, or unix. Only processes in the host's mount and user namespaces get a name.", ["disabled", "unix"]);
+
     public static readonly AgentSetting ProcessCacheGcInterval = new(
         "process-cache-gc-interval", "1s", "How often the process cache is swept for records past process-cache-grace (Tetragon's flag; e.g. 1s, 30s).");
 
@@ -249,7 +252,7 @@ public static class AgentSettings
         ExportFileRotationInterval, ExportStdout, EventQueueSize, EnableAncestors, EnableProcessCred, EnableProcessNs,
         ProcessCacheSize, ProcessCacheGrace, ProcessCacheGcInterval, ProcessArgsMax, RingBufferSize, ProcFs, KeepSensorsOnExit, BpfDir, TracingPolicyDir, TracingPolicy, TracingPolicySelector,
         NetworkPolicyDir, PolicyEnforcement, PolicyAuditMode, PolicyAuditNamespaces,
-        ClusterName, MetricsServer, EnablePodAnnotations, LogFile, Debug,
+        ClusterName, MetricsServer, EnablePodAnnotations, UsernameMetadata, LogFile, Debug,
         ExportAllowlist, ExportDenylist, FieldFilters, RedactionFilters, ExportRateLimit,
         ElasticsearchUrl, ElasticsearchCloudId, ElasticsearchIndex, ElasticsearchIndexMode, ElasticsearchLogs, ElasticsearchLogsIndex, ElasticsearchSpoolDir, ElasticsearchSpoolMaxSize, ElasticsearchBatchSize,
         ElasticsearchBatchBytes, ElasticsearchFlushInterval, ElasticsearchCompress, ElasticsearchUsername, ElasticsearchPasswordFile,

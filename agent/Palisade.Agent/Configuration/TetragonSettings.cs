@@ -43,7 +43,6 @@ public static class TetragonSettings
         ["expose-stack-addresses"] = "stack traces are not exported",
         ["generate-docs"] = "see docs/configuration.md",
         ["cgroup-rate"] = "not supported; see export-rate-limit",
-        ["username-metadata"] = "not supported yet",
         ["health-server-interval"] = "health is computed on each request",
         ["enable-cri"] = "container ids come from cgroups and pods from the Kubernetes API",
         ["cri-endpoint"] = "container ids come from cgroups and pods from the Kubernetes API",

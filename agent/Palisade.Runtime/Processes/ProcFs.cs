@@ -148,6 +148,39 @@ public static partial class ProcFs
         return result;
     }
 
+    /// <summary>
+    /// The host's namespaces, by which a process's namespace is_host: pid 1's, as Tetragon reads
+    /// them. Where pid 1's are hidden (a hardened /proc, a sandbox that keeps pid 1 from every
+    /// other process) the kernel's initial namespaces stand in: uts, ipc, user, pid, cgroup and
+    /// time have fixed inode numbers (include/linux/proc_ns.h, PROC_*_INIT_INO), and mnt and net,
+    /// which have none, are taken from this process, which then runs in the host's (a node agent
+    /// always does, or pid 1 is visible to it).
+    /// </summary>
+    public static uint[] ReadHostNamespaces(string procRoot)
+    {
+        var host = ReadNamespaces(Path.Combine(procRoot, "1"));
+        if (host.Any(inum => inum != 0))
+        {
+            return host;
+        }
+        var self = ReadNamespaces(Path.Combine(procRoot, "self"));
+        var names = Palisade.Events.NamespaceKinds.Names;
+        for (var i = 0; i < names.Length; i++)
+        {
+            host[i] = names[i] switch
+            {
+                "uts" => 0xEFFFFFFE,
+                "ipc" => 0xEFFFFFFF,
+                "user" => 0xEFFFFFFD,
+                "pid" or "pid_for_children" => 0xEFFFFFFC,
+                "cgroup" => 0xEFFFFFFB,
+                "time" or "time_for_children" => 0xEFFFFFFA,
+                _ => self[i],
+            };
+        }
+        return host;
+    }
+
     /// <summary>The executable of the process at <paramref name="procDir"/> (" (deleted)" removed), empty when unreadable.</summary>
     public static string ReadExe(string procDir) => StripDeleted(ReadLink(Path.Combine(procDir, "exe")) ?? string.Empty);
 

@@ -24,14 +24,16 @@ public sealed unsafe class ProcessEventDecoder : IRingBufferConsumer
     private readonly uint[] _hostNamespaces;
     private readonly bool _ancestors;
     private readonly IPodResolver _pods;
+    private readonly UserNames? _users;
     private readonly StringPool _strings = new();
     private Namespaces? _lastNamespaces;
     private long _exec, _fork, _exit, _malformed, _exitUnknown;
 
     public ProcessEventDecoder(string nodeName, ProcessCache cache, BootClock clock, uint[] hostNamespaces, bool ancestors, Action<PalisadeEvent> publish,
-        IPodResolver? pods = null)
+        IPodResolver? pods = null, UserNames? users = null)
     {
         _pods = pods ?? NoPodResolver.Instance;
+        _users = users;
         NodeName = nodeName;
         _cache = cache;
         _clock = clock;
@@ -107,6 +109,7 @@ public sealed unsafe class ProcessEventDecoder : IRingBufferConsumer
         }
         var container = ContainerIds.FromCgroup(CString(e->CgroupName, PalExecEvent.CgroupNameSize), CString(e->CgroupParentName, PalExecEvent.CgroupNameSize));
         var time = _clock.ToWallClock(e->Hdr.KtimeNs);
+        var namespaces = ReadNamespaces(e->Ns);
         var record = new ProcessRecord
         {
             ExecId = ExecId.Create(NodeName, key.Ktime, pid),
@@ -121,8 +124,9 @@ public sealed unsafe class ProcessEventDecoder : IRingBufferConsumer
             Flags = flags,
             Credentials = new Credentials(e->Uid, e->Gid, e->Euid, e->Egid, e->Suid, e->Sgid, e->Fsuid, e->Fsgid),
             Auid = e->Auid,
+            UserName = _users?.For(e->Uid, namespaces),
             Capabilities = new CapabilitySets(e->CapPermitted, e->CapEffective, e->CapInheritable),
-            Namespaces = ReadNamespaces(e->Ns),
+            Namespaces = namespaces,
             NamespacePid = e->Nspid,
             CgroupId = e->Hdr.CgroupId,
             ContainerId = container?.ContainerId,
@@ -195,6 +199,7 @@ public sealed unsafe class ProcessEventDecoder : IRingBufferConsumer
             Flags = (parent.Flags & ~(ProcessFlags.Exec | ProcessFlags.ProcFs | ProcessFlags.Replaced | ProcessFlags.ParentMiss)) | ProcessFlags.Clone,
             Credentials = parent.Credentials,
             Auid = parent.Auid,
+            UserName = parent.UserName,
             Capabilities = parent.Capabilities,
             Namespaces = parent.Namespaces,
             NamespacePid = parent.NamespacePid,

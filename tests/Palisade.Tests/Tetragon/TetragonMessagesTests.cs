@@ -57,6 +57,30 @@ public sealed class TetragonMessagesTests
     }
 
     [Fact]
+    public void AHostProcessesUserNameIsTetragonsUserRecordInBothApisAndTheJsonFile()
+    {
+        var host = new ProcessRecord
+        {
+            ExecId = "aG9zdA==", Pid = 900, Ktime = 3, StartTime = At, Binary = "/usr/bin/sudo", UserName = "alice",
+            Credentials = new Credentials(1000, 1000, 0, 0, 0, 0, 0, 0),
+        };
+        var e = new ProcessExecEvent { Time = At, Process = host };
+        var message = Message(e);
+        Assert.Equal("alice", message.ProcessExec.Process.User.Name);
+        var ours = EventMessages.ToJson(EventMessages.ToMessage(e, "node-a", TetragonJsonOptions.Default, FieldMasks.Empty));
+        Assert.True(JsonNode.DeepEquals(JsonNode.Parse(ours), JsonNode.Parse(ProtoNames.Format(message))), $"{ours}\n{ProtoNames.Format(message)}");
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var w = new System.Text.Json.Utf8JsonWriter(buffer, TetragonJson.WriterOptions))
+        {
+            TetragonJson.Write(w, e, "node-a");
+        }
+        var file = JsonNode.Parse(buffer.WrittenSpan)!;
+        Assert.Equal("alice", (string?)file["process_exec"]!["process"]!["user"]!["name"]);
+        // Without a name (a container process, or username-metadata disabled) there is no user object.
+        Assert.Null(Message(new ProcessExecEvent { Time = At, Process = Child(Init()) }).ProcessExec.Process.User);
+    }
+
+    [Fact]
     public void AKprobeCarriesItsActionAsTetragonsEnumAndItsTypedArguments()
     {
         var init = Init();
