@@ -44,7 +44,7 @@ internal sealed partial class ExportService(AgentOptions options, EventHub hub, 
 
     /// <summary>The encoding options every sink (and the gRPC stream) shares.</summary>
     public static TetragonJsonOptions JsonOptions(AgentOptions options) =>
-        new(options.EnableProcessCred, options.EnableProcessNs) { Redactor = options.Redactor, ClusterName = options.ClusterName, PolicyRules = options.PolicyRules };
+        new(options.EnableProcessCred, options.EnableProcessNs) { Redactor = options.Redactor, ClusterName = options.ClusterName, NodeLabels = options.NodeLabels, PolicyRules = options.PolicyRules };
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {

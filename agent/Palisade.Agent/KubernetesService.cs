@@ -89,6 +89,9 @@ internal sealed partial class KubernetesService(AgentOptions options, PolicyServ
             Run(ccnps.RunAsync);
         }
 
+        // This node's Node: its labels go on every event (node_labels) and, with the policy
+        // engine, decide which policies' nodeSelector matches this node.
+        List<IInformerHandler<V1Node>> nodeHandlers = [new EventNodeLabels(options.NodeLabels)];
         StatusReporter? reporter = null;
         if (policies.Engine is { } engine)
         {
@@ -98,15 +101,13 @@ internal sealed partial class KubernetesService(AgentOptions options, PolicyServ
             // Pinned sensors (--keep-sensors-on-exit): the earlier run's entries of policies
             // that are gone are cleared only once the cluster's policies are all back.
             _controller.PoliciesSynced += engine.CompleteRestore;
-            var node = new Informer<V1Node, V1NodeList>(client, Resources.Node(options.NodeName), _controller.NodeHandler, informerLog) { Resync = TimeSpan.Zero };
+            nodeHandlers.Add(_controller.NodeHandler);
             var clusterPolicies = new Informer<CustomObject, CustomObjectList>(client, Resources.TracingPolicies, _controller.HandlerFor("TracingPolicy"), informerLog)
             { Resync = options.KubernetesResync };
             var namespacedPolicies = new Informer<CustomObject, CustomObjectList>(client, Resources.TracingPoliciesNamespaced,
                 _controller.HandlerFor(TracingPolicy.NamespacedKind), informerLog) { Resync = options.KubernetesResync };
-            informers.Add((node.Name, node.Stats));
             informers.Add((clusterPolicies.Name, clusterPolicies.Stats));
             informers.Add((namespacedPolicies.Name, namespacedPolicies.Stats));
-            Run(node.RunAsync);
             Run(clusterPolicies.RunAsync);
             Run(namespacedPolicies.RunAsync);
         }
@@ -114,6 +115,9 @@ internal sealed partial class KubernetesService(AgentOptions options, PolicyServ
         {
             LogNoEngine(logger);
         }
+        var node = new Informer<V1Node, V1NodeList>(client, Resources.Node(options.NodeName), new FanOut<V1Node>(nodeHandlers), informerLog) { Resync = TimeSpan.Zero };
+        informers.Add((node.Name, node.Stats));
+        Run(node.RunAsync);
         Status = new KubernetesStatus("connected", informers, pods, _gate, reporter);
         LogStarted(logger, options.Kubeconfig ?? "in-cluster service account", options.NodeName);
         return Task.CompletedTask;
@@ -172,6 +176,47 @@ internal sealed partial class KubernetesService(AgentOptions options, PolicyServ
                 .Where(p => !string.IsNullOrEmpty(p.Name) && p.ContainerPort is > 0 and <= 65535)
                 .Select(p => new Palisade.Datapath.ContainerPort(p.Name, string.IsNullOrEmpty(p.Protocol) ? "TCP" : p.Protocol.ToUpperInvariant(), p.ContainerPort))
                 .Distinct()];
+    }
+
+    /// <summary>Keeps <see cref="NodeLabels"/> (node_labels on events) equal to this node's Node labels.</summary>
+    private sealed class EventNodeLabels(NodeLabels labels) : IInformerHandler<V1Node>
+    {
+        public void OnUpsert(V1Node obj, V1Node? old) =>
+            labels.Current = obj.Metadata?.Labels is { } l ? new Dictionary<string, string>(l, StringComparer.Ordinal) : new Dictionary<string, string>();
+
+        public void OnDelete(V1Node obj) => labels.Current = new Dictionary<string, string>();
+
+        public void OnSynced()
+        {
+        }
+    }
+
+    /// <summary>One informer, several handlers, each told in order.</summary>
+    private sealed class FanOut<T>(IReadOnlyList<IInformerHandler<T>> handlers) : IInformerHandler<T>
+    {
+        public void OnUpsert(T obj, T? old)
+        {
+            foreach (var h in handlers)
+            {
+                h.OnUpsert(obj, old);
+            }
+        }
+
+        public void OnDelete(T obj)
+        {
+            foreach (var h in handlers)
+            {
+                h.OnDelete(obj);
+            }
+        }
+
+        public void OnSynced()
+        {
+            foreach (var h in handlers)
+            {
+                h.OnSynced();
+            }
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Kubernetes integration off: cannot build an API client: {Reason}")]

@@ -100,3 +100,19 @@ public sealed class ProcessRecord
 
     public override string ToString() => $"{Pid} {Binary} {Arguments}";
 }
+
+/// <summary>
+/// This node's labels, Tetragon's node_labels on every event: from the Kubernetes Node object,
+/// replaced whole when it changes; empty without Kubernetes or until the Node is read.
+/// </summary>
+public sealed class NodeLabels
+{
+    private static readonly IReadOnlyDictionary<string, string> None = new Dictionary<string, string>();
+    private volatile IReadOnlyDictionary<string, string> _current = None;
+
+    public IReadOnlyDictionary<string, string> Current
+    {
+        get => _current;
+        set => _current = value ?? None;
+    }
+}

@@ -15,6 +15,9 @@ public sealed record TetragonJsonOptions(bool ProcessCredentials = false, bool P
     /// <summary>cluster_name of every event (--cluster-name); null: none.</summary>
     public string? ClusterName { get; init; }
 
+    /// <summary>node_labels of every event (the Kubernetes Node's labels); null or empty: none.</summary>
+    public NodeLabels? NodeLabels { get; init; }
+
     /// <summary>Names the policy rule of a flow's PolicyRule (policy_match); null: flows carry no policy_match.</summary>
     public IFlowPolicyResolver? PolicyRules { get; init; }
 }
@@ -93,6 +96,16 @@ public static class TetragonJson
         if (!string.IsNullOrEmpty(options.ClusterName))
         {
             w.WriteString("cluster_name", options.ClusterName);
+        }
+        if (options.NodeLabels?.Current is { Count: > 0 } labels)
+        {
+            // A proto map: keys in order, as protojson writes them.
+            w.WriteStartObject("node_labels");
+            foreach (var (label, value) in labels.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            {
+                w.WriteString(label, value);
+            }
+            w.WriteEndObject();
         }
         w.WriteEndObject();
     }

@@ -157,7 +157,9 @@ public sealed class KubernetesTests : IDisposable
         {
             lines = ReadEvents(events);
             return lines.Any(e => e.TryGetProperty("process_kprobe", out var k) && k.GetProperty("action").GetString() == "KPROBE_ACTION_SIGKILL")
-                && lines.Any(e => Exec(e) is { } x && Args(x) == "late-pod-marker");
+                && lines.Any(e => Exec(e) is { } x && Args(x) == "late-pod-marker")
+                // Events carry this node's Node labels (Tetragon's node_labels) once the Node is read.
+                && lines.Any(e => e.TryGetProperty("node_labels", out var nl) && nl.TryGetProperty("zone", out var zone) && zone.GetString() == "a");
         }, TimeSpan.FromSeconds(20)), agent.Log);
         var kill = lines.First(e => e.TryGetProperty("process_kprobe", out var k) && k.GetProperty("action").GetString() == "KPROBE_ACTION_SIGKILL").GetProperty("process_kprobe");
         Assert.Equal("web-secret", kill.GetProperty("policy_name").GetString());

@@ -22,6 +22,13 @@ public static partial class EventMessages
     public static GetEventsResponse ToMessage(PalisadeEvent e, string nodeName, TetragonJsonOptions options, FieldMasks fields)
     {
         var response = new GetEventsResponse { NodeName = nodeName, Time = Time(e.Time), ClusterName = options.ClusterName ?? "" };
+        if (options.NodeLabels?.Current is { Count: > 0 } labels)
+        {
+            foreach (var (label, value) in labels)
+            {
+                response.NodeLabels[label] = value;
+            }
+        }
         IMessage body;
         switch (e)
         {

@@ -91,6 +91,9 @@ public sealed record AgentOptions
     /// <summary>policy-enforcement, policy-audit-mode and policy-audit-namespaces as given at start (switchable live through the API).</summary>
     public global::Palisade.Agent.NetworkPolicy.NetworkPolicySettings NetworkPolicy { get; init; } = global::Palisade.Agent.NetworkPolicy.NetworkPolicySettings.Default;
 
+    /// <summary>This node's labels on every event (node_labels); the Kubernetes watcher of this node's Node fills them.</summary>
+    public global::Palisade.Events.NodeLabels NodeLabels { get; } = new();
+
     /// <summary>Names the rule of a flow's PolicyRule in flow JSON; the network-policy engine plugs in when it starts.</summary>
     public global::Palisade.Agent.NetworkPolicy.FlowPolicyRules PolicyRules { get; } = new();
 

@@ -76,6 +76,19 @@ public sealed class TetragonMessagesTests
         }
         var file = JsonNode.Parse(buffer.WrittenSpan)!;
         Assert.Equal("alice", (string?)file["process_exec"]!["process"]!["user"]!["name"]);
+        // This node's labels go on every event, sorted as protojson writes a map, in every format.
+        var labels = new NodeLabels { Current = new Dictionary<string, string> { ["zone"] = "b", ["kubernetes.io/arch"] = "amd64" } };
+        var withLabels = TetragonJsonOptions.Default with { NodeLabels = labels };
+        Assert.Equal(new Dictionary<string, string> { ["kubernetes.io/arch"] = "amd64", ["zone"] = "b" }, Message(e, withLabels).NodeLabels);
+        var labelled = EventMessages.ToJson(EventMessages.ToMessage(e, "node-a", withLabels, FieldMasks.Empty));
+        Assert.True(JsonNode.DeepEquals(JsonNode.Parse(labelled), JsonNode.Parse(ProtoNames.Format(Message(e, withLabels)))), labelled);
+        buffer.Clear();
+        using (var w = new System.Text.Json.Utf8JsonWriter(buffer, TetragonJson.WriterOptions))
+        {
+            TetragonJson.Write(w, e, "node-a", withLabels);
+        }
+        Assert.EndsWith("\"node_labels\":{\"kubernetes.io/arch\":\"amd64\",\"zone\":\"b\"}}", System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan), StringComparison.Ordinal);
+        Assert.Null(file["node_labels"]);
         // Without a name (a container process, or username-metadata disabled) there is no user object.
         Assert.Null(Message(new ProcessExecEvent { Time = At, Process = Child(Init()) }).ProcessExec.Process.User);
     }
