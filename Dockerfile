@@ -22,7 +22,6 @@ RUN apt-get update -qq \
 COPY --from=build /out /opt/palisade
 # On PATH: kubectl exec ds/palisade -- palisade getevents
 RUN ln -s /opt/palisade/palisade /usr/local/bin/palisade
-ENV PALISADE_SERVER_ADDRESS=unix:///var/run/palisade/palisade.sock
 # A fixed gen0 budget: .NET derives it from the L3 cache size otherwise (see docs/performance.md).
 ENV DOTNET_GCgen0size=0x1000000
 ENTRYPOINT ["/opt/palisade/palisade"]

@@ -39,6 +39,12 @@ public static class TetragonJson
     /// <summary>The bit of a capability by Tetragon's CapabilitiesType name (CAP_CHOWN is 0, DAC_OVERRIDE 1, ...); -1 when unknown.</summary>
     public static int CapabilityBit(string name) => Array.IndexOf(CapabilityNames, name);
 
+    /// <summary>
+    /// A capability mask as Tetragon writes kernel_cap_t_arg and cap_{effective,inheritable,permitted}_arg:
+    /// 16 lower-case hex digits (its caps.GetCapabilitiesHex, "%016x"), e.g. 0000000000200001 for CAP_CHOWN and CAP_SYS_ADMIN.
+    /// </summary>
+    public static string CapabilitiesHex(ulong mask) => mask.ToString("x16", CultureInfo.InvariantCulture);
+
     private static readonly string[] CapabilityNames =
     [
         "CAP_CHOWN", "DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
@@ -262,7 +268,7 @@ public static class TetragonJson
                 w.WriteEndObject();
                 break;
             case "cap_effective_arg" or "cap_inheritable_arg" or "cap_permitted_arg" or "kernel_cap_t_arg":
-                w.WriteString(a.Type, string.Join(" ", Enumerable.Range(0, 64).Where(b => ((ulong)a.Int & (1UL << b)) != 0).Select(CapabilityName)));
+                w.WriteString(a.Type, CapabilitiesHex((ulong)a.Int));
                 break;
             case not ("int_arg" or "uint_arg") when a.Object is { } fields:
                 // Struct-like arguments: bpf_attr_arg, bpf_map_arg, perf_event_arg, skb_arg, net_dev_arg, user_ns_arg, capability_arg.

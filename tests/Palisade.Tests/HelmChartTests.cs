@@ -310,4 +310,22 @@ public sealed partial class HelmChartTests
             }
         }
     }
+
+    [Fact]
+    public void NoEnvironmentVariableOfTheImageOrThePodOverridesAKeyTheChartsConfigMapSets()
+    {
+        // Environment variables beat --config-dir: a PALISADE_* variable for a key the ConfigMap
+        // writes would silently win over the chart's values (grpc.address, TLS, ...).
+        var configMap = File.ReadAllLines(Path.Combine(Chart, "templates", "configmap.yaml"));
+        var keys = configMap.Select(l => System.Text.RegularExpressions.Regex.Match(l, @"^\s{2}([a-z][a-z0-9-]+):")).Where(m => m.Success)
+            .Select(m => "PALISADE_" + m.Groups[1].Value.Replace('-', '_').ToUpperInvariant()).ToHashSet(StringComparer.Ordinal);
+        Assert.Contains("PALISADE_SERVER_ADDRESS", keys);
+        var dockerfile = File.ReadAllText(Path.Combine(RepoPaths.Root, "Dockerfile"));
+        var daemonset = File.ReadAllText(Path.Combine(Chart, "templates", "daemonset.yaml"));
+        foreach (var key in keys)
+        {
+            Assert.DoesNotMatch($@"ENV\s+{key}\b", dockerfile);
+            Assert.DoesNotContain($"name: {key}", daemonset, StringComparison.Ordinal);
+        }
+    }
 }

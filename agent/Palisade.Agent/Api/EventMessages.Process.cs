@@ -175,8 +175,7 @@ public static partial class EventMessages
         return m;
     }
 
-    private static string CapabilityList(ulong mask) =>
-        string.Join(" ", Enumerable.Range(0, 64).Where(b => (mask & (1UL << b)) != 0).Select(TetragonJson.CapabilityName));
+    private static string CapabilityList(ulong mask) => TetragonJson.CapabilitiesHex(mask);
 
     private static Struct Struct(IReadOnlyList<KeyValuePair<string, object>> fields)
     {

@@ -118,8 +118,9 @@ public sealed class TetragonJsonDecodeTests
         Assert.Equal(443u, k.Args[8].SockArg.Dport);
         Assert.Equal("10.0.0.9", k.Args[9].SockaddrArg.Addr);
         Assert.Contains(T.CapabilitiesType.CapSysAdmin, k.Args[10].ProcessCredentialsArg.Caps.Permitted);
-        Assert.Equal("CAP_CHOWN CAP_SYS_ADMIN", k.Args[11].KernelCapTArg);
-        Assert.Equal("CAP_NET_ADMIN", k.Args[12].CapEffectiveArg);
+        // Tetragon's caps.GetCapabilitiesHex: the mask as 16 hex digits.
+        Assert.Equal("0000000000200001", k.Args[11].KernelCapTArg);
+        Assert.Equal("0000000000001000", k.Args[12].CapEffectiveArg);
         Assert.Equal("/usr/bin/su", k.Args[13].LinuxBinprmArg.Path);
         Assert.Equal("-rwsr-xr-x", k.Args[13].LinuxBinprmArg.Permission);
         Assert.Equal(T.KprobeAction.Sigkill, k.Action);
