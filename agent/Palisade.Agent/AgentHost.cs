@@ -134,6 +134,20 @@ public static class AgentHost
                 return next(ctx);
             });
         }
+        // Status, policies and the kernel probe describe the node in detail and have no
+        // authentication: only local clients get them, whatever the health server binds to
+        // (Tetragon's chart sets health-server-address to ":6789", every address of a
+        // hostNetwork pod). The kubelet's /healthz and /readyz and /metrics stay open.
+        app.Use((ctx, next) =>
+        {
+            if (!DetailsAllowed(ctx))
+            {
+                ctx.Response.StatusCode = StatusCodes.Status403Forbidden;
+                ctx.Response.ContentType = "text/plain";
+                return ctx.Response.WriteAsync(DetailsRefused);
+            }
+            return next(ctx);
+        });
         if (options.HealthServerEndpoint is not null || options.ServerAddress is not null || options.MetricsServerEndpoint is not null)
         {
             app.UseRouting();
@@ -239,5 +253,23 @@ public static class AgentHost
             config = config.WriteTo.Sink(shippedLogs);
         }
         return config.CreateLogger();
+    }
+    internal const string DetailsRefused = "/v1/ endpoints answer local clients only (127.0.0.1, ::1): run `palisade status` or curl on the node itself, e.g. kubectl exec ds/palisade -- palisade status.\n";
+
+    /// <summary>
+    /// Whether a request may have what it asks for: any path but /v1/, and /v1/ only from a
+    /// loopback address (an IPv4-mapped one too) or a unix socket (no address: root only).
+    /// </summary>
+    internal static bool DetailsAllowed(HttpContext ctx)
+    {
+        if (!ctx.Request.Path.StartsWithSegments("/v1", StringComparison.Ordinal))
+        {
+            return true;
+        }
+        if (ctx.Connection.RemoteIpAddress is not { } remote)
+        {
+            return true;
+        }
+        return System.Net.IPAddress.IsLoopback(remote.IsIPv4MappedToIPv6 ? remote.MapToIPv4() : remote);
     }
 }

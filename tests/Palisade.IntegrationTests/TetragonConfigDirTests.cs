@@ -32,6 +32,38 @@ public sealed class TetragonConfigDirTests : IDisposable
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
+    /// <summary>An address of this machine that is not loopback: the first global IPv4 address of an interface that is up.</summary>
+    private static IPAddress NodeAddress() =>
+        System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+            .Where(n => n.OperationalStatus == System.Net.NetworkInformation.OperationalStatus.Up || n.OperationalStatus == System.Net.NetworkInformation.OperationalStatus.Unknown)
+            .SelectMany(n => n.GetIPProperties().UnicastAddresses.Select(a => a.Address))
+            .FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(a) && !a.ToString().StartsWith("169.254.", StringComparison.Ordinal))
+        ?? throw new InvalidOperationException("this machine has no non-loopback IPv4 address to test from");
+
+    [Fact]
+    public async Task TetragonsHealthServerAddressOnEveryAddressKeepsTheDetailEndpointsLocal()
+    {
+        // Tetragon's chart writes health-server-address ":6789": every address of a hostNetwork
+        // pod. The kubelet's probes and /metrics answer there; status, policies and the probe
+        // report only to local clients.
+        var port = FreePort();
+        using var agent = AgentProcess.Start("--health-server-address", $":{port}");
+        agent.WaitReady();
+        using var remote = new HttpClient { BaseAddress = new Uri($"http://{NodeAddress()}:{port}") };
+        Assert.Equal("ok\n", await remote.GetStringAsync(new Uri("/healthz", UriKind.Relative), Ct).ConfigureAwait(true));
+        Assert.Equal("ready\n", await remote.GetStringAsync(new Uri("/readyz", UriKind.Relative), Ct).ConfigureAwait(true));
+        Assert.Contains("palisade_", await remote.GetStringAsync(new Uri("/metrics", UriKind.Relative), Ct).ConfigureAwait(true), StringComparison.Ordinal);
+        foreach (var path in new[] { "/v1/status", "/v1/policies", "/v1/network-policies", "/v1/probe" })
+        {
+            var refused = await remote.GetAsync(new Uri(path, UriKind.Relative), Ct).ConfigureAwait(true);
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+            Assert.Contains("local clients only", await refused.Content.ReadAsStringAsync(Ct).ConfigureAwait(true), StringComparison.Ordinal);
+        }
+        using var local = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        Assert.Equal(HttpStatusCode.OK, (await local.GetAsync(new Uri("/v1/status", UriKind.Relative), Ct).ConfigureAwait(true)).StatusCode);
+        Assert.True(agent.Terminate());
+    }
+
     [Fact]
     public async Task ATetragonConfigDirectoryStartsTheAgentAndItsKeysTakeEffect()
     {

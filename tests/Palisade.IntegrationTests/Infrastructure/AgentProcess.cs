@@ -60,14 +60,24 @@ internal sealed class AgentProcess : IDisposable
         throw new InvalidOperationException("repository root not found");
     }
 
-    /// <summary>Starts `palisade agent` with <paramref name="args"/> plus a free --health-server-address.</summary>
+    /// <summary>Starts `palisade agent` with <paramref name="args"/> plus a free --health-server-address (unless args give one: ":PORT" or "HOST:PORT", reached on 127.0.0.1:PORT).</summary>
     public static AgentProcess Start(params string[] args)
     {
         int port;
-        using (var listener = new TcpListener(IPAddress.Loopback, 0))
+        string health;
+        var given = Array.IndexOf(args, "--health-server-address");
+        if (given >= 0)
         {
+            health = args[given + 1];
+            port = int.Parse(health[(health.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+            args = [.. args[..given], .. args[(given + 2)..]];
+        }
+        else
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, 0);
             listener.Start();
             port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            health = $"127.0.0.1:{port}";
         }
         var api = args.Contains("--server-address") ? args[Array.IndexOf(args, "--server-address") + 1]
             : $"unix://{Path.Combine(Path.GetTempPath(), $"pal-api-{port}.sock")}";
@@ -75,7 +85,7 @@ internal sealed class AgentProcess : IDisposable
         {
             args = [.. args, "--server-address", api];
         }
-        var psi = new ProcessStartInfo(Launcher(), ["agent", "--health-server-address", $"127.0.0.1:{port}", .. args])
+        var psi = new ProcessStartInfo(Launcher(), ["agent", "--health-server-address", health, .. args])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
