@@ -87,12 +87,18 @@ public sealed class TetragonConfigurationTests
     }
 
     [Fact]
-    public void EnableAncestorsWithoutBaseOrWithAnUnknownTypeIsRejected()
+    public void EnableAncestorsWithoutBaseOrWithAnUnknownTypeStartsAsTetragonWouldWithAWarning()
     {
-        var e = Assert.Throws<AgentConfigurationException>(() => AgentConfiguration.Resolve([Layer("file", ("enable-ancestors", "kprobe,exec"))]));
+        // Tetragon ignores unknown types and enables nothing without base: a ConfigMap it starts with, we start with.
+        var options = AgentConfiguration.Resolve([Layer("file", ("enable-ancestors", "kprobe,exec"))]);
 
-        Assert.Contains("enable-ancestors: \"exec\" (from file) is not an event type. Allowed: base, kprobe, tracepoint, uprobe, lsm (comma-separated, base first).", e.Errors);
-        Assert.Contains("enable-ancestors: \"kprobe,exec\" (from file) lacks base, which every other type needs (as in Tetragon). Fix: base,kprobe.", e.Errors);
+        Assert.Empty(options.AncestorEventTypes);
+        Assert.False(options.EnableAncestors);
+        Assert.Contains("enable-ancestors: \"exec\" (from file) is not an event type and is ignored, as Tetragon ignores it. Types: base, kprobe, tracepoint, uprobe, lsm (comma-separated, base first).", options.Warnings);
+        Assert.Contains("enable-ancestors: \"kprobe,exec\" (from file) lacks base, which every other type needs, so no ancestors are added (as in Tetragon). Fix: base,kprobe.", options.Warnings);
+
+        var known = AgentConfiguration.Resolve([Layer("file", ("enable-ancestors", "base,kprobe,exec"))]);
+        Assert.Equal(["base", "kprobe"], known.AncestorEventTypes.Order(StringComparer.Ordinal));
     }
 
     [Fact]

@@ -506,13 +506,16 @@ public static class AgentConfiguration
                     warnings.Add($"{key}: \"usdt\" (from {entry.Source}) is ignored: there are no USDT hooks.");
                     break;
                 default:
-                    errors.Add($"{key}: \"{raw}\" (from {entry.Source}) is not an event type. Allowed: base, kprobe, tracepoint, uprobe, lsm (comma-separated, base first).");
+                    // Tetragon ignores a type it does not know; so do we, aloud.
+                    warnings.Add($"{key}: \"{raw}\" (from {entry.Source}) is not an event type and is ignored, as Tetragon ignores it. Types: base, kprobe, tracepoint, uprobe, lsm (comma-separated, base first).");
                     break;
             }
         }
         if (set.Count > 0 && !set.Contains("base"))
         {
-            errors.Add($"{key}: \"{entry.Value}\" (from {entry.Source}) lacks base, which every other type needs (as in Tetragon). Fix: base,{string.Join(',', set.Order(StringComparer.Ordinal))}.");
+            // Tetragon enables nothing without base; the same here, with the fix named.
+            warnings.Add($"{key}: \"{entry.Value}\" (from {entry.Source}) lacks base, which every other type needs, so no ancestors are added (as in Tetragon). Fix: base,{string.Join(',', set.Order(StringComparer.Ordinal))}.");
+            set.Clear();
         }
         return set;
     }
