@@ -32,8 +32,43 @@ public sealed record PodInfo(
     ContainerInfo? Container = null,
     IReadOnlyDictionary<string, string>? Annotations = null);
 
-/// <summary>The container a process runs in.</summary>
-public sealed record ContainerInfo(string Id, string? Name = null, string? ImageId = null, string? ImageName = null, DateTimeOffset? StartTime = null, uint? Pid = null);
+/// <summary>The container a process runs in. <paramref name="ExecProbes"/>: the commands of its exec liveness, readiness and startup probes.</summary>
+public sealed record ContainerInfo(string Id, string? Name = null, string? ImageId = null, string? ImageName = null, DateTimeOffset? StartTime = null, uint? Pid = null,
+    IReadOnlyList<IReadOnlyList<string>>? ExecProbes = null);
+
+/// <summary>
+/// Tetragon's maybe_exec_probe: the process may be one the kubelet runs for an exec probe of its
+/// container, because its binary and arguments are a probe's command. The binary matches the
+/// command's first word when they are equal, or when that word has no '/' and is the binary's
+/// file name (the container resolved it through PATH). "Maybe": a user can run the same command.
+/// </summary>
+public static class ExecProbes
+{
+    public static bool MaybeProbe(ProcessRecord? p)
+    {
+        if (p?.Pod?.Container?.ExecProbes is not { Count: > 0 } probes)
+        {
+            return false;
+        }
+        foreach (var probe in probes)
+        {
+            if (probe.Count == 0)
+            {
+                continue;
+            }
+            var first = probe[0];
+            var binary = first == p.Binary || (!first.Contains('/', StringComparison.Ordinal) && Path.GetFileName(p.Binary) == first);
+            if (binary && string.Join(' ', probe.Skip(1)) == p.Arguments)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>Tetragon's health_check filter: the event's process or its parent may be an exec probe.</summary>
+    public static bool IsHealthCheck(ProcessRecord? process, ProcessRecord? parent) => MaybeProbe(process) || MaybeProbe(parent ?? process?.Parent);
+}
 
 /// <summary>
 /// One exec identity: what ran, as whom, where, under which parent. Shared by every event

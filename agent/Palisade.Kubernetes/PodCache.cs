@@ -139,7 +139,8 @@ public sealed partial class PodCache : IPodResolver, IInformerHandler<V1Pod>
         if (status is not null)
         {
             container = new ContainerInfo(status.ContainerID ?? containerId ?? "", status.Name, status.ImageID, status.Image,
-                status.State?.Running?.StartedAt is { } started ? new DateTimeOffset(DateTime.SpecifyKind(started, DateTimeKind.Utc)) : null);
+                status.State?.Running?.StartedAt is { } started ? new DateTimeOffset(DateTime.SpecifyKind(started, DateTimeKind.Utc)) : null,
+                ExecProbes: ProbesOf(pod, status.Name));
         }
         else if (containerId is not null)
         {
@@ -148,6 +149,26 @@ public sealed partial class PodCache : IPodResolver, IInformerHandler<V1Pod>
         return new PodInfo(pod.Metadata.NamespaceProperty ?? "", pod.Metadata.Name ?? "", pod.Metadata.Uid,
             pod.Metadata.Labels is { } labels ? new Dictionary<string, string>(labels, StringComparer.Ordinal) : null, workload, kind, container,
             withAnnotations && pod.Metadata.Annotations is { Count: > 0 } annotations ? new Dictionary<string, string>(annotations, StringComparer.Ordinal) : null);
+    }
+
+    /// <summary>The exec commands of a container's liveness, readiness and startup probes (for maybe_exec_probe); null when it has none.</summary>
+    public static IReadOnlyList<IReadOnlyList<string>>? ProbesOf(V1Pod pod, string? containerName)
+    {
+        var spec = pod.Spec?.Containers?.FirstOrDefault(c => c.Name == containerName)
+            ?? pod.Spec?.InitContainers?.FirstOrDefault(c => c.Name == containerName);
+        if (spec is null)
+        {
+            return null;
+        }
+        List<IReadOnlyList<string>> probes = [];
+        foreach (var probe in new[] { spec.LivenessProbe, spec.ReadinessProbe, spec.StartupProbe })
+        {
+            if (probe?.Exec?.Command is { Count: > 0 } command)
+            {
+                probes.Add([.. command]);
+            }
+        }
+        return probes.Count > 0 ? probes : null;
     }
 
     /// <summary>

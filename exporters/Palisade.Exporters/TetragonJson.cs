@@ -378,7 +378,7 @@ public static class TetragonJson
         w.WriteNumber("auid", p.Auid);
         if (p.Pod is { } pod)
         {
-            WritePod(w, pod);
+            WritePod(w, pod, ExecProbes.MaybeProbe(p));
         }
         if (p.ContainerId is { } container)
         {
@@ -463,7 +463,7 @@ public static class TetragonJson
         w.WriteNumber("fsgid", c.Fsgid);
     }
 
-    internal static void WritePod(BodyWriter w, PodInfo pod)
+    internal static void WritePod(BodyWriter w, PodInfo pod, bool maybeExecProbe = false)
     {
         w.WriteStartObject("pod");
         WriteNonEmpty(w, "namespace", pod.Namespace);
@@ -488,6 +488,11 @@ public static class TetragonJson
             if (c.Pid is { } pid)
             {
                 w.WriteNumber("pid", pid);
+            }
+            if (maybeExecProbe)
+            {
+                // Tetragon's: binary and arguments are one of the container's exec probe commands.
+                w.WriteBoolean("maybe_exec_probe", true);
             }
             w.WriteEndObject();
         }

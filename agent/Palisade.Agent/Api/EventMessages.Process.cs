@@ -231,6 +231,10 @@ public static partial class EventMessages
         if (p.Pod is { } pod)
         {
             m.Pod = Pod(pod);
+            if (m.Pod.Container is { } c && ExecProbes.MaybeProbe(p))
+            {
+                c.MaybeExecProbe = true;
+            }
         }
         if (p.ContainerId is { } container)
         {

@@ -87,6 +87,7 @@ public sealed class EventFilter
     ];
 
     private HashSet<EventKind>? _kinds;
+    private bool? _healthCheck;
     private HashSet<string>? _namespaces;
     private Regex? _binary, _parentBinary, _ancestorBinary, _pod, _container, _arguments;
     private List<LabelTerm>? _labels;
@@ -171,16 +172,13 @@ public sealed class EventFilter
                 _pidSet = [.. Pids(p, field)];
                 break;
             case "health_check":
-                // Health checks are gRPC calls, never events here: the field is accepted for
-                // compatibility and matches every event when false, none when true.
+                // Tetragon's: true matches events whose process or parent may be an exec probe
+                // of its container (maybe_exec_probe), false the others.
                 if (p.Value.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
                 {
                     throw new FilterException($"{field}: must be true or false, not {p.Value.GetRawText()}.");
                 }
-                if (p.Value.GetBoolean())
-                {
-                    _kinds = [];
-                }
+                _healthCheck = p.Value.GetBoolean();
                 break;
             case "container_id": _containerId = Regexes(p, field); break;
             case "namespace_regex": _namespaceRegex = Regexes(p, field); break;
@@ -299,7 +297,7 @@ public sealed class EventFilter
         }
         if (e.Process is not { } p)
         {
-            return !NamesProcess && _policies is null;
+            return !NamesProcess && _policies is null && _healthCheck != true;
         }
         // Tetragon: the empty namespace "" names processes outside any pod (the host).
         if (_namespaces is not null && !_namespaces.Contains(p.Pod?.Namespace ?? string.Empty))
@@ -339,6 +337,10 @@ public sealed class EventFilter
             return false;
         }
         if (_pids is not null && !_pids.Contains(p.Pid))
+        {
+            return false;
+        }
+        if (_healthCheck is { } health && ExecProbes.IsHealthCheck(p, e.Parent) != health)
         {
             return false;
         }
