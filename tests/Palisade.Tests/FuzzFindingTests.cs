@@ -60,7 +60,7 @@ public sealed class FuzzFindingTests
     [Theory]
     [InlineData("export-file-perm", "77777777777777", "is not octal permissions")]
     [InlineData("process-cache-grace", "99999999999999999999h", "is not a duration of at most a year")]
-    [InlineData("rb-size", "9223372036854775807K", "must be a power of two")]
+    [InlineData("rb-size", "9223372036854775807K", "must be a size from 4K to 1G")]
     public void OutOfRangeSettingsAreErrorsNotOverflows(string key, string value, string expected)
     {
         var e = Assert.Throws<AgentConfigurationException>(() => AgentConfiguration.Resolve([new SettingsLayer("test", new Dictionary<string, string> { [key] = value })]));

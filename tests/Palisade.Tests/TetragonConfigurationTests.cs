@@ -101,6 +101,29 @@ public sealed class TetragonConfigurationTests
         Assert.Equal(["base", "kprobe"], known.AncestorEventTypes.Order(StringComparer.Ordinal));
     }
 
+    [Theory]
+    [InlineData("0", 8 * 1024 * 1024, false)]
+    [InlineData("1G", 1024 * 1024 * 1024, false)]
+    [InlineData("65M", 128 * 1024 * 1024, true)]
+    [InlineData("5000", 8192, true)]
+    [InlineData("512k", 512 * 1024, false)]
+    public void RbSizeTakesTetragonsValues(string value, int bytes, bool warned)
+    {
+        var options = AgentConfiguration.Resolve([Layer("file", ("rb-size", value))]);
+        Assert.Equal(bytes, options.RingBufferSize);
+        Assert.Equal(warned, options.Warnings.Any(w => w.StartsWith("rb-size:", StringComparison.Ordinal) && w.Contains("is not a power of two", StringComparison.Ordinal)));
+    }
+
+    [Theory]
+    [InlineData("2G")]
+    [InlineData("1K")]
+    [InlineData("eight")]
+    public void AnRbSizeOutOfRangeIsAnError(string value)
+    {
+        var e = Assert.Throws<AgentConfigurationException>(() => AgentConfiguration.Resolve([Layer("file", ("rb-size", value))]));
+        Assert.Contains(e.Errors, x => x.StartsWith($"rb-size: \"{value}\" (from file) must be a size from 4K to 1G", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void UsdtAncestorsAreAWarning()
     {

@@ -138,7 +138,7 @@ public static class AgentConfiguration
         var cacheSize = Integer(AgentSettings.ProcessCacheSize, 1024, 16_777_216);
         var argsMax = Integer(AgentSettings.ProcessArgsMax, ProcessSensorOptions.MinArgsMax, ProcessSensorOptions.MaxArgsMax);
         var grace = ParseDuration(AgentSettings.ProcessCacheGrace, values[AgentSettings.ProcessCacheGrace.Key], errors);
-        var rbSize = ParseSize(AgentSettings.RingBufferSize, values[AgentSettings.RingBufferSize.Key], errors);
+        var rbSize = ParseSize(AgentSettings.RingBufferSize, values[AgentSettings.RingBufferSize.Key], errors, warnings);
         var nodeName = values[AgentSettings.NodeName.Key].Value is { Length: > 0 } configured
             ? configured
             : Environment.GetEnvironmentVariable("NODE_NAME") is { Length: > 0 } fromEnv ? fromEnv : Environment.MachineName;
@@ -459,22 +459,40 @@ public static class AgentConfiguration
         return TimeSpan.FromSeconds(10);
     }
 
-    /// <summary>A power-of-two byte size, e.g. "8M", "512K", "4096".</summary>
-    internal static int ParseSize(AgentSetting setting, (string Value, string Source) entry, List<string> errors)
+    /// <summary>
+    /// A ring buffer size, e.g. "8M", "512K", "1G", "4096". As Tetragon takes rb-size: 0 means the
+    /// default (8M); a size that is not a power of two (the BPF ring buffer needs one) is rounded up
+    /// to the next, with a warning. From 4K to 1G.
+    /// </summary>
+    internal static int ParseSize(AgentSetting setting, (string Value, string Source) entry, List<string> errors, List<string>? warnings = null)
     {
-        var v = entry.Value.ToUpperInvariant();
-        long multiplier = v.EndsWith('K') ? 1024 : v.EndsWith('M') ? 1024 * 1024 : 1;
+        const int Default = 8 * 1024 * 1024;
+        var v = entry.Value.Trim().ToUpperInvariant();
+        long multiplier = v.EndsWith('K') ? 1024 : v.EndsWith('M') ? 1024 * 1024 : v.EndsWith('G') ? 1024 * 1024 * 1024 : 1;
         var digits = multiplier == 1 ? v : v[..^1];
         if (long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n <= (1L << 30) / multiplier)
         {
             var bytes = n * multiplier;
-            if (bytes >= ProcessSensorOptions.MinRingBufferBytes && bytes <= 1L << 30 && (bytes & (bytes - 1)) == 0)
+            if (bytes == 0)
             {
-                return (int)bytes;
+                return Default;
+            }
+            if (bytes >= ProcessSensorOptions.MinRingBufferBytes && bytes <= 1L << 30)
+            {
+                if ((bytes & (bytes - 1)) == 0)
+                {
+                    return (int)bytes;
+                }
+                var rounded = 1L << (64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)bytes));
+                if (rounded <= 1L << 30)
+                {
+                    warnings?.Add($"{setting.Key}: \"{entry.Value}\" (from {entry.Source}) is not a power of two, which the BPF ring buffer needs: {rounded / 1024}K is used.");
+                    return (int)rounded;
+                }
             }
         }
-        errors.Add($"{setting.Key}: \"{entry.Value}\" (from {entry.Source}) must be a power of two from 4K to 1024M, e.g. 8M.");
-        return 8 * 1024 * 1024;
+        errors.Add($"{setting.Key}: \"{entry.Value}\" (from {entry.Source}) must be a size from 4K to 1G (0: the default, 8M), e.g. 8M; a size that is not a power of two is rounded up to one.");
+        return Default;
     }
 
     private static string? NullIfEmpty(string value) => value.Length > 0 ? value : null;
