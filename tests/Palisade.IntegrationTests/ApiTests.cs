@@ -34,6 +34,24 @@ public sealed class ApiTests : IDisposable
     }
 
     [Fact]
+    public void TheDefaultApiSocketIsRootOnlyLogFileGetsTheLogsAndTetrasSpellingsWork()
+    {
+        var log = Path.Combine(_dir, "agent.log");
+        using var agent = AgentProcess.Start("--log-file", log);
+        agent.WaitReady();
+        // The gRPC API's unix socket: mode 0600, so only root reaches the agent.
+        var socket = agent.ApiAddress["unix://".Length..];
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(socket));
+        // log-file (Tetragon's key): the agent's own log lines go to the file too.
+        Assert.True(Command.WaitUntil(() => File.Exists(log) && File.ReadAllText(log).Contains("Palisade agent", StringComparison.Ordinal), TimeSpan.FromSeconds(30)),
+            "log-file got no log lines:\n" + agent.Log);
+        // tetra's verb and noun: tracingpolicy list.
+        var list = agent.Cli("tracingpolicy", "list");
+        Assert.True(list.ExitCode == 0, list.Stderr + list.Stdout);
+        Assert.True(agent.Terminate());
+    }
+
+    [Fact]
     public void GetEventsShowsALiveKillAndThePolicyVerbsWork()
     {
         using var agent = AgentProcess.Start();

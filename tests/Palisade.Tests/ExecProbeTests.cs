@@ -84,4 +84,23 @@ public sealed class ExecProbeTests
         Assert.True(Palisade.Agent.Api.Tetragon.TetragonMessages.FromPalisade(message).ProcessExec.Process.Pod.Container.MaybeExecProbe);
         Assert.False(Palisade.Agent.Api.EventMessages.ToMessage(Exec(other), "node-a", TetragonJsonOptions.Default, FieldMasks.Empty).ProcessExec.Process.Pod.Container.MaybeExecProbe);
     }
+
+    [Fact]
+    public void PodAnnotationsAreOnTheEventOnlyWhenEnabled()
+    {
+        // enable-pod-annotations (Tetragon's flag): off by default, annotations can be large.
+        var pod = ProbedPod();
+        pod.Metadata.Annotations = new Dictionary<string, string> { ["team"] = "payments" };
+        pod.Metadata.Uid = "00000000-0000-4000-8000-00000000a001";
+        var status = pod.Status.ContainerStatuses.Single();
+        Assert.Null(PodCache.Describe(pod, status, Id).Annotations);
+        Assert.Equal("payments", PodCache.Describe(pod, status, Id, withAnnotations: true).Annotations!["team"]);
+        var withAnnotations = new PodCache { IncludeAnnotations = true };
+        var without = new PodCache();
+        withAnnotations.OnUpsert(pod, null);
+        without.OnUpsert(pod, null);
+        var context = new ContainerContext(Id, pod.Metadata.Uid, 0);
+        Assert.Equal("payments", withAnnotations.Resolve(context)!.Annotations!["team"]);
+        Assert.Null(without.Resolve(context)!.Annotations);
+    }
 }
