@@ -133,8 +133,23 @@ public sealed class FakeElasticsearch : IDisposable
     {
         var listener = _listener;
         _listener = null;
-        listener?.Stop();
-        listener?.Close();
+        try
+        {
+            listener?.Stop();
+        }
+        catch (HttpListenerException)
+        {
+        }
+        try
+        {
+            listener?.Close();
+        }
+        catch (HttpListenerException)
+        {
+            // The managed HttpListener can fail to unregister a prefix on a port it was restarted
+            // on (Start after Stop, as a node that dies and comes back): "Address already in
+            // use" from Close. The listener is stopped either way; the node is down.
+        }
         try
         {
             _loop?.Wait(TimeSpan.FromSeconds(5));
