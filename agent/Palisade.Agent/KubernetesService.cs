@@ -181,10 +181,9 @@ internal sealed partial class KubernetesService(AgentOptions options, PolicyServ
     /// <summary>Keeps <see cref="NodeLabels"/> (node_labels on events) equal to this node's Node labels.</summary>
     private sealed class EventNodeLabels(NodeLabels labels) : IInformerHandler<V1Node>
     {
-        public void OnUpsert(V1Node obj, V1Node? old) =>
-            labels.Current = obj.Metadata?.Labels is { } l ? new Dictionary<string, string>(l, StringComparer.Ordinal) : new Dictionary<string, string>();
+        public void OnUpsert(V1Node obj, V1Node? old) => labels.Set(obj.Metadata?.Labels);
 
-        public void OnDelete(V1Node obj) => labels.Current = new Dictionary<string, string>();
+        public void OnDelete(V1Node obj) => labels.Set(null);
 
         public void OnSynced()
         {

@@ -138,16 +138,29 @@ public sealed class ProcessRecord
 
 /// <summary>
 /// This node's labels, Tetragon's node_labels on every event: from the Kubernetes Node object,
-/// replaced whole when it changes; empty without Kubernetes or until the Node is read.
+/// replaced whole when it changes; empty without Kubernetes or until the Node is read. Kept in
+/// key order (ordinal), as protojson writes a map, so writers need not sort them per event.
 /// </summary>
 public sealed class NodeLabels
 {
-    private static readonly IReadOnlyDictionary<string, string> None = new Dictionary<string, string>();
+    private static readonly IReadOnlyDictionary<string, string> None = new SortedDictionary<string, string>(StringComparer.Ordinal);
     private volatile IReadOnlyDictionary<string, string> _current = None;
 
+    /// <summary>The labels in key order; setting copies them.</summary>
     public IReadOnlyDictionary<string, string> Current
     {
         get => _current;
-        set => _current = value ?? None;
+        set => Set(value);
+    }
+
+    /// <summary>Replaces the labels with a sorted copy of <paramref name="labels"/> (null: none).</summary>
+    public void Set(IEnumerable<KeyValuePair<string, string>>? labels)
+    {
+        var sorted = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (key, value) in labels ?? [])
+        {
+            sorted[key] = value;
+        }
+        _current = sorted;
     }
 }

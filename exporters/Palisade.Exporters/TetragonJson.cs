@@ -105,9 +105,9 @@ public static class TetragonJson
         }
         if (options.NodeLabels?.Current is { Count: > 0 } labels)
         {
-            // A proto map: keys in order, as protojson writes them.
+            // A proto map: keys in order, as protojson writes them (NodeLabels keeps them so).
             w.WriteStartObject("node_labels");
-            foreach (var (label, value) in labels.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            foreach (var (label, value) in labels)
             {
                 w.WriteString(label, value);
             }

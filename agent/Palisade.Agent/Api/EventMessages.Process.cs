@@ -119,13 +119,13 @@ public static partial class EventMessages
                 m.BytesArg = ByteString.CopyFrom(a.Bytes ?? []);
                 break;
             case "file_arg":
-                m.FileArg = new KprobePath { Path = a.Text ?? "", Flags = FileArgText.Flags(a.Truncated), Permission = FileArgText.Permission(a.Mode) };
+                m.FileArg = PathOf(a);
                 break;
             case "path_arg":
-                m.PathArg = new KprobePath { Path = a.Text ?? "", Flags = FileArgText.Flags(a.Truncated), Permission = FileArgText.Permission(a.Mode) };
+                m.PathArg = PathOf(a);
                 break;
             case "linux_binprm_arg":
-                m.LinuxBinprmArg = new KprobePath { Path = a.Text ?? "", Flags = FileArgText.Flags(a.Truncated), Permission = FileArgText.Permission(a.Mode) };
+                m.LinuxBinprmArg = PathOf(a);
                 break;
             case "sock_arg" when a.Sock is { } s:
                 m.SockArg = new KprobeSock
@@ -142,16 +142,16 @@ public static partial class EventMessages
                 m.ProcessCredentialsArg.Caps = Capabilities(c.Caps);
                 break;
             case "cap_effective_arg":
-                m.CapEffectiveArg = CapabilityList((ulong)a.Int);
+                m.CapEffectiveArg = TetragonJson.CapabilitiesHex((ulong)a.Int);
                 break;
             case "kernel_cap_t_arg":
-                m.KernelCapTArg = CapabilityList((ulong)a.Int);
+                m.KernelCapTArg = TetragonJson.CapabilitiesHex((ulong)a.Int);
                 break;
             case "cap_inheritable_arg":
-                m.CapInheritableArg = CapabilityList((ulong)a.Int);
+                m.CapInheritableArg = TetragonJson.CapabilitiesHex((ulong)a.Int);
                 break;
             case "cap_permitted_arg":
-                m.CapPermittedArg = CapabilityList((ulong)a.Int);
+                m.CapPermittedArg = TetragonJson.CapabilitiesHex((ulong)a.Int);
                 break;
             case "bpf_attr_arg" when a.Object is { } fields:
                 m.BpfAttrArg = Struct(fields);
@@ -175,7 +175,9 @@ public static partial class EventMessages
         return m;
     }
 
-    private static string CapabilityList(ulong mask) => TetragonJson.CapabilitiesHex(mask);
+    // file_arg, path_arg and linux_binprm_arg share one shape (Tetragon's KprobeFile, KprobePath, KprobeLinuxBinprm).
+    private static KprobePath PathOf(PolicyArgValue a) =>
+        new() { Path = a.Text ?? "", Flags = FileArgText.Flags(a.Truncated), Permission = FileArgText.Permission(a.Mode) };
 
     private static Struct Struct(IReadOnlyList<KeyValuePair<string, object>> fields)
     {
