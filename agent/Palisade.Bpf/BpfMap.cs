@@ -46,7 +46,20 @@ public sealed unsafe class BpfMap
 
     public int KeySize => (int)Interop.Libbpf.MapKeySize(Pointer);
 
-    public int ValueSize => (int)Interop.Libbpf.MapValueSize(Pointer);
+    /// <summary>Bytes of a value; settable before load (e.g. a table whose length is a setting).</summary>
+    public int ValueSize
+    {
+        get => (int)Interop.Libbpf.MapValueSize(Pointer);
+        set
+        {
+            _owner.ThrowIfDisposed();
+            if (Interop.Libbpf.MapSetValueSize(Pointer, (uint)value) != 0)
+            {
+                throw new BpfException("set value_size", $"map {Name} of object {_owner.Name}", BpfException.LastErrno(),
+                    "Value sizes can only change before Load().");
+            }
+        }
+    }
 
     /// <summary>Capacity; settable before load (for ring buffers: bytes, a power of two multiple of the page size).</summary>
     public int MaxEntries
@@ -144,6 +157,43 @@ public sealed unsafe class BpfMap
         CheckSize<TKey>("key", KeySize);
         CheckSize<TValue>("value", ValueSize);
         return new BpfPerCpuMap<TKey, TValue>(this);
+    }
+
+    /// <summary>
+    /// Writes a value given as bytes (for values whose length is set at load, e.g. an array of
+    /// a configured size); <paramref name="value"/> must be exactly <see cref="ValueSize"/> bytes.
+    /// </summary>
+    public void UpdateBytes<TKey>(in TKey key, ReadOnlySpan<byte> value, MapUpdateFlags flags = MapUpdateFlags.Any) where TKey : unmanaged
+    {
+        CheckSize<TKey>("key", KeySize);
+        if (value.Length != ValueSize)
+        {
+            throw new ArgumentException($"a value of {value.Length} bytes for {Describe()}, whose values are {ValueSize} bytes", nameof(value));
+        }
+        fixed (TKey* k = &key)
+        fixed (byte* v = value)
+        {
+            if (Interop.Libbpf.MapUpdateElem(Fd, k, v, (ulong)flags) != 0)
+            {
+                var errno = BpfException.LastErrno();
+                throw new BpfException("update", Describe(), errno, errno == Errnos.E2BIG ? $"The map is full ({MaxEntries} entries)." : null);
+            }
+        }
+    }
+
+    /// <summary>Deletes the entry of <paramref name="key"/> whatever its value's type; false when it was not there.</summary>
+    public bool DeleteKey<TKey>(in TKey key) where TKey : unmanaged
+    {
+        CheckSize<TKey>("key", KeySize);
+        fixed (TKey* k = &key)
+        {
+            if (Interop.Libbpf.MapDeleteElem(Fd, k) != 0)
+            {
+                var errno = BpfException.LastErrno();
+                return errno == Errnos.ENOENT ? false : throw new BpfException("delete", Describe(), errno);
+            }
+        }
+        return true;
     }
 
     internal string Describe() => $"map {Name} of object {_owner.Name}";

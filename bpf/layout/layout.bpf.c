@@ -101,3 +101,22 @@ PAL_LAYOUT_ENUM(pal_netpol_sizes);
 PAL_LAYOUT_ENUM(pal_netpol_dir);
 PAL_LAYOUT_ENUM(pal_netpol_flags);
 PAL_LAYOUT_ENUM(pal_netpol_mode);
+
+/* pal_lb.h: the service maps of bpf/net/lb.bpf.c (socket-LB) */
+#include "pal_lb.h"
+PAL_LAYOUT(pal_lb4_key);
+PAL_LAYOUT(pal_lb6_key);
+PAL_LAYOUT(pal_lb_service);
+PAL_LAYOUT(pal_lb4_backend);
+PAL_LAYOUT(pal_lb6_backend);
+PAL_LAYOUT(pal_lb4_revnat);
+PAL_LAYOUT(pal_lb6_revnat);
+PAL_LAYOUT(pal_lb4_sock_key);
+PAL_LAYOUT(pal_lb6_sock_key);
+PAL_LAYOUT(pal_lb_sock_value);
+PAL_LAYOUT(pal_lb_affinity_key);
+PAL_LAYOUT(pal_lb_affinity_value);
+PAL_LAYOUT_ENUM(pal_lb_sizes);
+PAL_LAYOUT_ENUM(pal_lb_flags);
+PAL_LAYOUT_ENUM(pal_lb_backend_flags);
+PAL_LAYOUT_ENUM(pal_lb_stat);

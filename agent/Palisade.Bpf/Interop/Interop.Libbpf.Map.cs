@@ -55,6 +55,9 @@ internal static partial class Interop
         [LibraryImport(Libraries.Libbpf, EntryPoint = "bpf_map__set_max_entries", SetLastError = true)]
         internal static partial int MapSetMaxEntries(nint map, uint maxEntries);
 
+        [LibraryImport(Libraries.Libbpf, EntryPoint = "bpf_map__set_value_size", SetLastError = true)]
+        internal static partial int MapSetValueSize(nint map, uint size);
+
         [LibraryImport(Libraries.Libbpf, EntryPoint = "bpf_map__initial_value")]
         internal static partial void* MapInitialValue(nint map, nuint* size);
 
