@@ -37,10 +37,30 @@ install_prerequisites() {
     fi
 }
 
+# Runs a restore until it succeeds, at most four times: a NuGet feed that is briefly unreachable
+# (a DNS hiccup, a 503) must cost a retry, not a failed run. A real error (a package the feed does
+# not serve) fails the same way every time and is reported after the last try.
+restore() {
+    local attempt delay=10
+    for attempt in 1 2 3 4; do
+        if dotnet restore "$@" -nologo -v quiet 1>&2; then
+            return 0
+        fi
+        ((attempt < 4)) || break
+        log "restore of $1 failed (attempt $attempt of 4); retrying in ${delay}s"
+        sleep "$delay"
+        delay=$((delay * 2))
+    done
+    log "restore of $1 failed 4 times; is the NuGet feed reachable (dotnet nuget list source)?"
+    return 1
+}
+
 build() {
+    log "restoring NuGet packages"
+    restore Palisade.sln
     log "building ($CONFIGURATION)"
     # Build output goes to stderr: the agent's stdout is reserved for events.
-    dotnet build Palisade.sln -c "$CONFIGURATION" -nologo -v quiet -clp:NoSummary 1>&2
+    dotnet build Palisade.sln -c "$CONFIGURATION" --no-restore -nologo -v quiet -clp:NoSummary 1>&2
     publish_cni
 }
 
@@ -55,7 +75,8 @@ publish_cni() {
     fi
     log "publishing palisade-cni (NativeAOT)"
     local out=artifacts/publish/palisade-cni
-    dotnet publish agent/Palisade.Cni -c "$CONFIGURATION" -r linux-x64 -p:PublishAot=true -o "$out" -nologo -v quiet -clp:NoSummary 1>&2
+    restore agent/Palisade.Cni -r linux-x64 -p:PublishAot=true
+    dotnet publish agent/Palisade.Cni -c "$CONFIGURATION" -r linux-x64 -p:PublishAot=true --no-restore -o "$out" -nologo -v quiet -clp:NoSummary 1>&2
     # Replaced in one rename, so a runtime or a test never executes a half-copied file.
     cp "$out/palisade-cni" "$CNI_BINARY.tmp"
     mv -f "$CNI_BINARY.tmp" "$CNI_BINARY"
