@@ -172,6 +172,7 @@ struct scratch {
 	__u32 deny;                    /* connect: refuse the call (a cgroup hook can only say EPERM) */
 	__u32 cgroup;                  /* 1: running in a cgroup program (no signals) */
 	__u32 notask;                  /* 1: interrupt context: "current" is not the caller, no signals */
+	__u32 list_sig;                /* eval_list's result so far (see there) */
 	struct pal_pol_sock ctxsock;
 	struct pal_proc proc;          /* the current process's entry, or an empty one (need_proc) */
 	__u32 proc_ready;              /* proc is loaded for this evaluation */
@@ -1263,28 +1264,48 @@ static __always_inline __u32 eval_point(struct scratch *s, __u32 point)
 }
 
 
+/* The loop's result lives in map memory, not in the context on the stack: the verifier tracks
+ * stack scalars precisely, so a result there makes each iteration a new state and the callback
+ * (with the whole evaluation under it) is verified again until the values converge. In the map
+ * value it is unknown from the start, the second iteration prunes at once, and a syscall program
+ * with two lists stays well inside the 1M-instruction budget. */
 struct list_ctx {
 	struct scratch *s;
-	struct pal_pol_sysent *se;
-	__u32 sig;
+	struct pal_pol_sysent *first;
+	struct pal_pol_sysent *then;
+	__u32 nfirst;
 };
 
 static int list_step(__u32 i, struct list_ctx *l)
 {
-	if (i >= l->se->n || i >= PAL_POL_PER_SYSCALL)
+	struct pal_pol_sysent *e = l->first;
+	if (i >= l->nfirst) {
+		e = l->then;
+		i -= l->nfirst;
+	}
+	if (!e || i >= e->n || i >= PAL_POL_PER_SYSCALL)
 		return 1;
-	__u32 sig = eval_point(l->s, l->se->points[i & (PAL_POL_PER_SYSCALL - 1)]);
-	if (sig == SIGKILL || (sig && !l->sig))
-		l->sig = sig;
+	__u32 sig = eval_point(l->s, e->points[i & (PAL_POL_PER_SYSCALL - 1)]);
+	if (sig == SIGKILL || (sig && !l->s->list_sig))
+		l->s->list_sig = sig;
 	return 0;
+}
+
+static __always_inline __u32 eval_lists(struct scratch *s, struct pal_pol_sysent *first,
+					struct pal_pol_sysent *then, __u32 sig)
+{
+	__u32 nfirst = first ? first->n : 0;
+	__u32 nthen = then ? then->n : 0;
+	struct list_ctx l = { .s = s, .first = first, .then = then, .nfirst = nfirst };
+	s->list_sig = sig;
+	if (nfirst + nthen)
+		bpf_loop(nfirst + nthen, list_step, &l, 0);
+	return s->list_sig;
 }
 
 static __always_inline __u32 eval_list(struct scratch *s, struct pal_pol_sysent *se)
 {
-	struct list_ctx l = { .s = s, .se = se, .sig = 0 };
-	if (se && se->n)
-		bpf_loop(se->n, list_step, &l, 0);
-	return l.sig;
+	return eval_lists(s, NULL, se, 0);
 }
 
 /* The syscall programs are tp_btf: `regs` is a typed kernel pointer, so the registers are
@@ -1326,12 +1347,7 @@ static __always_inline int syscall_points(struct pt_regs *regs, long ret, void *
 	}
 	begin_eval(s, bpf_get_current_task(), nr, ret, 0);
 	read_regs(s, regs);
-	__u32 got = eval_list(s, se);
-	if (got == SIGKILL || (got && !sig))
-		sig = got;
-	got = eval_list(s, any);
-	if (got == SIGKILL || (got && !sig))
-		sig = got;
+	sig = eval_lists(s, se, any, sig);
 	if (sig)
 		bpf_send_signal(sig);
 	return 0;
