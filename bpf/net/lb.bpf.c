@@ -236,13 +236,19 @@ struct pal_lb_choice {
 	__verdict;                                                                        \
 })
 
-/* IPv4 backend into an IPv4 socket address, remembering the frontend for the way back. */
-static __always_inline void write4(struct bpf_sock_addr *ctx, const struct pal_lb4_backend *be, __u64 cookie, __u16 rnat, __u32 id)
+/* Remembers, per socket and IPv4 backend, which frontend it stands for (the way back). */
+static __always_inline void remember4(const struct pal_lb4_backend *be, __u64 cookie, __u16 rnat, __u32 id)
 {
 	struct pal_lb4_sock_key sk = { .cookie = cookie, .address = be->address, .port = be->port };
 	struct pal_lb_sock_value sv = { .rev_nat_index = rnat, .backend_id = id };
 	if (bpf_map_update_elem(&pal_lb4_sock_revnat, &sk, &sv, BPF_ANY))
 		stat_inc(PAL_LB_STAT_REVNAT_FULL);
+}
+
+/* IPv4 backend into an IPv4 socket address. */
+static __always_inline void write4(struct bpf_sock_addr *ctx, const struct pal_lb4_backend *be, __u64 cookie, __u16 rnat, __u32 id)
+{
+	remember4(be, cookie, rnat, id);
 	ctx->user_ip4 = be->address;
 	ctx->user_port = (__u32)be->port;
 }
@@ -250,10 +256,7 @@ static __always_inline void write4(struct bpf_sock_addr *ctx, const struct pal_l
 /* IPv4 backend into an IPv6 socket's v4-mapped address (::ffff:a.b.c.d). */
 static __always_inline void write4_mapped(struct bpf_sock_addr *ctx, const struct pal_lb4_backend *be, __u64 cookie, __u16 rnat, __u32 id)
 {
-	struct pal_lb4_sock_key sk = { .cookie = cookie, .address = be->address, .port = be->port };
-	struct pal_lb_sock_value sv = { .rev_nat_index = rnat, .backend_id = id };
-	if (bpf_map_update_elem(&pal_lb4_sock_revnat, &sk, &sv, BPF_ANY))
-		stat_inc(PAL_LB_STAT_REVNAT_FULL);
+	remember4(be, cookie, rnat, id);
 	ctx->user_ip6[3] = be->address;
 	ctx->user_port = (__u32)be->port;
 }

@@ -291,10 +291,15 @@ public sealed class ServiceDatapath : IDisposable
 
         // Backends first (ids, entries with their terminating flag), so every slot written below names one that exists.
         var ids = active.Select(b => Acquire(obj, f.Protocol, b, terminating: false)).ToArray();
-        var terminatingIds = terminating.Select(b => Acquire(obj, f.Protocol, b, terminating: true)).ToArray();
+        // Terminating backends get an entry but no slot: no new connection picks them, while
+        // connections already made to them keep their reverse translation.
+        foreach (var b in terminating)
+        {
+            Acquire(obj, f.Protocol, b, terminating: true);
+        }
 
         var revNat = old?.RevNat ?? AllocateRevNat(f);
-        var program = new Programmed(f, revNat, ids, terminatingIds, flags, active, terminating);
+        var program = new Programmed(f, revNat, ids, flags, active, terminating);
         if (old is null)
         {
             WriteRevNat(obj, f, revNat);
@@ -337,7 +342,7 @@ public sealed class ServiceDatapath : IDisposable
             {
                 obj.Map("pal_lb_maglev").DeleteKey((uint)revNat);
             }
-            Release(obj, f.Protocol, old.BackendKeys(f.Protocol));
+            Release(obj, old.BackendKeys(f.Protocol));
         }
         _frontends[f.Key] = program;
     }
@@ -362,7 +367,7 @@ public sealed class ServiceDatapath : IDisposable
         }
         var v6 = f.Address.AddressFamily == AddressFamily.InterNetworkV6;
         obj.Map(v6 ? "pal_lb6_revnat" : "pal_lb4_revnat").DeleteKey(p.RevNat);
-        Release(obj, f.Protocol, p.BackendKeys(f.Protocol));
+        Release(obj, p.BackendKeys(f.Protocol));
         _freeRevNat.Push(p.RevNat);
         return true;
     }
@@ -406,7 +411,7 @@ public sealed class ServiceDatapath : IDisposable
         return state.Id;
     }
 
-    private void Release(BpfObject obj, L4Protocol protocol, IEnumerable<(BackendKey Key, bool Terminating)> keys)
+    private void Release(BpfObject obj, IEnumerable<(BackendKey Key, bool Terminating)> keys)
     {
         foreach (var (key, terminating) in keys)
         {
@@ -430,7 +435,6 @@ public sealed class ServiceDatapath : IDisposable
                 WriteBackend(obj, key, state);
             }
         }
-        _ = protocol;
     }
 
     private static void WriteBackend(BpfObject obj, BackendKey key, BackendState state)
@@ -551,13 +555,12 @@ public sealed class ServiceDatapath : IDisposable
     }
 
     /// <summary>A frontend as it is in the maps.</summary>
-    private sealed class Programmed(ServiceFrontend frontend, ushort revNat, uint[] backendIds, uint[] terminatingIds, PalLbFlags flags,
+    private sealed class Programmed(ServiceFrontend frontend, ushort revNat, uint[] backendIds, PalLbFlags flags,
         List<ServiceBackend> active, List<ServiceBackend> terminating)
     {
         public ServiceFrontend Frontend { get; set; } = frontend;
         public ushort RevNat { get; } = revNat;
         public uint[] BackendIds { get; } = backendIds;
-        public uint[] TerminatingIds { get; } = terminatingIds;
         public PalLbFlags Flags { get; } = flags;
         public ulong BaseTranslated { get; set; }
         public ulong BaseRefused { get; set; }
