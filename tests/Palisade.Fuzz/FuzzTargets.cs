@@ -29,6 +29,7 @@ public static class FuzzTargets
         ["observe"] = new("observe", ObservedFlowLines.Run, ObservedFlowLines.Seeds),
         ["getevents"] = new("getevents", ExportedEventLines.Run, ExportedEventLines.Seeds),
         ["explain"] = new("explain", ExplainRequests.Run, ExplainRequests.Seeds),
+        ["services"] = new("services", ServiceManifests.Run, ServiceManifests.Seeds),
     };
 
     /// <summary>TracingPolicy YAML: policies or errors, each error with a message; an (internal) error is a bug.</summary>

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes one parser with AFL++ through SharpFuzz for a fixed time, then reports execs and findings.
-#   tests/Palisade.Fuzz/fuzz.sh TARGET SECONDS      TARGET: policy | settings | filters | events | cni | network-policy | node | identity | flows | observe | getevents | explain
+#   tests/Palisade.Fuzz/fuzz.sh TARGET SECONDS      TARGET: policy | settings | filters | events | cni | network-policy | node | identity | flows | observe | getevents | explain | services
 # Installs what it needs (Debian afl++, the dotnet tool SharpFuzz.CommandLine) and is safe to run
 # again; as root for apt-get. Work goes to artifacts/fuzz/TARGET: the instrumented build (bin), the
 # seeds (in) and AFL's output (out, with crashes/ and hangs/). Every finding must become a test
@@ -11,8 +11,8 @@ cd "$(dirname "$(readlink -f "$0")")/../.."
 TARGET=${1:-}
 SECONDS_TO_RUN=${2:-}
 SHARPFUZZ_VERSION=2.3.0
-if [[ ! $TARGET =~ ^(policy|settings|filters|events|cni|network-policy|node|identity|flows|observe|getevents|explain)$ || ! $SECONDS_TO_RUN =~ ^[0-9]+$ ]]; then
-    echo "usage: $0 policy|settings|filters|events|cni|network-policy|node|identity|flows|observe|getevents|explain SECONDS" >&2
+if [[ ! $TARGET =~ ^(policy|settings|filters|events|cni|network-policy|node|identity|flows|observe|getevents|explain|services)$ || ! $SECONDS_TO_RUN =~ ^[0-9]+$ ]]; then
+    echo "usage: $0 policy|settings|filters|events|cni|network-policy|node|identity|flows|observe|getevents|explain|services SECONDS" >&2
     exit 2
 fi
 log() { printf '==> %s\n' "$*" >&2; }
@@ -20,7 +20,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 # The assemblies whose code the target runs: coverage comes from instrumenting them. YamlDotNet
 # is instrumented too, since the crash that started this harness was in its scanner.
 case $TARGET in
-    policy|network-policy) INSTRUMENT=(Palisade.Policies.dll YamlDotNet.dll) ;;
+    policy|network-policy|services) INSTRUMENT=(Palisade.Policies.dll YamlDotNet.dll) ;;
     # Palisade.Exporters: the Cloud ID decoder (elasticsearch-cloud-id).
     settings) INSTRUMENT=(Palisade.Agent.dll Palisade.Policies.dll Palisade.Exporters.dll YamlDotNet.dll) ;;
     filters) INSTRUMENT=(Palisade.Exporters.dll) ;;
