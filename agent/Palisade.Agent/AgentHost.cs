@@ -110,6 +110,8 @@ public static class AgentHost
         // After pod networking: it follows its endpoints and writes their policies to its datapath.
         builder.Services.AddSingleton<NetworkPolicy.NetworkPolicyService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NetworkPolicy.NetworkPolicyService>());
+        builder.Services.AddSingleton<ServiceLbService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ServiceLbService>());
         builder.Services.AddSingleton(new Palisade.Kubernetes.PodCache { IncludeAnnotations = options.EnablePodAnnotations });
         builder.Services.AddSingleton<KubernetesService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<KubernetesService>());
@@ -195,7 +197,7 @@ public static class AgentHost
         {
             ctx.Response.ContentType = "application/json";
             var exports = app.Services.GetRequiredService<ExportService>();
-            await ctx.Response.WriteAsync(AgentStatus.Json(readiness, processes.Sensor, kubernetes.Status, app.Services.GetRequiredService<EventHub>(), exports, app.Services.GetRequiredService<PolicyService>().InvalidPolicyFiles, app.Services.GetService<ElasticsearchLogs>(), app.Services.GetRequiredService<DatapathService>(), AgentStatus.ReadFlows(app.Services), app.Services.GetService<NetworkPolicy.NetworkPolicyService>(), app.Services.GetService<ConntrackCollector>())).ConfigureAwait(false);
+            await ctx.Response.WriteAsync(AgentStatus.Json(readiness, processes.Sensor, kubernetes.Status, app.Services.GetRequiredService<EventHub>(), exports, app.Services.GetRequiredService<PolicyService>().InvalidPolicyFiles, app.Services.GetService<ElasticsearchLogs>(), app.Services.GetRequiredService<DatapathService>(), AgentStatus.ReadFlows(app.Services), app.Services.GetService<NetworkPolicy.NetworkPolicyService>(), app.Services.GetService<ConntrackCollector>(), app.Services.GetService<ServiceLbService>())).ConfigureAwait(false);
         });
         app.MapGet("/v1/policies", async (HttpContext ctx) =>
         {

@@ -10,7 +10,7 @@ namespace Palisade.Agent;
 internal static class AgentStatus
 {
     public static string Json(AgentReadiness readiness, Palisade.Runtime.ProcessSensor? sensor, KubernetesStatus? kubernetes, EventHub hub, ExportService exports,
-        IReadOnlyDictionary<string, string> invalidPolicyFiles, ElasticsearchLogs? shippedLogs = null, DatapathService? datapath = null, FlowCounters? flows = null, NetworkPolicy.NetworkPolicyService? networkPolicy = null, ConntrackCollector? conntrack = null)
+        IReadOnlyDictionary<string, string> invalidPolicyFiles, ElasticsearchLogs? shippedLogs = null, DatapathService? datapath = null, FlowCounters? flows = null, NetworkPolicy.NetworkPolicyService? networkPolicy = null, ConntrackCollector? conntrack = null, ServiceLbService? services = null)
     {
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
@@ -95,6 +95,7 @@ internal static class AgentStatus
             }
             datapath?.WriteStatus(w);
             conntrack?.WriteStatus(w);
+            services?.WriteStatus(w);
             if (networkPolicy is not null)
             {
                 NetworkPolicy.NetworkPolicyJson.WriteStatus(w, networkPolicy.Engine, networkPolicy.PolicyDir);

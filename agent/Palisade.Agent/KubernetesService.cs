@@ -22,12 +22,13 @@ namespace Palisade.Agent;
 /// and the status endpoint says what is wrong.
 /// </summary>
 internal sealed partial class KubernetesService(AgentOptions options, PolicyService policies, EventHub hub, PodCache pods, DatapathService datapath, ILoggerFactory logs,
-    ILogger<KubernetesService> logger, NetworkPolicy.NetworkPolicyService? networkPolicies = null) : IHostedService, IDisposable
+    ILogger<KubernetesService> logger, NetworkPolicy.NetworkPolicyService? networkPolicies = null, ServiceLbService? serviceLb = null) : IHostedService, IDisposable
 {
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _loops = [];
     private PodContextGate? _gate;
     private PolicyController? _controller;
+    private KubernetesServices? _services;
 
     /// <summary>How the Kubernetes integration runs; null when it is off or not started.</summary>
     public KubernetesStatus? Status { get; private set; }
@@ -88,6 +89,18 @@ internal sealed partial class KubernetesService(AgentOptions options, PolicyServ
             Run(cnps.RunAsync);
             Run(ccnps.RunAsync);
         }
+        if (serviceLb is { Enabled: true } && options.Services is { FromKubernetes: true })
+        {
+            // kube-proxy-replacement: the cluster's Services and EndpointSlices, beside --service-dir's files.
+            _services = new KubernetesServices(serviceLb.SetKubernetesObjects);
+            serviceLb.UseKubernetesErrors(() => _services.Errors);
+            var services = new Informer<V1Service, V1ServiceList>(client, Resources.Services, _services.Services, informerLog) { Resync = options.KubernetesResync };
+            var slices = new Informer<V1EndpointSlice, V1EndpointSliceList>(client, Resources.EndpointSlices, _services.Slices, informerLog) { Resync = options.KubernetesResync };
+            informers.Add((services.Name, services.Stats));
+            informers.Add((slices.Name, slices.Stats));
+            Run(services.RunAsync);
+            Run(slices.RunAsync);
+        }
 
         // This node's Node: its labels go on every event (node_labels) and, with the policy
         // engine, decide which policies' nodeSelector matches this node.
@@ -144,6 +157,7 @@ internal sealed partial class KubernetesService(AgentOptions options, PolicyServ
         _gate?.Dispose(); // whatever it still holds goes out
         _gate = null;
         _controller?.Dispose();
+        _services?.Dispose();
         _stop.Dispose();
     }
 

@@ -215,6 +215,7 @@ public static class AgentConfiguration
         var podWait = ParseDuration(AgentSettings.KubernetesPodWait, values[AgentSettings.KubernetesPodWait.Key], errors);
         var resync = DurationOrOff(AgentSettings.KubernetesResync);
         var datapath = DatapathSettings.Resolve(values, kubernetes, errors);
+        var services = ServiceSettings.Resolve(values, kubernetes, errors);
         var flowReports = DurationOrOff(AgentSettings.FlowReportInterval);
         var enableFlows = Checked(AgentSettings.EnableFlows) == "true";
         var enforcement = Checked(AgentSettings.PolicyEnforcement) switch
@@ -281,6 +282,7 @@ public static class AgentConfiguration
             KubernetesPodWait = podWait,
             KubernetesResync = resync,
             Datapath = datapath,
+            Services = services,
             Sources = values.ToDictionary(kv => kv.Key, kv => kv.Value.Source),
         };
     }

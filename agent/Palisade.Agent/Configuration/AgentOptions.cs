@@ -143,6 +143,9 @@ public sealed record AgentOptions
     /// <summary>Pod networking (endpoint socket, IPAM, CNI conflist); null when no pod CIDR is configured.</summary>
     public DatapathOptions? Datapath { get; init; }
 
+    /// <summary>Services in BPF (socket-LB); null: off (no service-dir, kube-proxy-replacement false).</summary>
+    public ServiceLbOptions? Services { get; init; }
+
     /// <summary>Setting key -> where its value came from (default, file, env, flag), for the start-up log.</summary>
     public required IReadOnlyDictionary<string, string> Sources { get; init; }
 }

@@ -259,6 +259,7 @@ public static class AgentSettings
         ElasticsearchApiKeyFile, ElasticsearchBearerTokenFile, ElasticsearchCaFile,
         ServerAddress, ServerTlsCertFile, ServerTlsKeyFile, ServerTlsClientCaFiles, ServerTlsRequireClientCert, MetricsLabelFilter, MetricsMaxSeries,
         .. DatapathSettings.All,
+        .. ServiceSettings.All,
         EnableFlows, FlowReportInterval,
         ConfigFile, ConfigDir,
     ];

@@ -66,6 +66,9 @@ internal sealed class PalisadeNetwork : ICniTestNetwork, IDisposable
 
     public string Name => "palisade";
 
+    /// <summary>The agent's --node-name.</summary>
+    public string NodeName => "pal-node-" + _id;
+
     public string ConfigDir { get; }
 
     public JsonObject Conflist => JsonNode.Parse(File.ReadAllText(Path.Combine(ConfigDir, "05-palisade.conflist")))!.AsObject();
